@@ -1,0 +1,904 @@
+//! Shared harness for the end-to-end tests: start a real `strata serve` process on a
+//! private data directory, and talk to it with real clients.
+//!
+//! - [`Broker`] spawns the binary Cargo built for this test run, waits for the
+//!   `listening on 127.0.0.1:PORT` line the process contract promises on stdout, and
+//!   can stop it cleanly (SIGTERM), crash it (SIGKILL) and start it again on the same
+//!   data directory.
+//! - [`rdkafka`-based helpers](producer_config) build client configurations and
+//!   produce/consume whole topics with generous timeouts (only to avoid hangs; the
+//!   tests never assert on timing).
+//! - [`RawClient`] speaks the Kafka wire protocol over a plain TCP socket for the
+//!   bad-input tests, which need to send frames no well-behaved client would.
+//!
+//! Every test binary includes this module with `mod common;` and uses a subset of it.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use rdkafka::client::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::error::KafkaError;
+use rdkafka::message::Headers;
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use std::sync::{Arc, Mutex};
+
+// The traits whose methods every test calls on rdkafka clients.
+pub use rdkafka::consumer::Consumer;
+pub use rdkafka::message::Message;
+pub use rdkafka::producer::Producer;
+
+/// How long the broker may take to print its `listening on` line.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Upper bound for any single client operation; only there so a broken broker fails
+/// the test instead of hanging it.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A `strata serve` child process and the temporary directory it owns.
+///
+/// Layout of the temporary directory: `data/` is the broker's `--data-dir`, and
+/// `stderr-<run>.log` holds the log output of each run of the process (stderr goes to a
+/// file so that a chatty broker can never block on a full pipe).
+pub struct Broker {
+    root: tempfile::TempDir,
+    settings: Vec<String>,
+    child: Option<Child>,
+    address: String,
+    run: u32,
+}
+
+impl Broker {
+    /// Starts a broker on a fresh temporary data directory. Each element of `settings`
+    /// is a Kafka property `key=value`, passed as `--set key=value`.
+    pub fn start(settings: &[&str]) -> Broker {
+        let root = tempfile::Builder::new()
+            .prefix("strata-e2e-")
+            .tempdir()
+            .expect("create a temporary directory for the broker");
+        Broker::start_in(root, settings)
+    }
+
+    /// Starts a broker on an existing temporary directory, e.g. one handed back by
+    /// [`Broker::into_dir`], so a test can restart with different settings.
+    pub fn start_in(root: tempfile::TempDir, settings: &[&str]) -> Broker {
+        let mut broker = Broker {
+            root,
+            settings: settings.iter().map(|s| s.to_string()).collect(),
+            child: None,
+            address: String::new(),
+            run: 0,
+        };
+        broker.spawn();
+        broker
+    }
+
+    /// Starts the process again on the same data directory with the same settings
+    /// (after [`Broker::stop_sigterm`] or [`Broker::kill9`]). The port changes: create
+    /// new clients from [`Broker::bootstrap`].
+    pub fn restart(&mut self) {
+        assert!(
+            self.child.is_none(),
+            "restart() called while the broker runs"
+        );
+        self.spawn();
+    }
+
+    /// Stops the process (SIGKILL if it still runs) and returns its directory.
+    pub fn into_dir(mut self) -> tempfile::TempDir {
+        if self.child.is_some() {
+            self.kill9();
+        }
+        let root = tempfile::Builder::new()
+            .prefix("strata-e2e-swap-")
+            .tempdir()
+            .expect("create a placeholder temporary directory");
+        std::mem::replace(&mut self.root, root)
+    }
+
+    /// `127.0.0.1:PORT`, as printed by the broker.
+    pub fn bootstrap(&self) -> String {
+        assert!(self.child.is_some(), "the broker is not running");
+        self.address.clone()
+    }
+
+    /// The `--data-dir` of the broker.
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    /// The directory of one partition's log: `<data-dir>/<topic>-<partition>`.
+    pub fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
+        self.data_dir().join(format!("{topic}-{partition}"))
+    }
+
+    /// The log output (stderr) of the current or last run.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.stderr_path()).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM, waits for the process and asserts that it exited with status 0,
+    /// as the process contract promises for a clean shutdown.
+    pub fn stop_sigterm(&mut self) {
+        let mut child = self.child.take().expect("the broker is not running");
+        signal(&child, libc::SIGTERM);
+        let status = wait_with_timeout(&mut child, TIMEOUT).unwrap_or_else(|| {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "broker did not exit within {TIMEOUT:?} after SIGTERM\n{}",
+                self.stderr_tail()
+            )
+        });
+        assert!(
+            status.success(),
+            "broker exited with {status} after SIGTERM (expected status 0)\n{}",
+            self.stderr_tail()
+        );
+    }
+
+    /// Kills the process with SIGKILL (a crash: nothing is flushed by the broker) and
+    /// reaps it.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("the broker is not running");
+        signal(&child, libc::SIGKILL);
+        let _ = child.wait();
+    }
+
+    /// Whether the process is still running (used after bad input: it must not die).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    fn stderr_path(&self) -> PathBuf {
+        self.root.path().join(format!("stderr-{}.log", self.run))
+    }
+
+    /// The last lines of the broker's log, for failure messages.
+    pub fn stderr_tail(&self) -> String {
+        let log = self.stderr();
+        let lines: Vec<&str> = log.lines().collect();
+        let start = lines.len().saturating_sub(200);
+        format!(
+            "---- broker stderr ({}, last {} lines) ----\n{}\n---- end of broker stderr ----",
+            self.stderr_path().display(),
+            lines.len() - start,
+            lines[start..].join("\n")
+        )
+    }
+
+    fn spawn(&mut self) {
+        self.run += 1;
+        let data_dir = self.data_dir();
+        std::fs::create_dir_all(&data_dir).expect("create the data directory");
+        let stderr = File::create(self.stderr_path()).expect("create the broker's stderr file");
+
+        let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
+        command
+            .arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(&data_dir);
+        for setting in &self.settings {
+            command.arg("--set").arg(setting);
+        }
+        if std::env::var_os("RUST_LOG").is_none() {
+            command.env("RUST_LOG", "info");
+        }
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .expect("spawn the strata binary");
+
+        // Read stdout on a thread that keeps draining it for the life of the process, so
+        // the broker never blocks (or gets EPIPE) writing to it.
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (lines_tx, lines_rx) = mpsc::channel::<String>();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = lines_tx.send(line);
+            }
+        });
+
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let mut seen = Vec::new();
+        let address = loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match lines_rx.recv_timeout(remaining.min(Duration::from_millis(200))) {
+                Ok(line) => {
+                    if let Some(address) = line.trim().strip_prefix("listening on ") {
+                        break address.to_string();
+                    }
+                    seen.push(line);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = wait_with_timeout(&mut child, Duration::from_secs(5));
+                    panic!(
+                        "broker closed stdout before printing `listening on` (exit status {status:?}); \
+                         stdout so far: {seen:?}\n{}",
+                        self.stderr_tail()
+                    );
+                }
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "broker did not print `listening on 127.0.0.1:PORT` within {STARTUP_TIMEOUT:?}; \
+                     stdout so far: {seen:?}\n{}",
+                    self.stderr_tail()
+                );
+            }
+        };
+        assert!(
+            address.starts_with("127.0.0.1:")
+                && address["127.0.0.1:".len()..].parse::<u16>().is_ok(),
+            "unexpected listening line `listening on {address}`"
+        );
+        self.address = address;
+        self.child = Some(child);
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if thread::panicking() {
+            eprintln!("{}", self.stderr_tail());
+        }
+    }
+}
+
+fn signal(child: &Child, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(child.id()).expect("pid fits in pid_t");
+    // SAFETY: kill(2) with the pid of a child we have not reaped yet: the pid cannot have
+    // been reused by another process.
+    let result = unsafe { libc::kill(pid, signal) };
+    assert_eq!(result, 0, "kill({pid}, {signal}) failed");
+}
+
+fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(50)),
+            Ok(None) | Err(_) => return None,
+        }
+    }
+}
+
+/// The repository root (where Cargo.toml of the root package lives).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A topic name unique within this test process, so tests sharing a broker never collide.
+pub fn unique_topic(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// rdkafka helpers
+// ---------------------------------------------------------------------------------------
+
+/// A client configuration every test client shares.
+pub fn client_config(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4")
+        .set("socket.timeout.ms", "30000");
+    config
+}
+
+/// A producer configuration: acks=all, idempotence off (so the tests do not depend on
+/// InitProducerId), a one minute delivery timeout.
+pub fn producer_config(bootstrap: &str) -> ClientConfig {
+    let mut config = client_config(bootstrap);
+    config
+        .set("acks", "all")
+        .set("enable.idempotence", "false")
+        .set("message.timeout.ms", "60000")
+        .set("linger.ms", "5");
+    config
+}
+
+/// A consumer configuration for [`assign`](Consumer::assign)-based consumption: librdkafka
+/// needs a group.id for assign(), but nothing is committed and no group is joined.
+pub fn consumer_config(bootstrap: &str) -> ClientConfig {
+    let mut config = client_config(bootstrap);
+    config
+        .set("group.id", unique_topic("e2e-group"))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false");
+    config
+}
+
+/// A message as the tests compare it: partition, offset, key, value, headers, timestamp.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Received {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub timestamp: Option<i64>,
+}
+
+impl Received {
+    pub fn from_message<M: Message>(message: &M) -> Received {
+        let headers = message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Received {
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            value: message.payload().map(<[u8]>::to_vec),
+            headers,
+            timestamp: message.timestamp().to_millis(),
+        }
+    }
+
+    pub fn value_str(&self) -> String {
+        String::from_utf8_lossy(self.value.as_deref().unwrap_or_default()).into_owned()
+    }
+}
+
+/// Delivery reports collected by a [`TestProducer`]: librdkafka reports failed
+/// deliveries only there, so the tests check them after every flush.
+#[derive(Clone, Default)]
+pub struct DeliveryLog {
+    reports: Arc<Mutex<DeliveryReports>>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DeliveryReports {
+    /// (partition, offset) of each acknowledged message, in report order.
+    pub delivered: Vec<(i32, i64)>,
+    /// The error of each failed delivery.
+    pub errors: Vec<String>,
+}
+
+impl DeliveryLog {
+    pub fn reports(&self) -> DeliveryReports {
+        self.reports
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+impl ClientContext for DeliveryLog {}
+
+impl ProducerContext for DeliveryLog {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let mut reports = self
+            .reports
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match result {
+            Ok(message) => reports
+                .delivered
+                .push((message.partition(), message.offset())),
+            Err((error, _)) => reports.errors.push(error.to_string()),
+        }
+    }
+}
+
+/// A producer that polls its own delivery reports on a background thread.
+pub type TestProducer = ThreadedProducer<DeliveryLog>;
+
+pub fn create_producer(config: &ClientConfig) -> TestProducer {
+    config
+        .create_with_context(DeliveryLog::default())
+        .expect("create an rdkafka producer")
+}
+
+/// Flushes and asserts that no delivery failed so far.
+pub fn flush_and_check(producer: &TestProducer) {
+    producer
+        .flush(TIMEOUT)
+        .expect("flush: every message should be acknowledged");
+    assert_eq!(
+        producer.in_flight_count(),
+        0,
+        "messages still in flight after flush"
+    );
+    let errors = producer.context().reports().errors;
+    assert!(
+        errors.is_empty(),
+        "{} deliveries failed, first ones: {:?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
+}
+
+/// Sends `values` to `topic` (partition `partition`, or the partitioner's choice when
+/// `None`), then flushes and asserts that every message was acknowledged.
+pub fn produce_values(
+    producer: &TestProducer,
+    topic: &str,
+    partition: Option<i32>,
+    values: &[String],
+) {
+    for value in values {
+        let mut record = BaseRecord::<(), str>::to(topic).payload(value.as_str());
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
+        send_with_retry(producer, record);
+    }
+    flush_and_check(producer);
+}
+
+/// Enqueues a record, waiting while the local producer queue is full.
+pub fn send_with_retry<'a, K, P>(producer: &TestProducer, mut record: BaseRecord<'a, K, P>)
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((
+                KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                r,
+            )) if Instant::now() < deadline => {
+                record = r;
+                thread::sleep(Duration::from_millis(10));
+            }
+            Err((error, _)) => panic!("producer.send failed: {error}"),
+        }
+    }
+}
+
+/// Produces `count` messages `"<prefix>-<i>"` to one partition and flushes.
+pub fn produce_numbered(
+    producer: &TestProducer,
+    topic: &str,
+    partition: i32,
+    prefix: &str,
+    count: usize,
+) -> Vec<String> {
+    let values: Vec<String> = (0..count).map(|i| format!("{prefix}-{i}")).collect();
+    produce_values(producer, topic, Some(partition), &values);
+    values
+}
+
+/// Creates an assign()-based consumer positioned at `offset` of each listed partition.
+pub fn assigned_consumer(
+    bootstrap: &str,
+    topic: &str,
+    partitions: &[(i32, Offset)],
+) -> BaseConsumer {
+    assigned_consumer_with(&consumer_config(bootstrap), topic, partitions)
+}
+
+pub fn assigned_consumer_with(
+    config: &ClientConfig,
+    topic: &str,
+    partitions: &[(i32, Offset)],
+) -> BaseConsumer {
+    let consumer: BaseConsumer = config.create().expect("create an rdkafka consumer");
+    let mut assignment = TopicPartitionList::new();
+    for (partition, offset) in partitions {
+        assignment
+            .add_partition_offset(topic, *partition, *offset)
+            .expect("valid partition offset");
+    }
+    consumer.assign(&assignment).expect("assign partitions");
+    consumer
+}
+
+/// Polls until `count` messages arrived (or fails after [`TIMEOUT`] with what it got).
+pub fn consume_n(consumer: &BaseConsumer, count: usize) -> Vec<Received> {
+    let deadline = Instant::now() + TIMEOUT;
+    let mut received = Vec::with_capacity(count);
+    let mut errors = Vec::new();
+    while received.len() < count {
+        if Instant::now() >= deadline {
+            panic!(
+                "consumed only {} of {count} messages within {TIMEOUT:?}; last: {:?}; errors: {errors:?}",
+                received.len(),
+                received.last()
+            );
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => received.push(Received::from_message(&message)),
+            Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+            Some(Err(error)) => {
+                if errors.len() < 20 {
+                    errors.push(error.to_string());
+                }
+            }
+        }
+    }
+    received
+}
+
+/// Reads `count` messages of one partition from the beginning.
+pub fn consume_partition(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    count: usize,
+) -> Vec<Received> {
+    let consumer = assigned_consumer(bootstrap, topic, &[(partition, Offset::Beginning)]);
+    consume_n(&consumer, count)
+}
+
+/// Asserts that `received` holds exactly `expected` in order, at offsets 0, 1, 2, ...
+pub fn assert_values_in_order(received: &[Received], expected: &[String]) {
+    assert_eq!(received.len(), expected.len(), "number of messages");
+    for (i, (message, value)) in received.iter().zip(expected).enumerate() {
+        assert_eq!(
+            message.value.as_deref(),
+            Some(value.as_bytes()),
+            "value of message #{i} (offset {})",
+            message.offset
+        );
+        assert_eq!(message.offset, i as i64, "offset of message #{i}");
+    }
+}
+
+/// The high watermark of a partition, as a client sees it.
+pub fn high_watermark(bootstrap: &str, topic: &str, partition: i32) -> i64 {
+    let consumer: BaseConsumer = consumer_config(bootstrap)
+        .create()
+        .expect("create an rdkafka consumer");
+    let (_, high) = consumer
+        .fetch_watermarks(topic, partition, TIMEOUT)
+        .expect("fetch_watermarks");
+    high
+}
+
+/// Waits until the broker reports the topic in metadata with `partitions` partitions.
+pub fn wait_for_topic(bootstrap: &str, topic: &str, partitions: usize) {
+    let consumer: BaseConsumer = client_config(bootstrap)
+        .create()
+        .expect("create an rdkafka client");
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10));
+        if let Ok(metadata) = &metadata {
+            if let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) {
+                if t.error().is_none() && t.partitions().len() == partitions {
+                    return;
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            panic!("topic {topic} with {partitions} partitions not in metadata: {metadata:?}");
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Asserts that a freshly created rdkafka client can fetch cluster metadata listing
+/// broker 1 (used after bad input: the broker must keep serving other clients).
+pub fn assert_serves_metadata(bootstrap: &str) {
+    let consumer: BaseConsumer = client_config(bootstrap)
+        .create()
+        .expect("create an rdkafka client");
+    let metadata = consumer
+        .fetch_metadata(None, TIMEOUT)
+        .expect("metadata request from a new client");
+    assert!(
+        metadata.brokers().iter().any(|b| b.id() == 1),
+        "broker 1 missing from metadata"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Raw wire-protocol client
+// ---------------------------------------------------------------------------------------
+
+/// A Kafka client on a plain TCP socket: sends size-prefixed frames built with
+/// kafka-protocol and decodes the answers, or sends arbitrary bytes.
+pub struct RawClient {
+    stream: TcpStream,
+    next_correlation_id: i32,
+}
+
+/// What the broker did with a request.
+#[derive(Debug)]
+pub enum RawReply {
+    /// A size-prefixed response: correlation id and the body after the response header.
+    Response { correlation_id: i32, body: Bytes },
+    /// The broker closed the connection (EOF or reset) instead of answering.
+    Closed,
+}
+
+impl RawClient {
+    pub fn connect(bootstrap: &str) -> RawClient {
+        let stream = TcpStream::connect(bootstrap).expect("connect to the broker");
+        stream
+            .set_read_timeout(Some(TIMEOUT))
+            .expect("set read timeout");
+        stream
+            .set_write_timeout(Some(TIMEOUT))
+            .expect("set write timeout");
+        RawClient {
+            stream,
+            next_correlation_id: 1,
+        }
+    }
+
+    /// Encodes a request header (the version the API key and version demand) followed
+    /// by `body` encoded at `version`.
+    pub fn encode_request<T: Encodable>(
+        &mut self,
+        api_key: ApiKey,
+        version: i16,
+        body: &T,
+    ) -> (i32, BytesMut) {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id += 1;
+        let header = request_header(api_key as i16, version, correlation_id);
+        let mut frame = BytesMut::new();
+        header
+            .encode(&mut frame, api_key.request_header_version(version))
+            .expect("encode request header");
+        body.encode(&mut frame, version)
+            .expect("encode request body");
+        (correlation_id, frame)
+    }
+
+    /// Sends a request and decodes the response as `R` at `version`.
+    pub fn request<T: Encodable, R: Decodable>(
+        &mut self,
+        api_key: ApiKey,
+        version: i16,
+        body: &T,
+    ) -> R {
+        let (correlation_id, frame) = self.encode_request(api_key, version, body);
+        self.send_frame(&frame);
+        match self.read_reply(api_key.response_header_version(version)) {
+            RawReply::Response {
+                correlation_id: got,
+                mut body,
+            } => {
+                assert_eq!(got, correlation_id, "correlation id of the response");
+                R::decode(&mut body, version)
+                    .unwrap_or_else(|e| panic!("decode {api_key:?} v{version} response: {e}"))
+            }
+            RawReply::Closed => {
+                panic!("broker closed the connection instead of answering {api_key:?} v{version}")
+            }
+        }
+    }
+
+    /// Writes a 4-byte big-endian size followed by `frame`.
+    pub fn send_frame(&mut self, frame: &[u8]) {
+        let size = i32::try_from(frame.len()).expect("frame fits in i32");
+        let mut bytes = Vec::with_capacity(frame.len() + 4);
+        bytes.put_i32(size);
+        bytes.extend_from_slice(frame);
+        self.send_raw(&bytes);
+    }
+
+    /// Writes bytes as they are. A write error (the broker already closed) is ignored:
+    /// the reply tells what happened.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes);
+        let _ = self.stream.flush();
+    }
+
+    /// Reads one size-prefixed response, or notices that the connection was closed.
+    pub fn read_reply(&mut self, response_header_version: i16) -> RawReply {
+        let mut size = [0u8; 4];
+        match self.stream.read_exact(&mut size) {
+            Ok(()) => {}
+            Err(e) if is_closed(&e) => return RawReply::Closed,
+            Err(e) => panic!("reading a response size: {e}"),
+        }
+        let size = i32::from_be_bytes(size);
+        assert!(size >= 4, "response size {size} is too small");
+        let mut frame = vec![0u8; size as usize];
+        match self.stream.read_exact(&mut frame) {
+            Ok(()) => {}
+            Err(e) if is_closed(&e) => return RawReply::Closed,
+            Err(e) => panic!("reading a response of {size} bytes: {e}"),
+        }
+        let mut frame = Bytes::from(frame);
+        let header = ResponseHeader::decode(&mut frame, response_header_version)
+            .expect("decode the response header");
+        RawReply::Response {
+            correlation_id: header.correlation_id,
+            body: frame,
+        }
+    }
+
+    /// Asserts that the broker closes the connection (possibly after answering with
+    /// nothing): reads until EOF.
+    pub fn assert_closed(&mut self, what: &str) {
+        let mut buffer = [0u8; 4096];
+        let mut received = 0usize;
+        loop {
+            match self.stream.read(&mut buffer) {
+                Ok(0) => return,
+                Ok(n) => received += n,
+                Err(e) if is_closed(&e) => return,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    panic!("{what}: the broker kept the connection open for {TIMEOUT:?} (received {received} bytes); Kafka closes it")
+                }
+                Err(e) => panic!("{what}: reading from the broker: {e}"),
+            }
+        }
+    }
+}
+
+fn is_closed(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        error.kind(),
+        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
+    )
+}
+
+/// A request header with client id `strata-e2e`.
+pub fn request_header(api_key: i16, version: i16, correlation_id: i32) -> RequestHeader {
+    let mut header = RequestHeader::default();
+    header.request_api_key = api_key;
+    header.request_api_version = version;
+    header.correlation_id = correlation_id;
+    header.client_id = Some(StrBytes::from_static_str("strata-e2e"));
+    header.unknown_tagged_fields = BTreeMap::new();
+    header
+}
+
+/// Reads an i16 error code at the front of a buffer (ApiVersions v0 responses).
+pub fn peek_i16(body: &Bytes) -> i16 {
+    let mut b = body.clone();
+    b.get_i16()
+}
+
+/// Truncates a file by `bytes` bytes at its end.
+pub fn cut_tail(path: &Path, bytes: u64) {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let length = file.metadata().expect("metadata").len();
+    assert!(length > bytes, "{} has only {length} bytes", path.display());
+    file.set_len(length - bytes).expect("truncate the segment");
+}
+
+/// Appends `bytes` to a file.
+pub fn append_bytes(path: &Path, bytes: &[u8]) {
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    file.write_all(bytes).expect("append to the segment");
+}
+
+/// The active (highest base offset) segment `.log` file of a partition directory.
+pub fn active_segment(partition_dir: &Path) -> PathBuf {
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(partition_dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", partition_dir.display()))
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.extension().is_some_and(|ext| ext == "log")
+                && path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .is_some_and(|s| s.len() == 20 && s.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect();
+    segments.sort();
+    segments.pop().unwrap_or_else(|| {
+        panic!(
+            "no NNNNNNNNNNNNNNNNNNNN.log segment in {}",
+            partition_dir.display()
+        )
+    })
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn pseudo_random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Admin helpers
+// ---------------------------------------------------------------------------------------
+
+pub type TestAdmin = rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>;
+
+pub fn admin_client(bootstrap: &str) -> TestAdmin {
+    client_config(bootstrap)
+        .create()
+        .expect("create an rdkafka admin client")
+}
+
+/// Admin options with a request and operation timeout of [`TIMEOUT`].
+pub fn admin_options() -> rdkafka::admin::AdminOptions {
+    rdkafka::admin::AdminOptions::new()
+        .request_timeout(Some(TIMEOUT))
+        .operation_timeout(Some(TIMEOUT))
+}
+
+/// Runs an rdkafka admin future to completion on a private single-threaded runtime.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("build a tokio runtime")
+        .block_on(future)
+}
+
+/// Creates a topic (replication factor 1) with topic configs, asserts success, and waits
+/// until metadata shows it.
+pub fn create_topic_with(bootstrap: &str, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
+    use rdkafka::admin::{NewTopic, TopicReplication};
+    let admin = admin_client(bootstrap);
+    let mut new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (key, value) in configs {
+        new_topic = new_topic.set(key, value);
+    }
+    let results = block_on(admin.create_topics([&new_topic], &admin_options()))
+        .expect("CreateTopics request");
+    assert_eq!(results.len(), 1);
+    if let Err((name, code)) = &results[0] {
+        panic!("creating topic {name} failed: {code:?}");
+    }
+    wait_for_topic(bootstrap, topic, partitions as usize);
+}
+
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    create_topic_with(bootstrap, topic, partitions, &[]);
+}
