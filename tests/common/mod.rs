@@ -902,3 +902,115 @@ pub fn create_topic_with(bootstrap: &str, topic: &str, partitions: i32, configs:
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     create_topic_with(bootstrap, topic, partitions, &[]);
 }
+
+// ---------------------------------------------------------------------------------------
+// Raw requests
+// ---------------------------------------------------------------------------------------
+
+/// Encodes one uncompressed v2 record batch (magic 2) holding `values`, with
+/// relative offsets 0.. and the given timestamp for every record.
+pub fn encode_batch(values: &[&[u8]], timestamp: i64) -> BytesMut {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp,
+            key: None,
+            value: Some(Bytes::copy_from_slice(value)),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buffer = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buffer,
+        records.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode a record batch");
+    buffer
+}
+
+/// The current time in milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+impl RawClient {
+    /// ApiVersions v3 (what librdkafka sends first).
+    pub fn api_versions(&mut self) -> kafka_protocol::messages::ApiVersionsResponse {
+        use kafka_protocol::messages::ApiVersionsRequest;
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("strata-e2e"))
+            .with_client_software_version(StrBytes::from_static_str("0.1.0"));
+        self.request(ApiKey::ApiVersions, 3, &request)
+    }
+
+    /// The highest version of `api_key` both the broker (per ApiVersions) and the
+    /// kafka-protocol crate support, capped at `cap`.
+    pub fn negotiate(&mut self, api_key: ApiKey, cap: i16) -> i16 {
+        let response = self.api_versions();
+        assert_eq!(response.error_code, 0, "ApiVersions error code");
+        let advertised = response
+            .api_keys
+            .iter()
+            .find(|k| k.api_key == api_key as i16)
+            .unwrap_or_else(|| panic!("the broker does not advertise {api_key:?}"));
+        let ours = api_key.valid_versions();
+        let version = advertised.max_version.min(ours.max).min(cap);
+        assert!(
+            version >= advertised.min_version.max(ours.min),
+            "no common version for {api_key:?}: broker {}..={}, kafka-protocol {}..={}",
+            advertised.min_version,
+            advertised.max_version,
+            ours.min,
+            ours.max
+        );
+        version
+    }
+
+    /// Sends a Produce request (acks=all) with `records` for one partition and returns
+    /// that partition's (error code, base offset).
+    pub fn produce(&mut self, topic: &str, partition: i32, records: Bytes) -> (i16, i64) {
+        use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+        use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+        // v13 names topics by id; the tests name them.
+        let version = self.negotiate(ApiKey::Produce, 12);
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(records))])]);
+        let response: ProduceResponse = self.request(ApiKey::Produce, version, &request);
+        let partition_response = response
+            .responses
+            .iter()
+            .find(|t| t.name.0.as_str() == topic)
+            .and_then(|t| t.partition_responses.iter().find(|p| p.index == partition))
+            .unwrap_or_else(|| panic!("no response for {topic}-{partition}: {response:?}"));
+        (
+            partition_response.error_code,
+            partition_response.base_offset,
+        )
+    }
+}
