@@ -1,0 +1,43 @@
+//! strata-storage: the partition log, stored in Kafka's on-disk format.
+//!
+//! A partition is a directory of segments named by their 20-digit base offset:
+//! `.log` (record batches, magic 2, exactly as produced but with offsets assigned),
+//! `.index` (sparse offset -> position) and `.timeindex` (sparse max timestamp ->
+//! offset). Kafka's own tools can read these files and vice versa.
+//!
+//! Module map:
+//! * [`batch`] — the v2 RecordBatch header: parse, validate (CRC32C, no
+//!   decompression), patch base offset / leader epoch / LogAppendTime in place.
+//! * `index` — the memory-mapped sparse offset and time indexes.
+//! * `segment` — one `.log` file with its indexes: append, find, read, scan, rebuild.
+//! * `log` — [`Log`]: the segment list of a partition; append, read, roll, flush,
+//!   truncate, timestamp lookups.
+//! * `recovery` — [`Log::open`]: loading segments, crash recovery, index rebuilds.
+//! * [`checkpoint`] — Kafka's text checkpoint files, written atomically.
+//! * `error` — [`StorageError`] and its Kafka error codes.
+//!
+//! The crate does no networking and knows nothing of the broker; the broker owns
+//! concurrency (a `Log` is a plain struct; reads take `&self` and use positioned
+//! reads, so they can share a lock).
+
+pub mod batch;
+pub mod checkpoint;
+mod error;
+mod index;
+mod log;
+mod recovery;
+mod segment;
+
+#[cfg(test)]
+mod log_tests;
+#[cfg(test)]
+mod model_tests;
+#[cfg(test)]
+mod recovery_tests;
+
+pub use error::StorageError;
+pub use log::{AppendInfo, Log, LogConfig, TimestampType};
+
+/// Marker file a broker writes in a log directory after a clean shutdown (Kafka's
+/// name), and deletes at startup; its presence means indexes can be trusted.
+pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";

@@ -1,0 +1,424 @@
+//! [`Log`]: the partition log — an ordered list of segments, the last one active.
+//!
+//! Appends go to the active segment (rolled by size, age or full index as Kafka does);
+//! reads find the segment by base offset and copy whole batches; durability is explicit
+//! (`flush.messages`, `flush.ms`, [`Log::flush`]) and tracked by the recovery point:
+//! every offset below it is fsynced, so recovery after a crash only scans from there.
+//!
+//! Invariants: there is always at least one segment; segments are contiguous (each
+//! starts where the previous ends); every segment but the active one is fsynced and
+//! has trimmed indexes.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::batch::{self, BatchHeader};
+use crate::error::io_error;
+use crate::segment::Segment;
+use crate::StorageError;
+
+pub use crate::batch::TimestampType;
+
+/// Per-partition log settings, named after Kafka's topic configs.
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll when the active segment would grow past this.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll when the active segment's first append is older than this.
+    pub segment_ms: i64,
+    /// `segment.index.bytes`: preallocated size of each index of the active segment.
+    pub segment_index_bytes: u32,
+    /// `index.interval.bytes`: log bytes between two sparse index entries.
+    pub index_interval_bytes: u32,
+    /// `max.message.bytes`: largest accepted batch, log overhead included.
+    pub max_message_bytes: u32,
+    /// `message.timestamp.type`.
+    pub message_timestamp_type: TimestampType,
+    /// `flush.messages`: fsync once this many messages are unflushed.
+    pub flush_messages: u64,
+    /// `flush.ms`: fsync when the last flush is this old ([`Log::flush_if_due`]).
+    pub flush_ms: u64,
+}
+
+impl Default for LogConfig {
+    /// Kafka's defaults.
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1_073_741_824,
+            segment_ms: 604_800_000,
+            segment_index_bytes: 10_485_760,
+            index_interval_bytes: 4096,
+            max_message_bytes: 1_048_588,
+            message_timestamp_type: TimestampType::CreateTime,
+            flush_messages: u64::MAX,
+            flush_ms: u64::MAX,
+        }
+    }
+}
+
+/// What an append did, for the produce response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset given to the first record.
+    pub base_offset: i64,
+    /// Offset of the last record.
+    pub last_offset: i64,
+    /// The broker time stamped on the batches of a LogAppendTime topic, else -1.
+    pub log_append_time: i64,
+    /// Records appended (sum of the batches' record counts).
+    pub record_count: u64,
+}
+
+/// Kafka caps segments at `Int.MaxValue` bytes; index positions are 32-bit.
+const MAX_SEGMENT_BYTES: u64 = i32::MAX as u64;
+
+/// The log of one partition, stored in one directory.
+pub struct Log {
+    pub(crate) dir: PathBuf,
+    pub(crate) config: LogConfig,
+    /// Sorted by base offset, never empty; the last one is active.
+    pub(crate) segments: Vec<Segment>,
+    pub(crate) recovery_point: i64,
+    /// Messages appended since the last flush (for `flush.messages`).
+    pub(crate) unflushed_messages: u64,
+    /// When `flush_if_due` last saw nothing to flush or flushed.
+    pub(crate) last_flush_ms: i64,
+    /// A segment file was created or deleted since the directory was last fsynced.
+    pub(crate) dir_dirty: bool,
+}
+
+impl Log {
+    /// Appends a produce request's `records` (one or more v2 batches back to back).
+    ///
+    /// Every batch is validated first (framing, magic, CRC32C, size limit); if any is
+    /// bad nothing is written. Then offsets are assigned from the log end offset by
+    /// patching each batch's base offset and partition leader epoch in place (and, for
+    /// LogAppendTime topics, its timestamp type and max timestamp), the active segment
+    /// is rolled if needed and the bytes are written as they are. CreateTime batches
+    /// keep the producer's timestamps unchanged.
+    pub fn append(
+        &mut self,
+        records: &mut [u8],
+        partition_leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
+        let mut batches = batch::validate_all(records)?;
+        for (_, header) in &batches {
+            if header.size() > self.config.max_message_bytes as usize {
+                return Err(StorageError::MessageTooLarge {
+                    size: header.size(),
+                    max: self.config.max_message_bytes,
+                });
+            }
+        }
+        let base_offset = self.log_end_offset();
+        let offsets: i64 = batches
+            .iter()
+            .map(|(_, header)| i64::from(header.last_offset_delta) + 1)
+            .sum();
+        self.maybe_roll(records.len() as u64, base_offset + offsets - 1, now_ms)?;
+
+        let log_append_time = self.config.message_timestamp_type == TimestampType::LogAppendTime;
+        let mut next_offset = base_offset;
+        let mut record_count = 0u64;
+        for (position, header) in &mut batches {
+            let bytes = &mut records[*position..*position + header.size()];
+            batch::set_base_offset(bytes, next_offset);
+            batch::set_partition_leader_epoch(bytes, partition_leader_epoch);
+            if log_append_time {
+                batch::set_log_append_time(bytes, now_ms);
+            }
+            *header = BatchHeader::parse(bytes).expect("validated batches hold a full header");
+            next_offset = header.next_offset();
+            record_count += header.record_count as u64;
+        }
+        let active = self
+            .segments
+            .last_mut()
+            .expect("the log always has a segment");
+        active.append(records, &batches, &self.config, now_ms)?;
+
+        self.unflushed_messages = self.unflushed_messages.saturating_add(record_count);
+        if self.unflushed_messages >= self.config.flush_messages {
+            self.flush()?;
+            self.last_flush_ms = now_ms;
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next_offset - 1,
+            log_append_time: if log_append_time { now_ms } else { -1 },
+            record_count,
+        })
+    }
+
+    /// Kafka's roll rule (without jitter), checked before each append of
+    /// `append_bytes` bytes ending at `last_offset`. An empty segment is never rolled:
+    /// an append larger than `segment.bytes` goes into one segment of its own.
+    fn maybe_roll(
+        &mut self,
+        append_bytes: u64,
+        last_offset: i64,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        let active = self.active();
+        if active.size() == 0 {
+            return Ok(());
+        }
+        let max_bytes = self.config.segment_bytes.min(MAX_SEGMENT_BYTES);
+        let too_big = active.size() + append_bytes > max_bytes;
+        let too_old = active
+            .first_append_ms
+            .is_some_and(|first| now_ms.saturating_sub(first) > self.config.segment_ms);
+        let offsets_overflow = last_offset - active.base_offset() > i64::from(i32::MAX);
+        if too_big || too_old || offsets_overflow || active.indexes_full() {
+            self.roll(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the active segment (final time index entry, trimmed indexes, fsync) and
+    /// starts a new one at the log end offset; the recovery point moves to it. A no-op
+    /// when the active segment is empty.
+    pub fn roll(&mut self, _now_ms: i64) -> Result<(), StorageError> {
+        if self.active().size() == 0 {
+            return Ok(());
+        }
+        self.active_mut().finalize()?;
+        let log_end_offset = self.log_end_offset();
+        let segment = Segment::create(&self.dir, log_end_offset, &self.config)?;
+        self.segments.push(segment);
+        self.dir_dirty = true;
+        self.sync_dir()?;
+        self.recovery_point = log_end_offset;
+        self.unflushed_messages = 0;
+        tracing::debug!(dir = %self.dir.display(), base_offset = log_end_offset, "rolled segment");
+        Ok(())
+    }
+
+    /// Whole batches from the one holding `offset`, at most `max_bytes` in total except
+    /// that with `min_one_batch` the first batch is returned whole even if larger
+    /// (without it, a first batch larger than `max_bytes` gives an empty result).
+    /// Reads continue into the following segments while room remains.
+    /// `offset == log_end_offset` gives empty bytes; outside
+    /// `[log_start_offset, log_end_offset]` is `OffsetOutOfRange`.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<Bytes, StorageError> {
+        self.check_range(offset)?;
+        if offset == self.log_end_offset() {
+            return Ok(Bytes::new());
+        }
+        let mut out = Vec::new();
+        let mut index = self.segment_index_for(offset);
+        let mut position = None;
+        while index < self.segments.len() {
+            let segment = &self.segments[index];
+            let start = match position {
+                Some(start) => start,
+                None => match segment.find_batch(offset)? {
+                    Some((start, _)) => start,
+                    None => {
+                        index += 1;
+                        continue;
+                    }
+                },
+            };
+            let first = out.is_empty() && min_one_batch;
+            let room = max_bytes.saturating_sub(out.len());
+            let end = segment.read_batches(start, room, first, &mut out)?;
+            if end < segment.size() {
+                break;
+            }
+            index += 1;
+            position = Some(0);
+        }
+        Ok(Bytes::from(out))
+    }
+
+    fn check_range(&self, offset: i64) -> Result<(), StorageError> {
+        if offset < self.log_start_offset() || offset > self.log_end_offset() {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset(),
+                log_end_offset: self.log_end_offset(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Index of the last segment whose base offset is `<= offset` (0 if none).
+    fn segment_index_for(&self, offset: i64) -> usize {
+        self.segments
+            .partition_point(|segment| segment.base_offset() <= offset)
+            .saturating_sub(1)
+    }
+
+    /// The first offset of the log (the first segment's base offset).
+    pub fn log_start_offset(&self) -> i64 {
+        self.segments[0].base_offset()
+    }
+
+    /// The offset the next appended record gets.
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+
+    /// Every offset below this one is on disk (fsynced).
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+
+    /// The first record whose timestamp is `>= timestamp`, as (offset, timestamp)
+    /// (ListOffsets by timestamp); `None` when every record is older.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        for segment in &self.segments {
+            if segment.max_timestamp() >= timestamp {
+                if let Some(found) = segment.offset_for_timestamp(timestamp)? {
+                    return Ok(Some(found));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The record with the largest timestamp (the first one on ties), as
+    /// (offset, timestamp): ListOffsets MAX_TIMESTAMP, KIP-734.
+    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, StorageError> {
+        let mut best: Option<&Segment> = None;
+        for segment in &self.segments {
+            if best.is_none_or(|b| segment.max_timestamp() > b.max_timestamp()) {
+                best = Some(segment);
+            }
+        }
+        match best {
+            Some(segment) => segment.max_timestamp_record(),
+            None => Ok(None),
+        }
+    }
+
+    /// fsyncs the active segment (older ones are fsynced when rolled) and the directory
+    /// if segments came or went; the recovery point becomes the log end offset.
+    pub fn flush(&mut self) -> Result<(), StorageError> {
+        self.active().flush()?;
+        self.sync_dir()?;
+        self.recovery_point = self.log_end_offset();
+        self.unflushed_messages = 0;
+        Ok(())
+    }
+
+    /// Applies `flush.ms`: flushes when there are unflushed messages and the last
+    /// flush is at least that old. Call it periodically.
+    pub fn flush_if_due(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        if self.unflushed_messages == 0 {
+            self.last_flush_ms = now_ms;
+            return Ok(());
+        }
+        let flush_ms = i64::try_from(self.config.flush_ms).unwrap_or(i64::MAX);
+        if now_ms.saturating_sub(self.last_flush_ms) >= flush_ms {
+            self.flush()?;
+            self.last_flush_ms = now_ms;
+        }
+        Ok(())
+    }
+
+    /// Removes everything at and above `offset` (a follower diverging from its
+    /// leader). Whole segments above it are deleted and the segment holding it is cut
+    /// at a batch boundary: if `offset` falls inside a batch, that whole batch goes, so
+    /// the log end offset may end up below `offset`. Below the log start offset the
+    /// log is emptied and restarts at `offset`. No-op at or past the log end offset.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), StorageError> {
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        if offset < 0 {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset(),
+                log_end_offset: self.log_end_offset(),
+            });
+        }
+        let keep = self
+            .segments
+            .partition_point(|segment| segment.base_offset() <= offset);
+        for segment in self.segments.drain(keep.max(1)..).rev() {
+            segment.delete()?;
+            self.dir_dirty = true;
+        }
+        if keep == 0 {
+            let old = self.segments.pop().expect("the log always has a segment");
+            old.delete()?;
+            self.segments
+                .push(Segment::create(&self.dir, offset, &self.config)?);
+            self.dir_dirty = true;
+        } else {
+            let config = self.config.clone();
+            let active = self.active_mut();
+            active.truncate_to(offset, &config)?;
+            active.activate(&config)?;
+            active.first_append_ms = None;
+        }
+        self.flush()
+    }
+
+    /// Replaces the config; size and index settings apply from the next segment.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Bytes of record batches over all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(Segment::size).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Flushes and finalizes the active segment (final time index entry, trimmed
+    /// index files), so that a clean open can trust the indexes.
+    pub fn close(mut self) -> Result<(), StorageError> {
+        self.active_mut().finalize()?;
+        self.sync_dir()
+    }
+
+    /// Removes the partition directory and everything in it.
+    pub fn delete(self) -> Result<(), StorageError> {
+        let dir = self.dir.clone();
+        drop(self);
+        std::fs::remove_dir_all(&dir).map_err(io_error(&dir))
+    }
+
+    pub(crate) fn active(&self) -> &Segment {
+        self.segments.last().expect("the log always has a segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .last_mut()
+            .expect("the log always has a segment")
+    }
+
+    /// fsyncs the directory so that created and deleted segment files are durable.
+    pub(crate) fn sync_dir(&mut self) -> Result<(), StorageError> {
+        if self.dir_dirty {
+            File::open(&self.dir)
+                .and_then(|dir| dir.sync_all())
+                .map_err(io_error(&self.dir))?;
+            self.dir_dirty = false;
+        }
+        Ok(())
+    }
+}
