@@ -1,0 +1,245 @@
+//! Durability across restarts on the same data directory: clean stop (SIGTERM), crash
+//! (SIGKILL), and a crash that leaves a torn or garbage tail in the active segment.
+
+mod common;
+
+use common::*;
+use rdkafka::admin::{ConfigSource, ResourceSpecifier};
+
+/// Creates a two-partition topic with a config override, produces acks=all to both
+/// partitions, and returns the values per partition.
+fn fill(bootstrap: &str, topic: &str) -> [Vec<String>; 2] {
+    create_topic_with(bootstrap, topic, 2, &[("retention.ms", "3600000")]);
+    let producer = create_producer(&producer_config(bootstrap));
+    let zero = produce_numbered(&producer, topic, 0, "before-p0", 3000);
+    let one = produce_numbered(&producer, topic, 1, "before-p1", 1000);
+    [zero, one]
+}
+
+/// After a restart: topic, partitions and config override are still there, every
+/// acknowledged message reads back, and new messages continue at the old end.
+fn check_after_restart(broker: &Broker, topic: &str, before: &[Vec<String>; 2]) {
+    let bootstrap = broker.bootstrap();
+    wait_for_topic(&bootstrap, topic, 2);
+
+    let admin = admin_client(&bootstrap);
+    let described =
+        block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &admin_options()))
+            .expect("DescribeConfigs request");
+    let resource = described[0].as_ref().expect("DescribeConfigs result");
+    let retention = resource.get("retention.ms").expect("retention.ms");
+    assert_eq!(
+        retention.value.as_deref(),
+        Some("3600000"),
+        "topic config survives a restart"
+    );
+    assert_eq!(retention.source, ConfigSource::DynamicTopic);
+
+    for (partition, values) in before.iter().enumerate() {
+        let partition = partition as i32;
+        assert_eq!(
+            high_watermark(&bootstrap, topic, partition),
+            values.len() as i64,
+            "high watermark of partition {partition} after restart"
+        );
+        let received = consume_partition(&bootstrap, topic, partition, values.len());
+        assert_values_in_order(&received, values);
+    }
+
+    let producer = create_producer(&producer_config(&bootstrap));
+    let after = produce_numbered(&producer, topic, 0, "after", 100);
+    let mut all = before[0].clone();
+    all.extend(after);
+    let received = consume_partition(&bootstrap, topic, 0, all.len());
+    assert_values_in_order(&received, &all);
+}
+
+#[test]
+fn acknowledged_messages_survive_a_clean_restart() {
+    let mut broker = Broker::start(&[]);
+    let topic = unique_topic("sigterm");
+    let before = fill(&broker.bootstrap(), &topic);
+    broker.stop_sigterm();
+    broker.restart();
+    check_after_restart(&broker, &topic, &before);
+    // And once more, with what was written after the first restart.
+    broker.stop_sigterm();
+    broker.restart();
+    assert_eq!(high_watermark(&broker.bootstrap(), &topic, 0), 3100);
+}
+
+#[test]
+fn acknowledged_messages_survive_sigkill() {
+    let mut broker = Broker::start(&[]);
+    let topic = unique_topic("sigkill");
+    let before = fill(&broker.bootstrap(), &topic);
+    broker.kill9();
+    broker.restart();
+    check_after_restart(&broker, &topic, &before);
+}
+
+#[test]
+fn cluster_id_is_stable_across_restarts() {
+    use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
+    let mut broker = Broker::start(&[]);
+    let cluster_id = |broker: &Broker| -> Option<String> {
+        let mut client = RawClient::connect(&broker.bootstrap());
+        let version = client.negotiate(ApiKey::Metadata, 12);
+        assert!(version >= 2, "Metadata v2+ carries the cluster id");
+        let response: MetadataResponse =
+            client.request(ApiKey::Metadata, version, &MetadataRequest::default());
+        response.cluster_id.map(|id| id.to_string())
+    };
+    let first = cluster_id(&broker);
+    assert!(
+        first.as_deref().is_some_and(|id| !id.is_empty()),
+        "cluster id: {first:?}"
+    );
+    broker.stop_sigterm();
+    broker.restart();
+    assert_eq!(
+        cluster_id(&broker),
+        first,
+        "cluster id after a clean restart"
+    );
+    broker.kill9();
+    broker.restart();
+    assert_eq!(cluster_id(&broker), first, "cluster id after SIGKILL");
+}
+
+const BATCHES: usize = 10;
+const RECORDS_PER_BATCH: usize = 10;
+
+/// Writes BATCHES raw batches of RECORDS_PER_BATCH records to partition 0 (so the
+/// batch boundaries in the segment are known), crashes the broker, and returns the
+/// values in offset order.
+fn write_batches_and_crash(broker: &mut Broker, topic: &str) -> Vec<String> {
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, topic, 1);
+    let mut client = RawClient::connect(&bootstrap);
+    let mut values = Vec::new();
+    for batch in 0..BATCHES {
+        let batch_values: Vec<String> = (0..RECORDS_PER_BATCH)
+            .map(|i| format!("batch-{batch}-record-{i}"))
+            .collect();
+        let bytes: Vec<&[u8]> = batch_values.iter().map(|v| v.as_bytes()).collect();
+        let (code, base_offset) = client.produce(topic, 0, encode_batch(&bytes, now_ms()).freeze());
+        assert_eq!(code, 0, "produce error code");
+        assert_eq!(
+            base_offset,
+            (batch * RECORDS_PER_BATCH) as i64,
+            "base offset"
+        );
+        values.extend(batch_values);
+    }
+    broker.kill9();
+    values
+}
+
+/// Restarts on the damaged directory and checks that exactly `intact` records
+/// survived, that they read back in order, and that new produces continue after them.
+fn restart_and_check(broker: &mut Broker, topic: &str, values: &[String], intact: usize) {
+    broker.restart();
+    let bootstrap = broker.bootstrap();
+    assert_eq!(
+        high_watermark(&bootstrap, topic, 0),
+        intact as i64,
+        "high watermark after recovery: the complete batches before the damage"
+    );
+    let producer = create_producer(&producer_config(&bootstrap));
+    let new = produce_numbered(&producer, topic, 0, "after-recovery", 25);
+    let mut expected = values[..intact].to_vec();
+    expected.extend(new);
+    let received = consume_partition(&bootstrap, topic, 0, expected.len());
+    assert_values_in_order(&received, &expected);
+    assert_eq!(
+        high_watermark(&bootstrap, topic, 0),
+        expected.len() as i64,
+        "nothing but the expected messages in the log"
+    );
+
+    // And the repaired log survives another (clean) restart as it is.
+    broker.stop_sigterm();
+    broker.restart();
+    let received = consume_partition(&broker.bootstrap(), topic, 0, expected.len());
+    assert_values_in_order(&received, &expected);
+}
+
+#[test]
+fn torn_tail_of_the_active_segment_is_truncated_on_recovery() {
+    let mut broker = Broker::start(&[]);
+    let topic = unique_topic("torn");
+    let values = write_batches_and_crash(&mut broker, &topic);
+    let segment = active_segment(&broker.partition_dir(&topic, 0));
+    // Less than one batch: the last batch is torn, the others are whole.
+    cut_tail(&segment, 7);
+    restart_and_check(
+        &mut broker,
+        &topic,
+        &values,
+        (BATCHES - 1) * RECORDS_PER_BATCH,
+    );
+}
+
+#[test]
+fn garbage_after_the_last_batch_is_dropped_on_recovery() {
+    let mut broker = Broker::start(&[]);
+    let topic = unique_topic("garbage");
+    let values = write_batches_and_crash(&mut broker, &topic);
+    let segment = active_segment(&broker.partition_dir(&topic, 0));
+    append_bytes(&segment, &pseudo_random_bytes(99, 300));
+    restart_and_check(&mut broker, &topic, &values, BATCHES * RECORDS_PER_BATCH);
+}
+
+#[test]
+fn torn_tail_followed_by_garbage_is_truncated_on_recovery() {
+    let mut broker = Broker::start(&[]);
+    let topic = unique_topic("torn-garbage");
+    let values = write_batches_and_crash(&mut broker, &topic);
+    let segment = active_segment(&broker.partition_dir(&topic, 0));
+    cut_tail(&segment, 30);
+    append_bytes(&segment, &pseudo_random_bytes(5, 1000));
+    restart_and_check(
+        &mut broker,
+        &topic,
+        &values,
+        (BATCHES - 1) * RECORDS_PER_BATCH,
+    );
+}
+
+#[test]
+fn zeroed_tail_is_truncated_on_recovery() {
+    // A crash during a write can also leave zero-filled pages at the end of the file.
+    let mut broker = Broker::start(&[]);
+    let topic = unique_topic("zeroes");
+    let values = write_batches_and_crash(&mut broker, &topic);
+    let segment = active_segment(&broker.partition_dir(&topic, 0));
+    append_bytes(&segment, &[0u8; 4096]);
+    restart_and_check(&mut broker, &topic, &values, BATCHES * RECORDS_PER_BATCH);
+}
+
+#[test]
+fn data_dir_uses_kafka_layout() {
+    let mut broker = Broker::start(&[]);
+    let topic = unique_topic("layout");
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, &topic, 3);
+    let producer = create_producer(&producer_config(&bootstrap));
+    produce_numbered(&producer, &topic, 2, "x", 5);
+    broker.stop_sigterm();
+    for partition in 0..3 {
+        let dir = broker.partition_dir(&topic, partition);
+        assert!(dir.is_dir(), "{} is missing", dir.display());
+        let segment = active_segment(&dir);
+        assert_eq!(
+            segment.file_name().and_then(|n| n.to_str()),
+            Some("00000000000000000000.log"),
+            "first segment name"
+        );
+    }
+    let written = active_segment(&broker.partition_dir(&topic, 2));
+    let size = std::fs::metadata(&written)
+        .map(|m| m.len())
+        .unwrap_or_default();
+    assert!(size > 0, "{} is empty after 5 messages", written.display());
+}
