@@ -345,7 +345,6 @@ pub(crate) mod test_support {
         let timestamps: Vec<i64> = (0..count as i64).map(|i| base_ts + i).collect();
         batch_with_timestamps(&timestamps, Compression::None)
     }
-
 }
 
 #[cfg(test)]
