@@ -1014,3 +1014,72 @@ impl RawClient {
         )
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// External client programs (kcat, kafka-python)
+// ---------------------------------------------------------------------------------------
+
+/// What an external command did.
+#[derive(Debug)]
+pub struct CommandOutput {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CommandOutput {
+    /// A description for failure messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "exit status: {}\n---- stdout ----\n{}\n---- stderr ----\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs a command with `stdin` as its standard input, killing it after [`TIMEOUT`].
+pub fn run_command(command: &mut Command, stdin: &[u8]) -> CommandOutput {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
+    let mut input = child.stdin.take().expect("stdin is piped");
+    let stdin = stdin.to_vec();
+    let writer = thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let out_reader = thread::spawn(move || {
+        let mut buffer = Vec::new();
+        let _ = stdout.read_to_end(&mut buffer);
+        buffer
+    });
+    let err_reader = thread::spawn(move || {
+        let mut buffer = Vec::new();
+        let _ = stderr.read_to_end(&mut buffer);
+        buffer
+    });
+    let status = match wait_with_timeout(&mut child, TIMEOUT) {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            let status = child.wait().expect("wait for the killed command");
+            let stdout = out_reader.join().unwrap_or_default();
+            let stderr = err_reader.join().unwrap_or_default();
+            panic!(
+                "{command:?} did not finish within {TIMEOUT:?} ({status})\n---- stdout ----\n{}\n---- stderr ----\n{}",
+                String::from_utf8_lossy(&stdout),
+                String::from_utf8_lossy(&stderr)
+            );
+        }
+    };
+    let _ = writer.join();
+    CommandOutput {
+        status,
+        stdout: String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned(),
+        stderr: String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned(),
+    }
+}

@@ -1,0 +1,54 @@
+//! kafka-python (pinned in tools/test.sh) against a real broker: the script in
+//! tests/python/ does the checks; this test starts the broker and runs it.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::*;
+
+/// The interpreter of the venv that tools/test.sh prepares: `$STRATA_PYTHON`, or
+/// `<repo>/.venv/bin/python`.
+fn python() -> PathBuf {
+    if let Some(python) = std::env::var_os("STRATA_PYTHON") {
+        return PathBuf::from(python);
+    }
+    let python = repo_root().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "no Python for the kafka-python tests: set STRATA_PYTHON or run tools/test.sh, \
+         which creates {} with kafka-python installed",
+        python.display()
+    );
+    python
+}
+
+fn run_script(script: &str, bootstrap: &str) {
+    let path = repo_root().join("tests/python").join(script);
+    let output = run_command(
+        Command::new(python())
+            .arg(&path)
+            .arg(bootstrap)
+            .env("PYTHONUNBUFFERED", "1"),
+        b"",
+    );
+    assert!(
+        output.status.success(),
+        "{} failed against {bootstrap}\n{}",
+        path.display(),
+        output.describe()
+    );
+    assert!(
+        output.stdout.contains("all checks passed"),
+        "{} did not finish its checks\n{}",
+        path.display(),
+        output.describe()
+    );
+}
+
+#[test]
+fn kafka_python_admin_produce_consume_offsets_configs() {
+    let broker = Broker::start(&[]);
+    run_script("kafka_python_smoke.py", &broker.bootstrap());
+}

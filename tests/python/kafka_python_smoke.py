@@ -1,0 +1,129 @@
+"""kafka-python against a Strata broker: admin, produce, consume, offsets, configs.
+
+Usage: python kafka_python_smoke.py <bootstrap>   (driven by tests/kafka_python.rs)
+
+Exits 0 when every check passed; otherwise raises, which prints a traceback and exits 1.
+Each step prints one line so a failure shows how far the script got.
+"""
+
+import os
+import sys
+import time
+
+import kafka
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import ConfigResource, KafkaAdminClient
+
+TIMEOUT_S = 60
+
+
+def step(message):
+    print(f"[kafka-python {kafka.__version__}] {message}", flush=True)
+
+
+def expect(condition, message):
+    if not condition:
+        raise AssertionError(message)
+
+
+def main(bootstrap):
+    topic = f"kafka-python-{os.getpid()}"
+    partitions = 3
+    per_partition = 200
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="strata-e2e-admin",
+                             request_timeout_ms=TIMEOUT_S * 1000)
+    step(f"create_topics {topic} with {partitions} partitions")
+    result = admin.create_topics(
+        {topic: {"num_partitions": partitions, "replication_factor": 1,
+                 "configs": {"retention.ms": "3600000"}}},
+        timeout_ms=TIMEOUT_S * 1000, wait_for_metadata=True)
+    errors = [t for t in result["topics"] if t.get("error_code", 0) != 0]
+    expect(not errors, f"create_topics errors: {result}")
+    expect(topic in admin.list_topics(), f"{topic} not listed by list_topics()")
+
+    step("describe_configs")
+    configs = admin.describe_configs([ConfigResource("TOPIC", topic)], config_filter="all")
+    topic_configs = configs["topic"][topic]
+    retention = topic_configs.get("retention.ms")
+    expect(retention is not None, f"retention.ms missing from {sorted(topic_configs)}")
+    expect(retention["value"] == "3600000", f"retention.ms = {retention}")
+    expect(retention["config_source"] == "DYNAMIC_TOPIC_CONFIG", f"retention.ms source: {retention}")
+    segment = topic_configs.get("segment.bytes")
+    expect(segment is not None, "segment.bytes missing")
+    expect(segment["config_source"] == "DEFAULT_CONFIG", f"segment.bytes source: {segment}")
+    expect(segment["value"] == "1073741824", f"segment.bytes = {segment}")
+
+    step("KafkaProducer send + flush")
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+                             request_timeout_ms=30000, client_id="strata-e2e-producer")
+    expected = {p: [] for p in range(partitions)}
+    futures = []
+    for i in range(partitions * per_partition):
+        partition = i % partitions
+        value = f"py-{partition}-{i}".encode()
+        key = f"key-{i}".encode()
+        futures.append(producer.send(topic, value=value, key=key, partition=partition,
+                                     headers=[("h", b"v"), ("n", None)] if i == 0 else None))
+        expected[partition].append((key, value))
+    producer.flush(timeout=TIMEOUT_S)
+    for future in futures:
+        metadata = future.get(timeout=TIMEOUT_S)
+        expect(metadata.offset >= 0, f"bad offset in {metadata}")
+    first = futures[0].get(timeout=TIMEOUT_S)
+    expect((first.topic, first.partition, first.offset) == (topic, 0, 0),
+           f"first record metadata {first}")
+    producer.close(timeout=TIMEOUT_S)
+
+    step("end_offsets")
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                             client_id="strata-e2e-consumer", consumer_timeout_ms=1000,
+                             request_timeout_ms=TIMEOUT_S * 1000 + 5000)
+    end_offsets = consumer.end_offsets(tps)
+    expect(end_offsets == {tp: per_partition for tp in tps}, f"end_offsets = {end_offsets}")
+    beginning_offsets = consumer.beginning_offsets(tps)
+    expect(beginning_offsets == {tp: 0 for tp in tps}, f"beginning_offsets = {beginning_offsets}")
+
+    step("KafkaConsumer assign + seek_to_beginning + poll")
+    consumer.assign(tps)
+    consumer.seek_to_beginning()
+    received = {p: [] for p in range(partitions)}
+    headers_of_first = None
+    deadline = time.monotonic() + TIMEOUT_S
+    total = partitions * per_partition
+    while sum(len(v) for v in received.values()) < total:
+        expect(time.monotonic() < deadline,
+               f"consumed {sum(len(v) for v in received.values())} of {total} in {TIMEOUT_S}s")
+        for tp, records in consumer.poll(timeout_ms=500).items():
+            for record in records:
+                expect(record.offset == len(received[tp.partition]),
+                       f"partition {tp.partition}: offset {record.offset}, "
+                       f"expected {len(received[tp.partition])}")
+                received[tp.partition].append((record.key, record.value))
+                if tp.partition == 0 and record.offset == 0:
+                    headers_of_first = list(record.headers)
+    for p in range(partitions):
+        expect(received[p] == expected[p], f"partition {p}: records differ")
+    expect(headers_of_first == [("h", b"v"), ("n", None)], f"headers: {headers_of_first}")
+
+    step("offsets_for_times")
+    found = consumer.offsets_for_times({tp: 0 for tp in tps})
+    for tp in tps:
+        expect(found[tp] is not None and found[tp].offset == 0, f"offsets_for_times({tp}) = {found[tp]}")
+    consumer.close()
+
+    step("delete_topics")
+    admin.delete_topics([topic], timeout_ms=TIMEOUT_S * 1000)
+    deadline = time.monotonic() + TIMEOUT_S
+    while topic in admin.list_topics():
+        expect(time.monotonic() < deadline, f"{topic} still listed after delete_topics")
+        time.sleep(0.1)
+    admin.close()
+    step("all checks passed")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(f"usage: {sys.argv[0]} <bootstrap>")
+    main(sys.argv[1])
