@@ -436,7 +436,10 @@ fn close_reopen_and_delete() {
     let index_len = std::fs::metadata(path.join(format!("{:020}.index", 0)))
         .expect("meta")
         .len();
-    assert!(index_len.is_multiple_of(8) && index_len < 4096, "trimmed on close");
+    assert!(
+        index_len.is_multiple_of(8) && index_len < 4096,
+        "trimmed on close"
+    );
     let mut log = Log::open(&path, config, 0, true, 0).expect("reopen");
     assert_eq!(log.log_end_offset(), 40);
     assert_eq!(log.recovery_point(), 40);
