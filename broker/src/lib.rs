@@ -1,1 +1,29 @@
-//! placeholder
+//! The Strata broker: a single-node Kafka-compatible server.
+//!
+//! Module map:
+//! - [`server`]: the listener, periodic work (flush.ms, recovery points) and
+//!   clean shutdown.
+//! - [`connection`]: one task per connection: framing, bounded read-ahead,
+//!   responses in request order.
+//! - `handlers`: one module per API family, and the table of what
+//!   ApiVersions advertises.
+//! - [`broker`]: shared state — identity, configuration, topics — and the
+//!   operations that change topics.
+//! - [`partition`]: a partition's log and the watch that wakes fetches.
+//! - [`metadata_store`]: topic metadata on disk.
+//! - [`config`]: the Kafka properties Strata honours.
+//! - [`error`]: the one mapping of failures to Kafka error codes.
+
+pub mod broker;
+pub mod config;
+pub mod connection;
+pub mod error;
+mod handlers;
+pub mod metadata_store;
+pub mod partition;
+pub mod server;
+
+pub use broker::Broker;
+pub use config::BrokerConfig;
+pub use error::BrokerError;
+pub use server::{Server, ServerOptions};

@@ -1,1 +1,127 @@
-fn main() {}
+//! The `strata` binary. `strata serve` runs a broker; operator and client
+//! subcommands join it as they are built.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use strata_broker::{BrokerConfig, Server, ServerOptions};
+
+#[derive(Parser)]
+#[command(name = "strata", version, about = "A Kafka-compatible streaming log")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker.
+    ///
+    /// Example: strata serve --data-dir /var/lib/strata --set num.partitions=3
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to accept Kafka clients on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    listen: SocketAddr,
+    /// HOST:PORT given to clients in metadata; defaults to the bound address.
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Where logs and metadata live; defaults to ./strata-data.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// A Kafka-style properties file (e.g. num.partitions=3).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// One property override, KEY=VALUE; may be repeated. Applied after --config.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+/// The embedded default data directory, relative to where strata runs.
+const DEFAULT_DATA_DIR: &str = "strata-data";
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    let config =
+        BrokerConfig::load(args.config.as_deref(), &args.set).context("invalid configuration")?;
+    let advertise = args.advertise.as_deref().map(parse_host_port).transpose()?;
+    let data_dir = args
+        .data_dir
+        .or_else(|| explicit_log_dir(&config))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let server = Server::bind(ServerOptions {
+            listen: args.listen,
+            advertise,
+            data_dir,
+            config,
+        })
+        .await?;
+        let bound = server.local_addr()?;
+        // The one line on stdout: scripts and tests wait for it.
+        println!("listening on {bound}");
+        tracing::info!(%bound, "strata is serving");
+        server.run(shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// `log.dirs` (or `log.dir`) when the configuration sets it. Kafka's own
+/// default (/tmp/kafka-logs) is not used: Strata keeps data beside itself
+/// unless told otherwise. Only the first directory is used for now.
+fn explicit_log_dir(config: &BrokerConfig) -> Option<PathBuf> {
+    let dirs = config.get("log.dirs").or_else(|| config.get("log.dir"))?;
+    dirs.split(',')
+        .map(str::trim)
+        .find(|d| !d.is_empty())
+        .map(PathBuf::from)
+}
+
+fn parse_host_port(text: &str) -> Result<(String, u16)> {
+    let Some((host, port)) = text.rsplit_once(':') else {
+        bail!("--advertise takes HOST:PORT, got {text:?}");
+    };
+    let port = port
+        .parse()
+        .with_context(|| format!("--advertise port in {text:?}"))?;
+    Ok((host.trim_matches(['[', ']']).to_string(), port))
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(terminate) => terminate,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the broker");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

@@ -1,0 +1,515 @@
+//! The broker's shared state: its identity, configuration and topics, and
+//! the operations that change them (create, delete, add partitions, alter
+//! configs). Handlers hold an `Arc<Broker>`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kafka_protocol::error::ResponseError;
+use strata_storage::{checkpoint, Log, CLEAN_SHUTDOWN_FILE};
+use uuid::Uuid;
+
+use crate::config::BrokerConfig;
+use crate::error::{ApiError, BrokerError};
+use crate::metadata_store::{self, StoredTopic};
+use crate::partition::Partition;
+
+/// Kafka's file of per-partition recovery points (offsets below which the log
+/// is known to be on disk), in the data directory.
+const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
+
+/// Where clients reach this broker.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: i32,
+}
+
+/// A topic: its persisted description and its open partitions.
+pub struct Topic {
+    pub stored: StoredTopic,
+    pub partitions: Vec<Arc<Partition>>,
+}
+
+impl Topic {
+    pub fn name(&self) -> &str {
+        &self.stored.name
+    }
+    pub fn id(&self) -> Uuid {
+        self.stored.id
+    }
+    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+    }
+}
+
+/// The broker: identity, configuration and topics.
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub node_id: i32,
+    pub cluster_id: String,
+    pub endpoint: Endpoint,
+    data_dir: PathBuf,
+    /// Topics by name. Readers clone the `Arc<Topic>` they need and let go of
+    /// the lock at once; changes replace a topic's `Arc` whole.
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Serialises changes to the topic set and the metadata file.
+    admin: std::sync::Mutex<()>,
+}
+
+/// Milliseconds since the Unix epoch, as Kafka timestamps are.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Broker {
+    /// Opens the data directory: reads the topic metadata, recovers every
+    /// partition's log (only past its recovery point after an unclean stop),
+    /// and removes what deleted topics left behind.
+    pub fn open(
+        config: BrokerConfig,
+        data_dir: &Path,
+        endpoint: Endpoint,
+    ) -> Result<Broker, BrokerError> {
+        fs::create_dir_all(data_dir)
+            .map_err(|e| BrokerError::io(format!("creating {}", data_dir.display()), e))?;
+        let node_id = config.node_id();
+        let cluster_id = metadata_store::load_or_create_cluster_id(data_dir, node_id)?;
+        let clean_marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean_shutdown = clean_marker.exists();
+        let recovery_points = checkpoint::read(&data_dir.join(RECOVERY_POINT_FILE))?;
+        if !clean_shutdown {
+            tracing::info!("no clean-shutdown marker: recovering logs past their recovery points");
+        }
+
+        let stored = metadata_store::load_topics(data_dir)?;
+        remove_orphaned_partition_dirs(data_dir, &stored);
+        let now = now_ms();
+        let mut topics = BTreeMap::new();
+        for stored_topic in stored {
+            let log_config = config.log_config(&stored_topic.configs);
+            let mut partitions = Vec::new();
+            for index in 0..stored_topic.partitions {
+                let dir = metadata_store::partition_dir(data_dir, &stored_topic.name, index);
+                let recovery_point = recovery_points
+                    .get(&(stored_topic.name.clone(), index))
+                    .copied()
+                    .unwrap_or(0);
+                let log = Log::open(
+                    &dir,
+                    log_config.clone(),
+                    recovery_point,
+                    clean_shutdown,
+                    now,
+                )?;
+                partitions.push(Arc::new(Partition::new(
+                    stored_topic.name.clone(),
+                    index,
+                    log,
+                )));
+            }
+            topics.insert(
+                stored_topic.name.clone(),
+                Arc::new(Topic {
+                    stored: stored_topic,
+                    partitions,
+                }),
+            );
+        }
+        // From here on the directory is in use: a crash must be recovered.
+        if clean_shutdown {
+            fs::remove_file(&clean_marker)
+                .map_err(|e| BrokerError::io("removing the clean-shutdown marker", e))?;
+        }
+        let broker = Broker {
+            config,
+            node_id,
+            cluster_id,
+            endpoint,
+            data_dir: data_dir.to_path_buf(),
+            topics: RwLock::new(topics),
+            admin: std::sync::Mutex::new(()),
+        };
+        broker.write_recovery_points()?;
+        tracing::info!(
+            topics = broker.topics().len(),
+            data_dir = %data_dir.display(),
+            "broker opened"
+        );
+        Ok(broker)
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.read_topics().get(name).cloned()
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.read_topics().values().find(|t| t.id() == id).cloned()
+    }
+
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        self.read_topics().values().cloned().collect()
+    }
+
+    fn read_topics(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Topic>>> {
+        self.topics
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write_topics(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Topic>>> {
+        self.topics
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lock_admin(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.admin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Creates a topic (or, with `validate_only`, checks that it could be).
+    /// `partitions` and `replication_factor` of -1 take the broker defaults.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, ApiError> {
+        validate_topic_name(name)?;
+        let partitions = if partitions == -1 {
+            self.config.num_partitions()
+        } else {
+            partitions
+        };
+        if partitions <= 0 {
+            return Err(ApiError::new(
+                ResponseError::InvalidPartitions,
+                "Number of partitions must be larger than 0.",
+            ));
+        }
+        let replication_factor = if replication_factor == -1 {
+            self.config.default_replication_factor()
+        } else {
+            replication_factor
+        };
+        if replication_factor != 1 {
+            return Err(ApiError::new(
+                ResponseError::InvalidReplicationFactor,
+                format!(
+                    "Replication factor: {replication_factor} larger than available brokers: 1."
+                ),
+            ));
+        }
+        crate::config::validate_topic_configs(&configs)
+            .map_err(|e| ApiError::new(ResponseError::InvalidConfig, e.to_string()))?;
+        let _admin = self.lock_admin();
+        if self.topic(name).is_some() {
+            return Err(ApiError::new(
+                ResponseError::TopicAlreadyExists,
+                format!("Topic '{name}' already exists."),
+            ));
+        }
+        if let Some(clash) = self.colliding_topic(name) {
+            return Err(ApiError::new(
+                ResponseError::InvalidTopicException,
+                format!("Topic '{name}' collides with existing topic: {clash}"),
+            ));
+        }
+        let stored = StoredTopic {
+            name: name.to_string(),
+            id: Uuid::new_v4(),
+            partitions,
+            configs,
+        };
+        let topic = Arc::new(Topic {
+            partitions: if validate_only {
+                Vec::new()
+            } else {
+                self.open_partitions(&stored, 0..partitions)?
+            },
+            stored,
+        });
+        if validate_only {
+            return Ok(topic);
+        }
+        self.commit_topic_change(|topics| {
+            topics.insert(name.to_string(), topic.clone());
+        })?;
+        tracing::info!(topic = name, partitions, "created topic");
+        Ok(topic)
+    }
+
+    /// Deletes a topic and its logs.
+    pub fn delete_topic(&self, name: &str) -> Result<Uuid, ApiError> {
+        if !self.config.delete_topic_enable() {
+            return Err(ResponseError::TopicDeletionDisabled.into());
+        }
+        let _admin = self.lock_admin();
+        let topic = self
+            .topic(name)
+            .ok_or(ResponseError::UnknownTopicOrPartition)?;
+        // Metadata first: a crash before the directories go leaves orphans
+        // that the next start removes (their topic id is no longer known).
+        self.commit_topic_change(|topics| {
+            topics.remove(name);
+        })?;
+        for partition in &topic.partitions {
+            let dir = partition.log().dir().to_path_buf();
+            if let Err(error) = fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), %error, "could not remove partition directory");
+            }
+        }
+        tracing::info!(topic = name, "deleted topic");
+        Ok(topic.id())
+    }
+
+    /// Grows a topic to `total` partitions.
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        total: i32,
+        validate_only: bool,
+    ) -> Result<(), ApiError> {
+        let _admin = self.lock_admin();
+        let topic = self
+            .topic(name)
+            .ok_or(ResponseError::UnknownTopicOrPartition)?;
+        let current = topic.stored.partitions;
+        if total <= current {
+            return Err(ApiError::new(
+                ResponseError::InvalidPartitions,
+                format!(
+                    "Topic currently has {current} partitions, which is higher than the requested {total}."
+                ),
+            ));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let mut stored = topic.stored.clone();
+        stored.partitions = total;
+        let mut partitions = topic.partitions.clone();
+        partitions.extend(self.open_partitions(&stored, current..total)?);
+        let updated = Arc::new(Topic { stored, partitions });
+        self.commit_topic_change(|topics| {
+            topics.insert(name.to_string(), updated);
+        })?;
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides (already validated by the caller)
+    /// and applies them to its logs.
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), ApiError> {
+        let _admin = self.lock_admin();
+        let topic = self
+            .topic(name)
+            .ok_or(ResponseError::UnknownTopicOrPartition)?;
+        let mut stored = topic.stored.clone();
+        stored.configs = configs;
+        let log_config = self.config.log_config(&stored.configs);
+        let updated = Arc::new(Topic {
+            stored,
+            partitions: topic.partitions.clone(),
+        });
+        self.commit_topic_change(|topics| {
+            topics.insert(name.to_string(), updated);
+        })?;
+        for partition in &topic.partitions {
+            partition.set_config(log_config.clone());
+        }
+        Ok(())
+    }
+
+    /// Applies a change to the topic map and persists the result; the map is
+    /// only changed when the metadata file was written.
+    fn commit_topic_change(
+        &self,
+        change: impl FnOnce(&mut BTreeMap<String, Arc<Topic>>),
+    ) -> Result<(), ApiError> {
+        let mut next = self.read_topics().clone();
+        change(&mut next);
+        metadata_store::save_topics(&self.data_dir, next.values().map(|t| &t.stored)).map_err(
+            |e| {
+                tracing::error!(error = %e, "could not persist topic metadata");
+                ApiError::new(ResponseError::KafkaStorageError, e.to_string())
+            },
+        )?;
+        *self.write_topics() = next;
+        Ok(())
+    }
+
+    fn open_partitions(
+        &self,
+        topic: &StoredTopic,
+        range: std::ops::Range<i32>,
+    ) -> Result<Vec<Arc<Partition>>, ApiError> {
+        let log_config = self.config.log_config(&topic.configs);
+        let now = now_ms();
+        let mut opened = Vec::new();
+        for index in range {
+            let dir = metadata_store::partition_dir(&self.data_dir, &topic.name, index);
+            // A directory here is a leftover of a deleted topic of this name.
+            if dir.exists() {
+                let _ = fs::remove_dir_all(&dir);
+            }
+            let log = Log::open(&dir, log_config.clone(), 0, true, now).map_err(ApiError::from)?;
+            metadata_store::write_partition_metadata(&dir, topic.id)
+                .map_err(|e| ApiError::new(ResponseError::KafkaStorageError, e.to_string()))?;
+            opened.push(Arc::new(Partition::new(topic.name.clone(), index, log)));
+        }
+        Ok(opened)
+    }
+
+    /// Kafka refuses topic names that differ only by '.' versus '_', since
+    /// both map to the same metric names.
+    fn colliding_topic(&self, name: &str) -> Option<String> {
+        let normalized = name.replace('.', "_");
+        self.read_topics()
+            .keys()
+            .find(|existing| existing.replace('.', "_") == normalized)
+            .cloned()
+    }
+
+    /// Flushes logs whose `flush.ms` is due; run periodically.
+    pub fn flush_due_logs(&self) {
+        let now = now_ms();
+        for topic in self.topics() {
+            for partition in &topic.partitions {
+                if let Err(error) = partition.log().flush_if_due(now) {
+                    tracing::error!(topic = topic.name(), partition = partition.index, %error, "flush failed");
+                }
+            }
+        }
+    }
+
+    /// Persists every partition's recovery point, so that recovery after a
+    /// crash scans only what was not yet flushed.
+    pub fn write_recovery_points(&self) -> Result<(), BrokerError> {
+        let entries: Vec<(String, i32, i64)> = self
+            .topics()
+            .iter()
+            .flat_map(|topic| {
+                topic
+                    .partitions
+                    .iter()
+                    .map(|p| (topic.name().to_string(), p.index, p.log().recovery_point()))
+            })
+            .collect();
+        checkpoint::write(&self.data_dir.join(RECOVERY_POINT_FILE), &entries)?;
+        Ok(())
+    }
+
+    /// Clean shutdown: flush every log, record recovery points, then leave
+    /// the marker that lets the next start skip recovery.
+    pub fn shutdown(&self) -> Result<(), BrokerError> {
+        let _admin = self.lock_admin();
+        for topic in self.topics() {
+            for partition in &topic.partitions {
+                partition.log().flush()?;
+            }
+        }
+        self.write_recovery_points()?;
+        metadata_store::write_atomically(&self.data_dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        tracing::info!("clean shutdown complete");
+        Ok(())
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+}
+
+/// Kafka's topic name rules: 1 to 249 characters of `[a-zA-Z0-9._-]`, and
+/// not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
+    let invalid = |why: String| Err(ApiError::new(ResponseError::InvalidTopicException, why));
+    if name.is_empty() {
+        return invalid("Topic name is illegal, it can't be empty".into());
+    }
+    if name == "." || name == ".." {
+        return invalid("Topic name cannot be \".\" or \"..\"".into());
+    }
+    if name.len() > 249 {
+        return invalid(format!(
+            "Topic name is illegal, it can't be longer than 249 characters, topic name: {name}"
+        ));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return invalid(format!(
+            "Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// Removes partition directories whose `partition.metadata` names a topic id
+/// that the metadata no longer has: the remains of a deletion interrupted by
+/// a crash. Directories without that file are left alone, with a warning.
+fn remove_orphaned_partition_dirs(data_dir: &Path, topics: &[StoredTopic]) {
+    let known: HashMap<String, ()> = topics
+        .iter()
+        .map(|t| (metadata_store::encode_uuid(t.id), ()))
+        .collect();
+    let Ok(entries) = fs::read_dir(data_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !path.is_dir() {
+            continue;
+        }
+        match metadata_store::read_partition_topic_id(&path) {
+            Some(id) if known.contains_key(&id) => {}
+            Some(_) => {
+                tracing::warn!(dir = %path.display(), "removing the directory of a deleted topic");
+                if let Err(error) = fs::remove_dir_all(&path) {
+                    tracing::warn!(dir = %path.display(), %error, "could not remove");
+                }
+            }
+            None => tracing::warn!(dir = %path.display(), "unknown directory in the data dir"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        for ok in ["a", "my-topic", "my_topic.v2", &"x".repeat(249)] {
+            assert!(validate_topic_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "bad/name",
+            "space name",
+            "ü",
+            &"x".repeat(250),
+        ] {
+            let error = validate_topic_name(bad).unwrap_err();
+            assert_eq!(error.code, ResponseError::InvalidTopicException, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! One client connection: frames in, responses out, in request order.
+//!
+//! A reader task reads size-prefixed frames ahead of processing into a
+//! bounded queue (pipelining: a client may send [`MAX_IN_FLIGHT`] requests
+//! without waiting), while this task decodes and handles them one at a time
+//! and writes each response before taking the next request. Handling in order
+//! is what Kafka does (it mutes a channel until its response is sent) and what
+//! clients rely on: two pipelined produce requests to one partition append in
+//! the order they were sent.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use strata_protocol::{check_frame_size, decode_request, encode_unsupported_api_versions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use crate::broker::Broker;
+use crate::handlers;
+
+/// Requests read ahead of the one being handled, per connection.
+pub const MAX_IN_FLIGHT: usize = 16;
+
+/// Serves one connection until the client closes it, sends something that
+/// is not a Kafka request, or the broker shuts down.
+pub async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
+    let peer = stream.peer_addr().ok();
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let max_frame = broker.config.socket_request_max_bytes();
+    let (frames, mut queue) = mpsc::channel::<Bytes>(MAX_IN_FLIGHT);
+
+    let read_ahead = tokio::spawn(async move {
+        loop {
+            let mut prefix = [0u8; 4];
+            if reader.read_exact(&mut prefix).await.is_err() {
+                return; // closed by the client
+            }
+            let len = match check_frame_size(prefix, max_frame) {
+                Ok(len) => len,
+                Err(error) => {
+                    tracing::info!(?peer, %error, "closing connection");
+                    return;
+                }
+            };
+            let mut frame = BytesMut::zeroed(len);
+            if reader.read_exact(&mut frame).await.is_err() {
+                return;
+            }
+            if frames.send(frame.freeze()).await.is_err() {
+                return;
+            }
+        }
+    });
+
+    loop {
+        let frame = tokio::select! {
+            frame = queue.recv() => match frame {
+                Some(frame) => frame,
+                None => break,
+            },
+            _ = shutdown.changed() => break,
+        };
+        let response = match decode_request(frame) {
+            Ok(request) => match handlers::handle(&broker, request).await {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => continue, // acks=0 produce: Kafka sends nothing back
+                Err(error) => {
+                    tracing::error!(?peer, %error, "closing connection");
+                    break;
+                }
+            },
+            Err(strata_protocol::DecodeError::UnsupportedApiVersionsVersion {
+                correlation_id,
+                ..
+            }) => encode_unsupported_api_versions(correlation_id, &handlers::supported_versions()),
+            Err(error) => {
+                tracing::info!(?peer, %error, "closing connection");
+                break;
+            }
+        };
+        if writer.write_all(&response).await.is_err() {
+            break;
+        }
+    }
+    read_ahead.abort();
+}

@@ -1,0 +1,26 @@
+//! DescribeCluster (KIP-700): the brokers and the controller.
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+
+use super::str_bytes;
+use crate::broker::Broker;
+
+/// Endpoint type 1 asks for brokers; 2 (controllers, v1+) gets Kafka's
+/// UNSUPPORTED_ENDPOINT_TYPE, since Strata has no separate controller
+/// listener.
+pub fn describe(broker: &Broker, request: &DescribeClusterRequest) -> DescribeClusterResponse {
+    let response = DescribeClusterResponse::default().with_endpoint_type(1);
+    if request.endpoint_type != 1 {
+        return response
+            .with_error_code(kafka_protocol::error::ResponseError::UnsupportedEndpointType.code())
+            .with_endpoint_type(request.endpoint_type);
+    }
+    response
+        .with_cluster_id(str_bytes(broker.cluster_id.clone()))
+        .with_controller_id(BrokerId(broker.node_id))
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(broker.node_id))
+            .with_host(str_bytes(broker.endpoint.host.clone()))
+            .with_port(broker.endpoint.port)])
+}

@@ -1,0 +1,74 @@
+//! ListOffsets: earliest, latest, by timestamp, and max timestamp (KIP-734).
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use crate::broker::Broker;
+use crate::error::ApiError;
+use crate::partition::{Partition, LEADER_EPOCH};
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    // The leader epoch field exists from v4 on, and the codec refuses to
+    // drop a non-default value silently.
+    let leader_epoch = if version >= 4 { LEADER_EPOCH } else { -1 };
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let resolved = broker.topic(&topic.name);
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|wanted| {
+                    let response = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(wanted.partition_index);
+                    let result = resolved
+                        .as_ref()
+                        .and_then(|t| t.partition(wanted.partition_index))
+                        .ok_or_else(|| ApiError::from(ResponseError::UnknownTopicOrPartition))
+                        .and_then(|p| lookup(p, wanted.timestamp));
+                    match result {
+                        Ok((offset, timestamp)) => response
+                            .with_offset(offset)
+                            .with_timestamp(timestamp)
+                            .with_leader_epoch(leader_epoch),
+                        Err(error) => response
+                            .with_error_code(error.code())
+                            .with_offset(-1)
+                            .with_timestamp(-1),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// The (offset, timestamp) answer for one partition. Kafka answers -1 for
+/// both when no record is at or after the timestamp, and when the log is
+/// empty for the max-timestamp query.
+fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), ApiError> {
+    let log = partition.log();
+    Ok(match timestamp {
+        LATEST => (log.log_end_offset(), -1),
+        EARLIEST => (log.log_start_offset(), -1),
+        MAX_TIMESTAMP => log.max_timestamp()?.unwrap_or((-1, -1)),
+        t if t >= 0 => log.offset_for_timestamp(t)?.unwrap_or((-1, -1)),
+        _ => {
+            return Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                format!("unknown special timestamp {timestamp}"),
+            ))
+        }
+    })
+}

@@ -1,0 +1,134 @@
+//! Request dispatch: one module per API family, one table of what is
+//! advertised. A handler takes the typed request and returns the typed
+//! response; it never sees the socket.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+use strata_protocol::{encode_response, EncodeError, Request};
+
+use crate::broker::Broker;
+
+mod admin;
+mod api_versions;
+mod cluster;
+mod configs;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+/// Every API Strata implements, with the version range it is tested at.
+/// Nothing else is advertised in ApiVersions; a request for anything else
+/// closes the connection, as Kafka does for a version it cannot parse.
+const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 12),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The advertised version ranges, as ApiVersions carries them.
+pub fn supported_versions() -> Vec<ApiVersion> {
+    SUPPORTED
+        .iter()
+        .map(|&(key, min, max)| {
+            ApiVersion::default()
+                .with_api_key(key as i16)
+                .with_min_version(min)
+                .with_max_version(max)
+        })
+        .collect()
+}
+
+fn is_supported(api_key: ApiKey, version: i16) -> bool {
+    SUPPORTED
+        .iter()
+        .any(|&(key, min, max)| key == api_key && (min..=max).contains(&version))
+}
+
+/// Why a request gets no answer and its connection is closed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    #[error("{api_key:?} v{version} is not supported")]
+    Unsupported { api_key: ApiKey, version: i16 },
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+}
+
+/// Handles one request and encodes its response (size prefix included);
+/// `None` when the request gets no response (produce with acks=0).
+pub async fn handle(
+    broker: &Arc<Broker>,
+    request: Request,
+) -> Result<Option<BytesMut>, HandleError> {
+    let Request {
+        header,
+        api_key,
+        body,
+    } = request;
+    let version = header.request_api_version;
+    if !is_supported(api_key, version) {
+        return Err(HandleError::Unsupported { api_key, version });
+    }
+    let response = match body {
+        RequestKind::ApiVersions(request) => {
+            ResponseKind::ApiVersions(api_versions::handle(&request))
+        }
+        RequestKind::Metadata(request) => {
+            ResponseKind::Metadata(metadata::handle(broker, request, version))
+        }
+        RequestKind::Produce(request) => match produce::handle(broker, request) {
+            Some(response) => ResponseKind::Produce(response),
+            None => return Ok(None),
+        },
+        RequestKind::Fetch(request) => ResponseKind::Fetch(fetch::handle(broker, request).await),
+        RequestKind::ListOffsets(request) => {
+            ResponseKind::ListOffsets(list_offsets::handle(broker, request, version))
+        }
+        RequestKind::CreateTopics(request) => {
+            ResponseKind::CreateTopics(admin::create_topics(broker, request, version))
+        }
+        RequestKind::DeleteTopics(request) => {
+            ResponseKind::DeleteTopics(admin::delete_topics(broker, request, version))
+        }
+        RequestKind::CreatePartitions(request) => {
+            ResponseKind::CreatePartitions(admin::create_partitions(broker, request))
+        }
+        RequestKind::DescribeConfigs(request) => {
+            ResponseKind::DescribeConfigs(configs::describe(broker, request))
+        }
+        RequestKind::AlterConfigs(request) => {
+            ResponseKind::AlterConfigs(configs::alter(broker, request))
+        }
+        RequestKind::IncrementalAlterConfigs(request) => {
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, request))
+        }
+        RequestKind::DescribeCluster(request) => {
+            ResponseKind::DescribeCluster(cluster::describe(broker, &request))
+        }
+        _ => return Err(HandleError::Unsupported { api_key, version }),
+    };
+    Ok(Some(encode_response(
+        api_key,
+        version,
+        header.correlation_id,
+        &response,
+    )?))
+}
+
+/// A protocol string from a Rust one.
+fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}

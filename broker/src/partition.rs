@@ -1,0 +1,95 @@
+//! One partition this broker leads: its log behind a lock, and a watch of its
+//! log end offset that waiting fetches subscribe to.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use strata_storage::{AppendInfo, Log, LogConfig, StorageError};
+use tokio::sync::watch;
+
+/// The leader epoch Strata reports for every partition. A single broker is
+/// leader from creation on and never changes leader, so the epoch stays 0
+/// until replication brings leader elections.
+pub const LEADER_EPOCH: i32 = 0;
+
+/// A partition and its log.
+///
+/// The log sits behind a std `Mutex` rather than a tokio one: appends and
+/// reads are short page-cache operations that never await while holding it.
+pub struct Partition {
+    pub topic: String,
+    pub index: i32,
+    log: Mutex<Log>,
+    /// The log end offset after every append; fetches waiting for
+    /// `min_bytes` wake on its changes instead of polling.
+    log_end_offset: watch::Sender<i64>,
+}
+
+/// What a fetch read from one partition.
+#[derive(Debug)]
+pub struct ReadResult {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+impl Partition {
+    pub fn new(topic: String, index: i32, log: Log) -> Self {
+        let (log_end_offset, _) = watch::channel(log.log_end_offset());
+        Partition {
+            topic,
+            index,
+            log: Mutex::new(log),
+            log_end_offset,
+        }
+    }
+
+    /// The log, locked. A panic while the lock was held cannot leave the log
+    /// half-written (storage validates before it writes), so a poisoned lock
+    /// is taken over rather than propagated.
+    pub fn log(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends a produce request's record batches and wakes waiting fetches.
+    pub fn append(&self, records: &mut [u8], now_ms: i64) -> Result<AppendInfo, StorageError> {
+        let mut log = self.log();
+        let info = log.append(records, LEADER_EPOCH, now_ms)?;
+        self.log_end_offset.send_replace(log.log_end_offset());
+        Ok(info)
+    }
+
+    /// Reads whole batches from `offset` on. On a single broker the high
+    /// watermark is the log end offset: every appended batch is committed.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<ReadResult, (StorageError, i64, i64)> {
+        let log = self.log();
+        let high_watermark = log.log_end_offset();
+        let log_start_offset = log.log_start_offset();
+        match log.read(offset, max_bytes, min_one_batch) {
+            Ok(records) => Ok(ReadResult {
+                records,
+                high_watermark,
+                log_start_offset,
+            }),
+            Err(error) => Err((error, high_watermark, log_start_offset)),
+        }
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        *self.log_end_offset.borrow()
+    }
+
+    /// A receiver that sees every change of the log end offset.
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.log_end_offset.subscribe()
+    }
+
+    pub fn set_config(&self, config: LogConfig) {
+        self.log().set_config(config);
+    }
+}

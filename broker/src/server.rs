@@ -1,0 +1,139 @@
+//! The listener: accepts connections, runs the broker's periodic work, and
+//! shuts everything down cleanly when asked.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::broker::{Broker, Endpoint};
+use crate::config::BrokerConfig;
+use crate::error::BrokerError;
+
+/// How often `flush.ms` deadlines are checked.
+const FLUSH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How often recovery points are written (Kafka's
+/// `log.flush.offset.checkpoint.interval.ms` default).
+const RECOVERY_POINT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What `strata serve` was asked to do.
+pub struct ServerOptions {
+    pub listen: SocketAddr,
+    /// The address given to clients in metadata; the bound address if unset.
+    pub advertise: Option<(String, u16)>,
+    pub data_dir: PathBuf,
+    pub config: BrokerConfig,
+}
+
+/// A bound, opened broker, ready to serve.
+pub struct Server {
+    broker: Arc<Broker>,
+    listener: TcpListener,
+}
+
+impl Server {
+    /// Binds the listener, then opens (and if needed recovers) the data dir.
+    pub async fn bind(options: ServerOptions) -> Result<Server, BrokerError> {
+        let listener = TcpListener::bind(options.listen)
+            .await
+            .map_err(|e| BrokerError::io(format!("binding {}", options.listen), e))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| BrokerError::io("reading the bound address", e))?;
+        let (host, port) = options
+            .advertise
+            .unwrap_or_else(|| (local.ip().to_string(), local.port()));
+        let endpoint = Endpoint {
+            host,
+            port: i32::from(port),
+        };
+        let data_dir = options.data_dir;
+        let config = options.config;
+        // Opening runs recovery: blocking file work, off the async threads.
+        let broker = tokio::task::spawn_blocking(move || Broker::open(config, &data_dir, endpoint))
+            .await
+            .map_err(|e| BrokerError::Config(format!("opening the broker panicked: {e}")))??;
+        Ok(Server {
+            broker: Arc::new(broker),
+            listener,
+        })
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr, BrokerError> {
+        self.listener
+            .local_addr()
+            .map_err(|e| BrokerError::io("reading the bound address", e))
+    }
+
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// Serves until `shutdown` completes, then closes connections and shuts
+    /// the broker down cleanly (flush, recovery points, clean marker).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), BrokerError> {
+        let (stop, stopped) = watch::channel(false);
+        let background = tokio::spawn(periodic_work(self.broker.clone(), stopped.clone()));
+        let mut connections = tokio::task::JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        connections.spawn(crate::connection::serve(
+                            self.broker.clone(),
+                            stream,
+                            stopped.clone(),
+                        ));
+                    }
+                    Err(error) => {
+                        // Out of file descriptors and the like: keep serving.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                () = &mut shutdown => break,
+            }
+        }
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+        drop(self.listener);
+        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        connections.abort_all();
+        let _ = background.await;
+        let broker = self.broker;
+        tokio::task::spawn_blocking(move || broker.shutdown())
+            .await
+            .map_err(|e| BrokerError::Config(format!("shutdown panicked: {e}")))?
+    }
+}
+
+/// `flush.ms` checks and recovery-point checkpoints.
+async fn periodic_work(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
+    let mut flush_tick = tokio::time::interval(FLUSH_CHECK_INTERVAL);
+    let mut checkpoint_tick = tokio::time::interval(RECOVERY_POINT_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = flush_tick.tick() => {
+                let broker = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || broker.flush_due_logs()).await;
+            }
+            _ = checkpoint_tick.tick() => {
+                let broker = broker.clone();
+                let result = tokio::task::spawn_blocking(move || broker.write_recovery_points()).await;
+                if let Ok(Err(error)) = result {
+                    tracing::error!(%error, "could not write recovery points");
+                }
+            }
+            _ = stopped.changed() => return,
+        }
+    }
+}
