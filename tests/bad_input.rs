@@ -16,6 +16,7 @@ const CORRUPT_MESSAGE: i16 = 2;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const MESSAGE_TOO_LARGE: i16 = 10;
 const INVALID_REQUIRED_ACKS: i16 = 21;
+const INVALID_RECORD: i16 = 87;
 const UNSUPPORTED_VERSION: i16 = 35;
 
 /// The broker process is alive, answers ApiVersions on a new connection and serves
@@ -394,5 +395,25 @@ fn broker_survives_many_abruptly_closed_connections() {
             _ => {}
         }
     }
+    assert_still_serving(&mut broker);
+}
+
+#[test]
+fn produce_with_two_batches_for_one_partition_gets_invalid_record() {
+    // Kafka: "Produce requests with version 3+ are only allowed to contain exactly one
+    // record batch per partition" (INVALID_RECORD), and nothing is appended.
+    let mut broker = Broker::start(&[]);
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("two-batches");
+    create_topic(&bootstrap, &topic, 1);
+    let mut client = RawClient::connect(&bootstrap);
+    let mut records = encode_batch(&[b"first"], now_ms());
+    records.extend_from_slice(&encode_batch(&[b"second"], now_ms()));
+    let (code, _) = client.produce(&topic, 0, records.freeze());
+    assert_eq!(
+        code, INVALID_RECORD,
+        "two record batches in one partition's records"
+    );
+    assert_eq!(high_watermark(&bootstrap, &topic, 0), 0, "nothing appended");
     assert_still_serving(&mut broker);
 }

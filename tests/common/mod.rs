@@ -907,7 +907,7 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
 // Raw requests
 // ---------------------------------------------------------------------------------------
 
-/// Encodes one uncompressed v2 record batch (magic 2) holding `values`, with
+/// Encodes exactly one uncompressed v2 record batch (magic 2) holding `values`, with
 /// relative offsets 0.. and the given timestamp for every record.
 pub fn encode_batch(values: &[&[u8]], timestamp: i64) -> BytesMut {
     use kafka_protocol::records::{
@@ -925,7 +925,9 @@ pub fn encode_batch(values: &[&[u8]], timestamp: i64) -> BytesMut {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // kafka-protocol starts a new batch whenever `offset - sequence` changes;
+            // this keeps it constant with the batch's base sequence at -1 (no producer id).
+            sequence: i as i32 - 1,
             timestamp,
             key: None,
             value: Some(Bytes::copy_from_slice(value)),
@@ -942,6 +944,12 @@ pub fn encode_batch(values: &[&[u8]], timestamp: i64) -> BytesMut {
         },
     )
     .expect("encode a record batch");
+    let batch_length = i32::from_be_bytes([buffer[8], buffer[9], buffer[10], buffer[11]]);
+    assert_eq!(
+        batch_length as usize + 12,
+        buffer.len(),
+        "encode_batch must produce exactly one batch"
+    );
     buffer
 }
 
