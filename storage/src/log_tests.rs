@@ -452,3 +452,11 @@ fn close_reopen_and_delete() {
     log.delete().expect("delete");
     assert!(!path.exists());
 }
+
+#[test]
+fn log_and_errors_can_cross_threads() {
+    // The broker shares logs behind locks across tokio tasks and wraps errors in anyhow.
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<Log>();
+    assert_send_sync::<StorageError>();
+}

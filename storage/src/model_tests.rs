@@ -1,1 +1,255 @@
+//! Model-based property test: random appends, rolls, flushes, reads, truncations,
+//! timestamp lookups, crashes (the active segment cut at a random byte past the last
+//! flush) and clean reopens, checked against an in-memory list of batches.
 
+use std::fs::OpenOptions;
+use std::path::Path;
+
+use kafka_protocol::records::Compression;
+use proptest::prelude::*;
+
+use crate::batch::test_support::batch_with_timestamps;
+use crate::batch::BatchHeader;
+use crate::{Log, LogConfig};
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// Append one produce request of batches, each with these record timestamps.
+    Append(Vec<Vec<i64>>),
+    Roll,
+    Flush,
+    /// Read at a fraction of the offset range, with a byte limit.
+    Read {
+        at: u16,
+        max_bytes: u16,
+        min_one_batch: bool,
+    },
+    Truncate {
+        at: u16,
+    },
+    Lookup {
+        timestamp: i64,
+    },
+    /// Kill the process: cut the active segment at a fraction of its unflushed tail.
+    Crash {
+        cut: u16,
+    },
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let timestamps = prop::collection::vec(0i64..1_000, 1..5);
+    prop_oneof![
+        6 => prop::collection::vec(timestamps, 1..3).prop_map(Op::Append),
+        1 => Just(Op::Roll),
+        1 => Just(Op::Flush),
+        3 => (any::<u16>(), 0u16..600, any::<bool>())
+            .prop_map(|(at, max_bytes, min_one_batch)| Op::Read { at, max_bytes, min_one_batch }),
+        1 => any::<u16>().prop_map(|at| Op::Truncate { at }),
+        2 => (0i64..1_100).prop_map(|timestamp| Op::Lookup { timestamp }),
+        2 => any::<u16>().prop_map(|cut| Op::Crash { cut }),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+/// One batch as stored: its bytes (offsets assigned) and record timestamps.
+#[derive(Clone, Debug)]
+struct StoredBatch {
+    bytes: Vec<u8>,
+    header: BatchHeader,
+    timestamps: Vec<i64>,
+}
+
+/// The expected log: every batch in offset order.
+struct Model {
+    batches: Vec<StoredBatch>,
+}
+
+impl Model {
+    fn end(&self) -> i64 {
+        self.batches.last().map_or(0, |b| b.header.next_offset())
+    }
+
+    fn expected_read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        for stored in self
+            .batches
+            .iter()
+            .filter(|b| b.header.last_offset() >= offset)
+        {
+            let fits = out.len() + stored.bytes.len() <= max_bytes;
+            if !(fits || (out.is_empty() && min_one_batch)) {
+                break;
+            }
+            out.extend_from_slice(&stored.bytes);
+        }
+        out
+    }
+
+    /// (offset, timestamp) of every record in offset order.
+    fn records(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.batches.iter().flat_map(|b| {
+            b.timestamps
+                .iter()
+                .enumerate()
+                .map(move |(i, &ts)| (b.header.base_offset + i as i64, ts))
+        })
+    }
+}
+
+fn fraction(value: u16, range: u64) -> u64 {
+    (u64::from(value) * range) / u64::from(u16::MAX)
+}
+
+fn active_segment_base(dir: &Path) -> i64 {
+    std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".log")?.parse::<i64>().ok()
+        })
+        .max()
+        .expect("a segment exists")
+}
+
+fn run(config: LogConfig, ops: Vec<Op>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("topic-0");
+    let mut log = Log::open(&path, config.clone(), 0, true, 0).expect("open");
+    let mut model = Model {
+        batches: Vec::new(),
+    };
+    let mut now = 1_000;
+    for op in ops {
+        now += 10;
+        match op {
+            Op::Append(batches) => {
+                let mut records = Vec::new();
+                for timestamps in &batches {
+                    records.extend(batch_with_timestamps(timestamps, Compression::None));
+                }
+                let info = log.append(&mut records, 1, now).expect("append");
+                assert_eq!(info.base_offset, model.end());
+                let mut position = 0;
+                for timestamps in batches {
+                    let header = BatchHeader::parse(&records[position..]).expect("header");
+                    let size = header.size();
+                    model.batches.push(StoredBatch {
+                        bytes: records[position..position + size].to_vec(),
+                        header,
+                        timestamps,
+                    });
+                    position += size;
+                }
+                assert_eq!(info.last_offset + 1, model.end());
+            }
+            Op::Roll => log.roll(now).expect("roll"),
+            Op::Flush => {
+                log.flush().expect("flush");
+                assert_eq!(log.recovery_point(), model.end());
+            }
+            Op::Read {
+                at,
+                max_bytes,
+                min_one_batch,
+            } => {
+                let offset = fraction(at, model.end() as u64) as i64;
+                let got = log
+                    .read(offset, max_bytes.into(), min_one_batch)
+                    .expect("read");
+                assert_eq!(
+                    got.as_ref(),
+                    model
+                        .expected_read(offset, max_bytes.into(), min_one_batch)
+                        .as_slice(),
+                    "read at {offset}"
+                );
+                assert!(log.read(model.end() + 1, 100, true).is_err());
+            }
+            Op::Truncate { at } => {
+                let offset = fraction(at, model.end() as u64) as i64;
+                log.truncate_to(offset).expect("truncate");
+                model.batches.retain(|b| b.header.last_offset() < offset);
+            }
+            Op::Lookup { timestamp } => {
+                let expected = model.records().find(|&(_, ts)| ts >= timestamp);
+                assert_eq!(
+                    log.offset_for_timestamp(timestamp).expect("lookup"),
+                    expected
+                );
+                let max = model.records().map(|(_, ts)| ts).max();
+                let expected_max = max.and_then(|m| model.records().find(|&(_, ts)| ts == m));
+                assert_eq!(log.max_timestamp().expect("max"), expected_max);
+            }
+            Op::Crash { cut } => {
+                let recovery_point = log.recovery_point();
+                drop(log);
+                let active_base = active_segment_base(&path);
+                let in_active = || {
+                    model
+                        .batches
+                        .iter()
+                        .filter(|b| b.header.base_offset >= active_base)
+                };
+                let flushed: u64 = in_active()
+                    .filter(|b| b.header.next_offset() <= recovery_point)
+                    .map(|b| b.bytes.len() as u64)
+                    .sum();
+                let file_path = path.join(format!("{active_base:020}.log"));
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(&file_path)
+                    .expect("segment");
+                let len = file.metadata().expect("meta").len();
+                let cut_at = flushed + fraction(cut, len - flushed);
+                file.set_len(cut_at).expect("cut");
+                drop(file);
+                let mut end = 0;
+                let survivors = in_active()
+                    .take_while(|b| {
+                        end += b.bytes.len() as u64;
+                        end <= cut_at
+                    })
+                    .count();
+                let before_active = model.batches.len() - in_active().count();
+                model.batches.truncate(before_active + survivors);
+                assert!(model.end() >= recovery_point, "flushed data survives");
+                log =
+                    Log::open(&path, config.clone(), recovery_point, false, now).expect("recover");
+            }
+            Op::Reopen => {
+                log.close().expect("close");
+                log = Log::open(&path, config.clone(), 0, true, now).expect("clean reopen");
+            }
+        }
+        assert_eq!(log.log_end_offset(), model.end());
+        assert!(log.recovery_point() <= log.log_end_offset());
+        let all = log
+            .read(log.log_start_offset(), usize::MAX, true)
+            .expect("read all");
+        assert_eq!(
+            all.as_ref(),
+            model.expected_read(0, usize::MAX, true).as_slice()
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    #[test]
+    fn log_matches_model(
+        segment_bytes in 150u64..2_000,
+        index_interval_bytes in 0u32..300,
+        segment_index_bytes in 8u32..200,
+        ops in prop::collection::vec(op(), 1..60),
+    ) {
+        let config = LogConfig {
+            segment_bytes,
+            index_interval_bytes,
+            segment_index_bytes,
+            ..LogConfig::default()
+        };
+        run(config, ops);
+    }
+}

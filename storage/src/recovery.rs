@@ -35,6 +35,9 @@ impl Log {
         fs::create_dir_all(dir).map_err(io_error(dir))?;
         let bases = find_segments(dir)?;
         let mut segments = Vec::with_capacity(bases.len().max(1));
+        // Segments whose bytes were scanned or whose indexes were rebuilt: what the
+        // recovery read may still sit only in the page cache.
+        let mut rebuilt = Vec::with_capacity(bases.len().max(1));
         let mut dir_dirty = false;
         if bases.is_empty() {
             segments.push(Segment::create(dir, 0, &config)?);
@@ -50,7 +53,8 @@ impl Log {
             };
             for (i, &base) in bases.iter().enumerate() {
                 let (mut segment, index_missing) = Segment::open(dir, base)?;
-                let truncated = if i >= first_to_scan || index_missing {
+                let scan = i >= first_to_scan || index_missing;
+                let truncated = if scan {
                     if index_missing && i < first_to_scan {
                         tracing::warn!(segment = %segment.log_path().display(), "index file missing; rebuilding");
                     }
@@ -59,6 +63,7 @@ impl Log {
                     segment.load_clean(bases.get(i + 1).copied(), &config)?
                 };
                 segments.push(segment);
+                rebuilt.push(scan || truncated);
                 if truncated {
                     for &later in &bases[i + 1..] {
                         tracing::warn!(dir = %dir.display(), base_offset = later, "deleting segment after a truncated one");
@@ -91,13 +96,13 @@ impl Log {
             last_flush_ms: now_ms,
             dir_dirty,
         };
-        if !clean_shutdown {
-            // Recovered bytes may only be in the page cache; make them durable before
-            // claiming them with the recovery point.
-            for segment in &log.segments {
+        // Recovered bytes and rebuilt indexes may only be in the page cache; make them
+        // durable before the recovery point claims them.
+        for (segment, rebuilt) in log.segments.iter().zip(rebuilt) {
+            if rebuilt {
                 segment.flush()?;
+                log.dir_dirty = true;
             }
-            log.dir_dirty = true;
         }
         log.sync_dir()?;
         log.recovery_point = log.log_end_offset();
