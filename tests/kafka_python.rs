@@ -52,3 +52,9 @@ fn kafka_python_admin_produce_consume_offsets_configs() {
     let broker = Broker::start(&[]);
     run_script("kafka_python_smoke.py", &broker.bootstrap());
 }
+
+#[test]
+fn kafka_python_default_idempotent_producer() {
+    let broker = Broker::start(&[]);
+    run_script("kafka_python_default_producer.py", &broker.bootstrap());
+}

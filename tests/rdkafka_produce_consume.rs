@@ -300,3 +300,20 @@ fn consumer_on_two_partitions_at_once_sees_both() {
     assert_values_in_order(&by_partition(0), &zero);
     assert_values_in_order(&by_partition(1), &one);
 }
+
+#[test]
+fn idempotent_producer_round_trip() {
+    // enable.idempotence=true: InitProducerId, then batches with producer id, epoch and
+    // sequence numbers, as the Java client and kafka-python 3 send by default.
+    let broker = Broker::start(&[]);
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("idempotent");
+    create_topic(&bootstrap, &topic, 2);
+    let mut config = producer_config(&bootstrap);
+    config.set("enable.idempotence", "true");
+    let producer = create_producer(&config);
+    let zero = produce_numbered(&producer, &topic, 0, "idempotent-p0", 2000);
+    let one = produce_numbered(&producer, &topic, 1, "idempotent-p1", 500);
+    assert_values_in_order(&consume_partition(&bootstrap, &topic, 0, zero.len()), &zero);
+    assert_values_in_order(&consume_partition(&bootstrap, &topic, 1, one.len()), &one);
+}

@@ -198,6 +198,8 @@ impl Broker {
         for setting in &self.settings {
             command.arg("--set").arg(setting);
         }
+        // The log goes to a file: no colour escape codes.
+        command.env("NO_COLOR", "1");
         if std::env::var_os("RUST_LOG").is_none() {
             command.env("RUST_LOG", "info");
         }
