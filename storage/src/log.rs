@@ -358,8 +358,10 @@ impl Log {
         } else {
             let config = self.config.clone();
             let active = self.active_mut();
-            active.truncate_to(offset, &config)?;
+            // Preallocate first: an older segment's trimmed index has no room for the
+            // entries the tail rescan re-creates.
             active.activate(&config)?;
+            active.truncate_to(offset, &config)?;
             active.first_append_ms = None;
         }
         self.flush()

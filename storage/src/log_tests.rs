@@ -460,3 +460,32 @@ fn log_and_errors_can_cross_threads() {
     assert_send_sync::<Log>();
     assert_send_sync::<StorageError>();
 }
+
+#[test]
+fn truncating_into_an_older_segment_keeps_its_index_complete() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let batch_size = batch(3, 0).len() as u64;
+    let config = LogConfig {
+        segment_bytes: batch_size * 6,
+        index_interval_bytes: 0,
+        ..small_config()
+    };
+    let mut log = open(dir.path(), config.clone());
+    for i in 0..9 {
+        append(&mut log, 3, i * 10);
+    }
+    assert_eq!(log.segment_count(), 2);
+    log.truncate_to(12)
+        .expect("truncate into the first segment");
+    assert_eq!((log.log_end_offset(), log.segment_count()), (12, 1));
+    log.close().expect("close");
+    let index_path = dir.path().join(format!("{:020}.index", 0));
+    let after_truncate = std::fs::read(&index_path).expect("index");
+    assert_eq!(after_truncate.len(), 3 * 8, "batches 2..4 indexed");
+    std::fs::remove_file(&index_path).expect("rm");
+    Log::open(dir.path(), config, 0, true, 0)
+        .expect("rebuild")
+        .close()
+        .expect("close");
+    assert_eq!(std::fs::read(&index_path).expect("index"), after_truncate);
+}

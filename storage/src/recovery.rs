@@ -60,7 +60,12 @@ impl Log {
                     }
                     segment.recover(&config)?
                 } else {
-                    segment.load_clean(bases.get(i + 1).copied(), &config)?
+                    let next_base = bases.get(i + 1).copied();
+                    if next_base.is_none() {
+                        // The last segment becomes active; its tail rescan may add entries.
+                        segment.activate(&config)?;
+                    }
+                    segment.load_clean(next_base, &config)?
                 };
                 segments.push(segment);
                 rebuilt.push(scan || truncated);
