@@ -93,4 +93,4 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 log "cargo test"
-cargo test --workspace
+cargo test --workspace --no-fail-fast

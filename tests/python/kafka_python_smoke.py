@@ -54,6 +54,38 @@ def main(bootstrap):
     expect(segment["config_source"] == "DEFAULT_CONFIG", f"segment.bytes source: {segment}")
     expect(segment["value"] == "1073741824", f"segment.bytes = {segment}")
 
+    step("incremental alter_configs: SET max.message.bytes, DELETE retention.ms")
+    result = admin.alter_configs(
+        [ConfigResource("TOPIC", topic, {"max.message.bytes": ("SET", "2000000")})],
+        incremental=True)
+    expect(result == {"topic": {topic: "OK"}}, f"incremental SET result: {result}")
+    topic_configs = admin.describe_configs([ConfigResource("TOPIC", topic)],
+                                           config_filter="all")["topic"][topic]
+    expect(topic_configs["max.message.bytes"]["value"] == "2000000",
+           f"max.message.bytes after SET: {topic_configs['max.message.bytes']}")
+    expect(topic_configs["max.message.bytes"]["config_source"] == "DYNAMIC_TOPIC_CONFIG",
+           f"max.message.bytes source after SET: {topic_configs['max.message.bytes']}")
+    expect(topic_configs["retention.ms"]["value"] == "3600000",
+           f"incremental SET must keep the other overrides: {topic_configs['retention.ms']}")
+    result = admin.alter_configs(
+        [ConfigResource("TOPIC", topic, {"retention.ms": ("DELETE", None)})], incremental=True)
+    expect(result == {"topic": {topic: "OK"}}, f"incremental DELETE result: {result}")
+    topic_configs = admin.describe_configs([ConfigResource("TOPIC", topic)],
+                                           config_filter="all")["topic"][topic]
+    expect(topic_configs["retention.ms"]["value"] == "604800000"
+           and topic_configs["retention.ms"]["config_source"] == "DEFAULT_CONFIG",
+           f"retention.ms after DELETE: {topic_configs['retention.ms']}")
+    expect(topic_configs["max.message.bytes"]["value"] == "2000000",
+           f"DELETE must keep the other overrides: {topic_configs['max.message.bytes']}")
+
+    step("describe_cluster")
+    cluster = admin.describe_cluster()
+    expect(cluster.get("cluster_id"), f"cluster id: {cluster}")
+    expect(cluster.get("controller_id") == 1, f"controller: {cluster}")
+    host, port = bootstrap.rsplit(":", 1)
+    brokers = [(b["broker_id"], b["host"], b["port"]) for b in cluster["brokers"]]
+    expect(brokers == [(1, host, int(port))], f"brokers: {brokers}")
+
     # Idempotence (kafka-python 3's default) is covered by kafka_python_default_producer.py.
     step("KafkaProducer send + flush")
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
