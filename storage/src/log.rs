@@ -92,7 +92,8 @@ pub struct Log {
 impl Log {
     /// Appends a produce request's `records` (one or more v2 batches back to back).
     ///
-    /// Every batch is validated first (framing, magic, CRC32C, size limit); if any is
+    /// Every batch is validated first (framing, magic, CRC32C, size limit, record
+    /// count = lastOffsetDelta + 1 as Kafka demands of client batches); if any is
     /// bad nothing is written. Then offsets are assigned from the log end offset by
     /// patching each batch's base offset and partition leader epoch in place (and, for
     /// LogAppendTime topics, its timestamp type and max timestamp), the active segment
@@ -105,11 +106,24 @@ impl Log {
         now_ms: i64,
     ) -> Result<AppendInfo, StorageError> {
         let mut batches = batch::validate_all(records)?;
-        for (_, header) in &batches {
+        for (position, header) in &batches {
             if header.size() > self.config.max_message_bytes as usize {
                 return Err(StorageError::MessageTooLarge {
                     size: header.size(),
                     max: self.config.max_message_bytes,
+                });
+            }
+            // Kafka's rule for batches from clients: one offset per record. (Stored
+            // batches may have gaps after compaction, so recovery does not insist.)
+            if header.record_count < 1
+                || i64::from(header.record_count) != i64::from(header.last_offset_delta) + 1
+            {
+                return Err(StorageError::InvalidBatch {
+                    position: *position as u64,
+                    reason: format!(
+                        "record count {} does not match lastOffsetDelta {}",
+                        header.record_count, header.last_offset_delta
+                    ),
                 });
             }
         }

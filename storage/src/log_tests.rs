@@ -155,6 +155,15 @@ fn invalid_input_writes_nothing() {
         Err(StorageError::CorruptBatch { .. })
     ));
 
+    let mut inconsistent = batch(3, 0);
+    inconsistent[57..61].copy_from_slice(&2i32.to_be_bytes()); // recordCount
+    let crc = batch::compute_crc(&inconsistent);
+    inconsistent[17..21].copy_from_slice(&crc.to_be_bytes());
+    assert!(matches!(
+        log.append(&mut inconsistent, 0, 0),
+        Err(StorageError::InvalidBatch { .. })
+    ));
+
     let mut big = batch(40, 0);
     match log.append(&mut big, 0, 0) {
         Err(StorageError::MessageTooLarge { size, max }) => {
