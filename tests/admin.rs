@@ -287,3 +287,68 @@ fn auto_create_disabled_leaves_unknown_topics_unknown() {
     );
     assert_eq!(partition_count(&bootstrap, &topic), None);
 }
+
+#[test]
+fn create_topic_validation_errors_match_kafka() {
+    let broker = Broker::start(&[]);
+    let bootstrap = broker.bootstrap();
+    let admin = admin_client(&bootstrap);
+    let create = |new_topic: NewTopic<'_>| {
+        block_on(admin.create_topics([&new_topic], &admin_options())).expect("CreateTopics request")
+    };
+
+    let name = unique_topic("rf3");
+    assert_eq!(
+        create(NewTopic::new(&name, 1, TopicReplication::Fixed(3))),
+        vec![Err((
+            name.clone(),
+            RDKafkaErrorCode::InvalidReplicationFactor
+        ))],
+        "replication factor 3 on a single broker"
+    );
+    let name = unique_topic("unknown-config");
+    assert_eq!(
+        create(NewTopic::new(&name, 1, TopicReplication::Fixed(1)).set("no.such.config", "1")),
+        vec![Err((name.clone(), RDKafkaErrorCode::InvalidConfig))],
+        "an unknown topic config"
+    );
+    let name = unique_topic("bad-value");
+    assert_eq!(
+        create(NewTopic::new(&name, 1, TopicReplication::Fixed(1)).set("retention.ms", "soon")),
+        vec![Err((name.clone(), RDKafkaErrorCode::InvalidConfig))],
+        "a non-numeric retention.ms"
+    );
+    let name = unique_topic("bad-policy");
+    assert_eq!(
+        create(
+            NewTopic::new(&name, 1, TopicReplication::Fixed(1)).set("cleanup.policy", "forever")
+        ),
+        vec![Err((name.clone(), RDKafkaErrorCode::InvalidConfig))],
+        "an invalid cleanup.policy"
+    );
+    // None of them exists afterwards.
+    let client: BaseConsumer = client_config(&bootstrap).create().expect("client");
+    let metadata = client.fetch_metadata(None, TIMEOUT).expect("metadata");
+    let names: Vec<&str> = metadata.topics().iter().map(|t| t.name()).collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with("rf3")
+            || n.starts_with("unknown-config")
+            || n.starts_with("bad-value")
+            || n.starts_with("bad-policy")),
+        "a refused topic was created: {names:?}"
+    );
+
+    // validate_only checks without creating.
+    let name = unique_topic("validate-only");
+    let results = block_on(admin.create_topics(
+        [&NewTopic::new(&name, 2, TopicReplication::Fixed(1))],
+        &admin_options().validate_only(true),
+    ))
+    .expect("CreateTopics request");
+    assert_eq!(results, vec![Ok(name.clone())], "validate_only result");
+    assert_eq!(
+        partition_count(&bootstrap, &name),
+        None,
+        "validate_only created the topic"
+    );
+}

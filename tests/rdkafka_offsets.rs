@@ -285,3 +285,75 @@ fn consume_from_end_sees_only_new_messages() {
     );
     assert_eq!(received[0].offset, 10);
 }
+
+#[test]
+fn out_of_range_offset_resets_per_auto_offset_reset() {
+    let broker = Broker::start(&[]);
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("out-of-range");
+    create_topic(&bootstrap, &topic, 1);
+    let producer = create_producer(&producer_config(&bootstrap));
+    let values = produce_numbered(&producer, &topic, 0, "r", 10);
+
+    // earliest: an assignment past the end (OFFSET_OUT_OF_RANGE) restarts at 0.
+    let consumer = assigned_consumer(&bootstrap, &topic, &[(0, Offset::Offset(1000))]);
+    let received = consume_n(&consumer, values.len());
+    assert_values_in_order(&received, &values);
+
+    // error: the consumer reports the out-of-range offset instead of silently moving.
+    let mut config = consumer_config(&bootstrap);
+    config.set("auto.offset.reset", "error");
+    let consumer = assigned_consumer_with(&config, &topic, &[(0, Offset::Offset(1000))]);
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no out-of-range error within {TIMEOUT:?}"
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => panic!(
+                "auto.offset.reset=error delivered offset {} instead of an error",
+                message.offset()
+            ),
+            Some(Err(error)) => {
+                let text = error.to_string();
+                assert!(
+                    text.contains("out of range")
+                        || text.contains("OffsetOutOfRange")
+                        || text.contains("AutoOffsetReset")
+                        || text.contains("offset reset"),
+                    "unexpected consumer error: {text}"
+                );
+                break;
+            }
+            None => {}
+        }
+    }
+}
+
+#[test]
+fn small_fetch_limits_still_make_progress_on_large_batches() {
+    // Kafka returns at least one whole batch even when it exceeds the fetch limits
+    // (KIP-74), so a consumer with tiny limits is never stuck.
+    let broker = Broker::start(&[]);
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("small-fetch");
+    create_topic(&bootstrap, &topic, 1);
+    let mut config = producer_config(&bootstrap);
+    config.set("linger.ms", "200").set("batch.size", "1000000");
+    let producer = create_producer(&config);
+    let values: Vec<String> = (0..40)
+        .map(|i| format!("{i}-{}", "z".repeat(20_000)))
+        .collect();
+    produce_values(&producer, &topic, Some(0), &values);
+
+    let mut config = consumer_config(&bootstrap);
+    config
+        .set("max.partition.fetch.bytes", "1024")
+        .set("fetch.max.bytes", "1024")
+        .set("message.max.bytes", "1024")
+        .set("receive.message.max.bytes", "2000000");
+    let consumer = assigned_consumer_with(&config, &topic, &[(0, Offset::Beginning)]);
+    let received = consume_n(&consumer, values.len());
+    assert_values_in_order(&received, &values);
+}

@@ -317,3 +317,28 @@ fn idempotent_producer_round_trip() {
     assert_values_in_order(&consume_partition(&bootstrap, &topic, 0, zero.len()), &zero);
     assert_values_in_order(&consume_partition(&bootstrap, &topic, 1, one.len()), &one);
 }
+
+#[test]
+fn a_message_just_under_the_default_max_message_bytes_round_trips() {
+    let broker = Broker::start(&[]);
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("one-megabyte");
+    create_topic(&bootstrap, &topic, 1);
+    // librdkafka's own limit (1000000) is lower than the broker's default (1048588).
+    let mut config = producer_config(&bootstrap);
+    config.set("message.max.bytes", "1048588");
+    let producer = create_producer(&config);
+    // 1 040 000 bytes of value plus batch and record overhead stays under 1048588.
+    let big: String = (0..1_040_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    produce_values(&producer, &topic, Some(0), &[big.clone()]);
+    produce_values(&producer, &topic, Some(0), &["small".to_string()]);
+    let received = consume_partition(&bootstrap, &topic, 0, 2);
+    assert_eq!(
+        received[0].value.as_deref(),
+        Some(big.as_bytes()),
+        "1 MB value"
+    );
+    assert_eq!(received[1].value_str(), "small");
+}
