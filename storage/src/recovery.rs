@@ -60,12 +60,7 @@ impl Log {
                     }
                     segment.recover(&config)?
                 } else {
-                    let next_base = bases.get(i + 1).copied();
-                    if next_base.is_none() {
-                        // The last segment becomes active; its tail rescan may add entries.
-                        segment.activate(&config)?;
-                    }
-                    segment.load_clean(next_base, &config)?
+                    segment.load_clean(bases.get(i + 1).copied(), &config)?
                 };
                 segments.push(segment);
                 rebuilt.push(scan || truncated);

@@ -182,12 +182,13 @@ fn clean_reopen_rebuilds_missing_or_garbled_indexes() {
     assert!(!expected_index.is_empty());
 
     type Damage = fn(&Path);
-    let damages: [Damage; 5] = [
+    let damages: [Damage; 6] = [
         |dir| fs::remove_file(segment_file(dir, 0, "index")).expect("rm"),
         |dir| fs::remove_file(segment_file(dir, 10, "timeindex")).expect("rm"),
         |dir| fs::write(segment_file(dir, 0, "index"), [0xab; 13]).expect("garble"),
         |dir| fs::write(segment_file(dir, 0, "index"), [0u8; 64]).expect("zeros"),
         |dir| fs::write(segment_file(dir, 0, "timeindex"), [0x7f; 24]).expect("garble"),
+        |dir| fs::write(segment_file(dir, 20, "index"), [0u8; 13]).expect("last segment"),
     ];
     for damage in damages {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -384,7 +384,12 @@ impl Segment {
                 self.next_offset = next_offset;
                 Ok(false)
             }
-            None => self.load_tail(config),
+            None => {
+                // The last segment becomes active (after the checks, which must see
+                // the file as it was); its tail rescan may add index entries.
+                self.activate(config)?;
+                self.load_tail(config)
+            }
         }
     }
 
