@@ -243,3 +243,60 @@ fn data_dir_uses_kafka_layout() {
         .unwrap_or_default();
     assert!(size > 0, "{} is empty after 5 messages", written.display());
 }
+
+#[test]
+fn many_segments_survive_restarts_and_serve_reads_across_them() {
+    // log.segment.bytes=1 MiB: about 6 MB of messages roll several segments.
+    let mut broker = Broker::start(&["log.segment.bytes=1048576"]);
+    let topic = unique_topic("segments");
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, &topic, 1);
+    let producer = create_producer(&producer_config(&bootstrap));
+    let values: Vec<String> = (0..3000)
+        .map(|i| format!("{i:05}-{}", "s".repeat(2000)))
+        .collect();
+    produce_values(&producer, &topic, Some(0), &values);
+    drop(producer);
+
+    let segments = |broker: &Broker| -> usize {
+        std::fs::read_dir(broker.partition_dir(&topic, 0))
+            .expect("partition dir")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+            .count()
+    };
+    assert!(
+        segments(&broker) >= 4,
+        "expected several segments, found {}",
+        segments(&broker)
+    );
+
+    for stop in ["sigterm", "sigkill"] {
+        match stop {
+            "sigterm" => broker.stop_sigterm(),
+            _ => broker.kill9(),
+        }
+        broker.restart();
+        let bootstrap = broker.bootstrap();
+        assert_eq!(
+            high_watermark(&bootstrap, &topic, 0),
+            values.len() as i64,
+            "high watermark after {stop}"
+        );
+        // Start in the middle of the log (some later segment) and read to the end.
+        let consumer = assigned_consumer(&bootstrap, &topic, &[(0, rdkafka::Offset::Offset(1777))]);
+        let received = consume_n(&consumer, values.len() - 1777);
+        for (i, message) in received.iter().enumerate() {
+            assert_eq!(message.offset, 1777 + i as i64, "offset after {stop}");
+            assert_eq!(
+                message.value.as_deref(),
+                Some(values[1777 + i].as_bytes()),
+                "value at offset {} after {stop}",
+                message.offset
+            );
+        }
+    }
+    // Everything from the start as well.
+    let received = consume_partition(&broker.bootstrap(), &topic, 0, values.len());
+    assert_values_in_order(&received, &values);
+}
