@@ -332,7 +332,7 @@ fn a_message_just_under_the_default_max_message_bytes_round_trips() {
     let big: String = (0..1_040_000)
         .map(|i| char::from(b'a' + (i % 26) as u8))
         .collect();
-    produce_values(&producer, &topic, Some(0), &[big.clone()]);
+    produce_values(&producer, &topic, Some(0), std::slice::from_ref(&big));
     produce_values(&producer, &topic, Some(0), &["small".to_string()]);
     let received = consume_partition(&bootstrap, &topic, 0, 2);
     assert_eq!(
