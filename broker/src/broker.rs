@@ -21,6 +21,20 @@ use crate::partition::Partition;
 /// is known to be on disk), in the data directory.
 const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
 
+/// The end of the range of producer ids handed out so far. Ids are taken in
+/// blocks (Kafka's controller allocates blocks of 1000 too) and the block's
+/// end is persisted before any id of it is used, so no id is reused after a
+/// restart.
+const PRODUCER_ID_FILE: &str = "strata-producer-id-block";
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// The next producer id and the end of the block it comes from.
+#[derive(Debug)]
+struct ProducerIdBlock {
+    next: i64,
+    end: i64,
+}
+
 /// Where clients reach this broker.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
@@ -60,6 +74,7 @@ pub struct Broker {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Serialises changes to the topic set and the metadata file.
     admin: std::sync::Mutex<()>,
+    producer_ids: std::sync::Mutex<ProducerIdBlock>,
 }
 
 /// Milliseconds since the Unix epoch, as Kafka timestamps are.
@@ -129,7 +144,12 @@ impl Broker {
             fs::remove_file(&clean_marker)
                 .map_err(|e| BrokerError::io("removing the clean-shutdown marker", e))?;
         }
+        let allocated = read_producer_id_block_end(data_dir)?;
         let broker = Broker {
+            producer_ids: std::sync::Mutex::new(ProducerIdBlock {
+                next: allocated,
+                end: allocated,
+            }),
             config,
             node_id,
             cluster_id,
@@ -386,6 +406,26 @@ impl Broker {
             .cloned()
     }
 
+    /// A producer id never handed out before, for InitProducerId.
+    pub fn allocate_producer_id(&self) -> Result<i64, ApiError> {
+        let mut block = self
+            .producer_ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if block.next == block.end {
+            let end = block.end + PRODUCER_ID_BLOCK;
+            metadata_store::write_atomically(
+                &self.data_dir.join(PRODUCER_ID_FILE),
+                end.to_string().as_bytes(),
+            )
+            .map_err(|e| ApiError::new(ResponseError::KafkaStorageError, e.to_string()))?;
+            block.end = end;
+        }
+        let id = block.next;
+        block.next += 1;
+        Ok(id)
+    }
+
     /// Flushes logs whose `flush.ms` is due; run periodically.
     pub fn flush_due_logs(&self) {
         let now = now_ms();
@@ -432,6 +472,18 @@ impl Broker {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+}
+
+fn read_producer_id_block_end(data_dir: &Path) -> Result<i64, BrokerError> {
+    let path = data_dir.join(PRODUCER_ID_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse().map_err(|_| BrokerError::Metadata {
+            path: path.display().to_string(),
+            reason: format!("not a producer id: {text:?}"),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(BrokerError::io(format!("reading {}", path.display()), e)),
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`broker`]: shared state — identity, configuration, topics — and the
 //!   operations that change topics.
 //! - [`partition`]: a partition's log and the watch that wakes fetches.
+//! - [`producer_state`]: idempotent producers' sequence checks.
 //! - [`metadata_store`]: topic metadata on disk.
 //! - [`config`]: the Kafka properties Strata honours.
 //! - [`error`]: the one mapping of failures to Kafka error codes.
@@ -21,6 +22,7 @@ pub mod error;
 mod handlers;
 pub mod metadata_store;
 pub mod partition;
+pub mod producer_state;
 pub mod server;
 
 pub use broker::Broker;

@@ -3,9 +3,15 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use kafka_protocol::error::ResponseError;
+
 use bytes::Bytes;
+use strata_storage::batch::BatchHeader;
 use strata_storage::{AppendInfo, Log, LogConfig, StorageError};
 use tokio::sync::watch;
+
+use crate::error::ApiError;
+use crate::producer_state::{ProducerBatch, ProducerStates, Verdict};
 
 /// The leader epoch Strata reports for every partition. A single broker is
 /// leader from creation on and never changes leader, so the epoch stays 0
@@ -20,6 +26,9 @@ pub struct Partition {
     pub topic: String,
     pub index: i32,
     log: Mutex<Log>,
+    /// Idempotent producers' sequence state. Only locked while `log` is held,
+    /// so the two never deadlock and always change together.
+    producers: Mutex<ProducerStates>,
     /// The log end offset after every append; fetches waiting for
     /// `min_bytes` wake on its changes instead of polling.
     log_end_offset: watch::Sender<i64>,
@@ -40,6 +49,7 @@ impl Partition {
             topic,
             index,
             log: Mutex::new(log),
+            producers: Mutex::new(ProducerStates::default()),
             log_end_offset,
         }
     }
@@ -52,9 +62,42 @@ impl Partition {
     }
 
     /// Appends a produce request's record batches and wakes waiting fetches.
-    pub fn append(&self, records: &mut [u8], now_ms: i64) -> Result<AppendInfo, StorageError> {
+    /// Batches of idempotent producers are checked against their sequence
+    /// state first: a retried batch gets its original offset back and is not
+    /// appended again.
+    pub fn append(&self, records: &mut [u8], now_ms: i64) -> Result<AppendInfo, ApiError> {
         let mut log = self.log();
+        let batches = producer_batches(records);
+        let mut producers = self
+            .producers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let [(batch, offset_delta)] = batches.as_slice() {
+            if let Verdict::Duplicate { base_offset } = producers.check(batch)? {
+                return Ok(AppendInfo {
+                    base_offset,
+                    last_offset: base_offset + i64::from(*offset_delta),
+                    log_append_time: -1,
+                    record_count: 0,
+                });
+            }
+        } else if !batches.is_empty() {
+            // Several batches in one request (clients send one): each must
+            // follow the one before it, and none may be a retry.
+            let mut trial = producers.clone();
+            for (batch, _) in &batches {
+                if trial.check(batch)? != Verdict::Append {
+                    return Err(ResponseError::OutOfOrderSequenceNumber.into());
+                }
+                trial.record(batch, 0);
+            }
+        }
         let info = log.append(records, LEADER_EPOCH, now_ms)?;
+        let mut base_offset = info.base_offset;
+        for (batch, offset_delta) in &batches {
+            producers.record(batch, base_offset);
+            base_offset += i64::from(*offset_delta) + 1;
+        }
         self.log_end_offset.send_replace(log.log_end_offset());
         Ok(info)
     }
@@ -92,4 +135,24 @@ impl Partition {
     pub fn set_config(&self, config: LogConfig) {
         self.log().set_config(config);
     }
+}
+
+/// The producer fields and last offset delta of each idempotent batch in a
+/// produce request's records. Framing is only peeked at here; the log
+/// validates it fully (and refuses the whole request) on append.
+fn producer_batches(records: &[u8]) -> Vec<(ProducerBatch, i32)> {
+    let mut batches = Vec::new();
+    let mut position = 0;
+    while let Some(header) = records.get(position..).and_then(BatchHeader::parse) {
+        if let Some(batch) = ProducerBatch::from_header(&header) {
+            batches.push((batch, header.last_offset_delta));
+        }
+        // A length too small to hold even a header is garbage the log will
+        // refuse; stop here rather than loop on it.
+        if header.size() < strata_storage::batch::HEADER_SIZE {
+            break;
+        }
+        position += header.size();
+    }
+    batches
 }

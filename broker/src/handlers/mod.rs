@@ -20,6 +20,7 @@ mod fetch;
 mod list_offsets;
 mod metadata;
 mod produce;
+mod producer_id;
 
 /// Every API Strata implements, with the version range it is tested at.
 /// Nothing else is advertised in ApiVersions; a request for anything else
@@ -32,6 +33,7 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::InitProducerId, 0, 5),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::CreatePartitions, 0, 3),
@@ -114,6 +116,9 @@ pub async fn handle(
         }
         RequestKind::IncrementalAlterConfigs(request) => {
             ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, request))
+        }
+        RequestKind::InitProducerId(request) => {
+            ResponseKind::InitProducerId(producer_id::init(broker, &request))
         }
         RequestKind::DescribeCluster(request) => {
             ResponseKind::DescribeCluster(cluster::describe(broker, &request))
