@@ -33,6 +33,16 @@ impl ApiError {
     }
 }
 
+/// The error code and message of a response entry: `(0, None)` on success.
+pub fn error_fields(
+    outcome: &Result<(), ApiError>,
+) -> (i16, Option<kafka_protocol::protocol::StrBytes>) {
+    match outcome {
+        Ok(()) => (0, None),
+        Err(error) => (error.code(), error.message_str()),
+    }
+}
+
 impl From<ResponseError> for ApiError {
     fn from(code: ResponseError) -> Self {
         ApiError {

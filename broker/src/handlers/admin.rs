@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
 };
 
 use crate::broker::Broker;
-use crate::error::ApiError;
+use crate::error::{error_fields, ApiError};
 
 /// Creates each topic of the request independently. Names that appear more
 /// than once in one request are all refused with INVALID_REQUEST, as Kafka
@@ -192,7 +192,6 @@ pub fn create_partitions(
         .topics
         .into_iter()
         .map(|topic| {
-            let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
             let assignments_ok = topic.assignments.as_ref().is_none_or(|assignments| {
                 assignments
                     .iter()
@@ -206,12 +205,11 @@ pub fn create_partitions(
                     "replica assignments must name this broker only",
                 ))
             };
-            match outcome {
-                Ok(()) => result,
-                Err(error) => result
-                    .with_error_code(error.code())
-                    .with_error_message(error.message_str()),
-            }
+            let (error_code, error_message) = error_fields(&outcome);
+            CreatePartitionsTopicResult::default()
+                .with_name(topic.name)
+                .with_error_code(error_code)
+                .with_error_message(error_message)
         })
         .collect();
     CreatePartitionsResponse::default().with_results(results)

@@ -14,7 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::config;
-use crate::error::ApiError;
+use crate::error::{error_fields, ApiError};
 
 /// ConfigResource types (KIP-133).
 const TOPIC: i8 = 2;
@@ -92,15 +92,12 @@ pub fn alter(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsRespo
                     Ok(overrides)
                 },
             );
-            let response = alter_configs_response::AlterConfigsResourceResponse::default()
+            let (error_code, error_message) = error_fields(&outcome);
+            alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(resource.resource_type)
-                .with_resource_name(resource.resource_name);
-            match outcome {
-                Ok(()) => response,
-                Err(error) => response
-                    .with_error_code(error.code())
-                    .with_error_message(error.message_str()),
-            }
+                .with_resource_name(resource.resource_name)
+                .with_error_code(error_code)
+                .with_error_message(error_message)
         })
         .collect();
     AlterConfigsResponse::default().with_responses(responses)
@@ -134,16 +131,12 @@ pub fn incremental_alter(
                     Ok(overrides)
                 },
             );
-            let response =
-                incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                    .with_resource_type(resource.resource_type)
-                    .with_resource_name(resource.resource_name);
-            match outcome {
-                Ok(()) => response,
-                Err(error) => response
-                    .with_error_code(error.code())
-                    .with_error_message(error.message_str()),
-            }
+            let (error_code, error_message) = error_fields(&outcome);
+            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name)
+                .with_error_code(error_code)
+                .with_error_message(error_message)
         })
         .collect();
     IncrementalAlterConfigsResponse::default().with_responses(responses)
