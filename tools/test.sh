@@ -28,6 +28,10 @@ as_root() {
 }
 
 install_debian_packages() {
+    if ! command -v dpkg-query >/dev/null 2>&1; then
+        log "not a Debian system: install kcat, a C toolchain, pkg-config and python3-venv yourself"
+        return
+    fi
     local wanted=(kcat build-essential pkg-config python3 python3-venv)
     local missing=()
     local package
