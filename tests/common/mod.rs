@@ -912,6 +912,18 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
 /// Encodes exactly one uncompressed v2 record batch (magic 2) holding `values`, with
 /// relative offsets 0.. and the given timestamp for every record.
 pub fn encode_batch(values: &[&[u8]], timestamp: i64) -> BytesMut {
+    encode_idempotent_batch(values, timestamp, -1, -1, -1)
+}
+
+/// Like [`encode_batch`], with an idempotent producer's id, epoch and base sequence
+/// (all -1 for a plain producer).
+pub fn encode_idempotent_batch(
+    values: &[&[u8]],
+    timestamp: i64,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> BytesMut {
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
@@ -923,13 +935,13 @@ pub fn encode_batch(values: &[&[u8]], timestamp: i64) -> BytesMut {
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // kafka-protocol starts a new batch whenever `offset - sequence` changes;
-            // this keeps it constant with the batch's base sequence at -1 (no producer id).
-            sequence: i as i32 - 1,
+            // this keeps it constant, and the batch's base sequence is `base_sequence`.
+            sequence: base_sequence.wrapping_add(i as i32),
             timestamp,
             key: None,
             value: Some(Bytes::copy_from_slice(value)),
