@@ -287,6 +287,19 @@ impl Log {
         self.recovery_point
     }
 
+    /// Calls `visit` with the header of every batch in the log, oldest first,
+    /// without reading record data: what a rebuild of per-producer state
+    /// after a restart needs.
+    pub fn for_each_batch_header(
+        &self,
+        mut visit: impl FnMut(&BatchHeader),
+    ) -> Result<(), StorageError> {
+        for segment in &self.segments {
+            segment.for_each_batch_header(&mut visit)?;
+        }
+        Ok(())
+    }
+
     /// The first record whose timestamp is `>= timestamp`, as (offset, timestamp)
     /// (ListOffsets by timestamp); `None` when every record is older.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, StorageError> {

@@ -498,3 +498,19 @@ fn truncating_into_an_older_segment_keeps_its_index_complete() {
         .expect("close");
     assert_eq!(std::fs::read(&index_path).expect("index"), after_truncate);
 }
+
+#[test]
+fn batch_headers_are_visited_across_segments_in_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut log = open(dir.path(), small_config());
+    for count in [3, 5, 2] {
+        log.append(&mut batch(count, 1_000), 0, 0).expect("append");
+        log.roll(0).expect("roll");
+    }
+    log.append(&mut batch(4, 1_000), 0, 0).expect("append");
+    let mut seen = Vec::new();
+    log.for_each_batch_header(|header| seen.push((header.base_offset, header.record_count)))
+        .expect("walk headers");
+    assert_eq!(seen, vec![(0, 3), (3, 5), (8, 2), (10, 4)]);
+    assert!(log.segment_count() >= 4);
+}

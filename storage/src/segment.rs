@@ -206,6 +206,21 @@ impl Segment {
         Ok(None)
     }
 
+    /// Calls `visit` with the header of every batch in the segment, in order,
+    /// reading only the headers (one small positioned read each).
+    pub fn for_each_batch_header(
+        &self,
+        visit: &mut impl FnMut(&BatchHeader),
+    ) -> Result<(), StorageError> {
+        let mut position = 0;
+        while position < self.size {
+            let header = self.read_header_at(position)?;
+            visit(&header);
+            position += header.size() as u64;
+        }
+        Ok(())
+    }
+
     /// Appends to `out` the whole batches starting at `position`, at most `max_bytes`
     /// of them, except that with `min_one_batch` the first batch is copied whole even
     /// when larger. Returns the position after the last batch copied.
