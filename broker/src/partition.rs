@@ -43,13 +43,25 @@ pub struct ReadResult {
 }
 
 impl Partition {
+    /// Wraps an opened log. Idempotent producers' sequence state is rebuilt
+    /// from the batch headers in the log, so that a retry arriving after a
+    /// restart is still recognised as a duplicate.
     pub fn new(topic: String, index: i32, log: Log) -> Self {
         let (log_end_offset, _) = watch::channel(log.log_end_offset());
+        let mut producers = ProducerStates::default();
+        let rebuilt = log.for_each_batch_header(|header| {
+            if let Some(batch) = ProducerBatch::from_header(header) {
+                producers.record(&batch, header.base_offset);
+            }
+        });
+        if let Err(error) = rebuilt {
+            tracing::warn!(%topic, partition = index, %error, "could not rebuild producer state");
+        }
         Partition {
             topic,
             index,
             log: Mutex::new(log),
-            producers: Mutex::new(ProducerStates::default()),
+            producers: Mutex::new(producers),
             log_end_offset,
         }
     }
@@ -61,42 +73,39 @@ impl Partition {
         self.log.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends a produce request's record batches and wakes waiting fetches.
-    /// Batches of idempotent producers are checked against their sequence
-    /// state first: a retried batch gets its original offset back and is not
-    /// appended again.
+    /// Appends a produce request's record batch and wakes waiting fetches.
+    /// Kafka allows exactly one batch per partition in a request (v3+). A
+    /// batch of an idempotent producer is checked against its sequence state
+    /// first: a retry gets its original offset back and is not appended again.
     pub fn append(&self, records: &mut [u8], now_ms: i64) -> Result<AppendInfo, ApiError> {
+        let producer_batch = match peek_batch_headers(records).as_slice() {
+            [] => None, // not even a header: the log refuses it as corrupt
+            [header] => ProducerBatch::from_header(header).map(|b| (b, header.last_offset_delta)),
+            _ => {
+                return Err(ApiError::new(
+                    ResponseError::InvalidRecord,
+                    "Produce requests with version 3 and above are only allowed to contain exactly one record batch per partition",
+                ))
+            }
+        };
         let mut log = self.log();
-        let batches = producer_batches(records);
         let mut producers = self
             .producers
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let [(batch, offset_delta)] = batches.as_slice() {
+        if let Some((batch, last_offset_delta)) = &producer_batch {
             if let Verdict::Duplicate { base_offset } = producers.check(batch)? {
                 return Ok(AppendInfo {
                     base_offset,
-                    last_offset: base_offset + i64::from(*offset_delta),
+                    last_offset: base_offset + i64::from(*last_offset_delta),
                     log_append_time: -1,
                     record_count: 0,
                 });
             }
-        } else if !batches.is_empty() {
-            // Several batches in one request (clients send one): each must
-            // follow the one before it, and none may be a retry.
-            let mut trial = producers.clone();
-            for (batch, _) in &batches {
-                if trial.check(batch)? != Verdict::Append {
-                    return Err(ResponseError::OutOfOrderSequenceNumber.into());
-                }
-                trial.record(batch, 0);
-            }
         }
         let info = log.append(records, LEADER_EPOCH, now_ms)?;
-        let mut base_offset = info.base_offset;
-        for (batch, offset_delta) in &batches {
-            producers.record(batch, base_offset);
-            base_offset += i64::from(*offset_delta) + 1;
+        if let Some((batch, _)) = &producer_batch {
+            producers.record(batch, info.base_offset);
         }
         self.log_end_offset.send_replace(log.log_end_offset());
         Ok(info)
@@ -137,22 +146,19 @@ impl Partition {
     }
 }
 
-/// The producer fields and last offset delta of each idempotent batch in a
-/// produce request's records. Framing is only peeked at here; the log
-/// validates it fully (and refuses the whole request) on append.
-fn producer_batches(records: &[u8]) -> Vec<(ProducerBatch, i32)> {
-    let mut batches = Vec::new();
+/// The headers of the batches in a produce request's records. Framing is
+/// only peeked at here; the log validates it fully on append.
+fn peek_batch_headers(records: &[u8]) -> Vec<BatchHeader> {
+    let mut headers = Vec::new();
     let mut position = 0;
     while let Some(header) = records.get(position..).and_then(BatchHeader::parse) {
-        if let Some(batch) = ProducerBatch::from_header(&header) {
-            batches.push((batch, header.last_offset_delta));
-        }
         // A length too small to hold even a header is garbage the log will
         // refuse; stop here rather than loop on it.
         if header.size() < strata_storage::batch::HEADER_SIZE {
             break;
         }
         position += header.size();
+        headers.push(header);
     }
-    batches
+    headers
 }

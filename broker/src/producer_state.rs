@@ -61,7 +61,7 @@ struct ProducerEntry {
 }
 
 /// The idempotence state of one partition.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct ProducerStates {
     producers: HashMap<i64, ProducerEntry>,
 }
