@@ -12,6 +12,13 @@ use rdkafka::admin::{
 };
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::types::RDKafkaErrorCode;
+use strata_protocol::kafka_protocol::messages::alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
+use strata_protocol::kafka_protocol::messages::{
+    AlterConfigsRequest, AlterConfigsResponse, ApiKey,
+};
+use strata_protocol::kafka_protocol::protocol::StrBytes;
 
 fn describe_topic(admin: &TestAdmin, topic: &str) -> rdkafka::admin::ConfigResource {
     let mut results =
@@ -171,13 +178,22 @@ fn alter_configs_changes_describe_and_replaces_the_set() {
     assert_eq!(max_message.source, ConfigSource::Default);
 
     // An unknown config name is refused (INVALID_CONFIG, 40) and changes nothing.
-    let bad = AlterConfig::new(ResourceSpecifier::Topic(&topic)).set("no.such.config", "1");
-    let results =
-        block_on(admin.alter_configs([&bad], &admin_options())).expect("AlterConfigs request");
-    assert!(
-        results[0].is_err(),
-        "altering an unknown config: {:?}",
-        results[0]
+    // rust-rdkafka 0.39's alter_configs drops per-resource errors (it reports every
+    // resource as Ok), so the error code is checked on the wire.
+    let mut raw = RawClient::connect(&bootstrap);
+    let request =
+        AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_string(topic.clone()))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_static_str("no.such.config"))
+                .with_value(Some(StrBytes::from_static_str("1")))])]);
+    let response: AlterConfigsResponse = raw.request(ApiKey::AlterConfigs, 2, &request);
+    assert_eq!(response.responses.len(), 1);
+    assert_eq!(
+        response.responses[0].error_code, 40,
+        "INVALID_CONFIG for an unknown config name: {:?}",
+        response.responses[0]
     );
     let resource = describe_topic(&admin, &topic);
     assert_eq!(
