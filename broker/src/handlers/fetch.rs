@@ -145,3 +145,118 @@ fn read_partition(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use bytes::BytesMut;
+    use kafka_protocol::messages::fetch_request::FetchTopic;
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    use super::*;
+    use crate::broker::{now_ms, Endpoint};
+    use crate::config::BrokerConfig;
+
+    fn one_record_batch() -> BytesMut {
+        let record = Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: -1,
+            timestamp: now_ms(),
+            key: None,
+            value: Some(Bytes::from_static(b"wake up")),
+            headers: Default::default(),
+        };
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, [&record], &options).expect("encode a batch");
+        buf
+    }
+
+    fn fetch_at_tail(max_wait_ms: i32) -> FetchRequest {
+        FetchRequest::default()
+            .with_max_wait_ms(max_wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 20)])])
+    }
+
+    fn broker_with_topic(dir: &std::path::Path) -> Arc<Broker> {
+        let endpoint = Endpoint {
+            host: "127.0.0.1".into(),
+            port: 9092,
+        };
+        let broker = Broker::open(BrokerConfig::new(), dir, endpoint).expect("open broker");
+        broker
+            .create_topic("t", 1, 1, BTreeMap::new(), false)
+            .expect("create topic");
+        Arc::new(broker)
+    }
+
+    fn records_of(response: &FetchResponse) -> &Bytes {
+        response.responses[0].partitions[0]
+            .records
+            .as_ref()
+            .expect("never null records")
+    }
+
+    /// With the clock paused, time only moves when every task waits on a timer:
+    /// a fetch that answers before 60 virtual seconds have passed was woken by
+    /// the append, not by its timeout.
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_fetch_is_woken_by_an_append() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let broker = broker_with_topic(dir.path());
+        let started = Instant::now();
+        let waiting = tokio::spawn({
+            let broker = broker.clone();
+            async move { handle(&broker, fetch_at_tail(60_000)).await }
+        });
+        tokio::task::yield_now().await;
+        let partition = broker.topic("t").expect("topic").partitions[0].clone();
+        partition
+            .append(&mut one_record_batch(), now_ms())
+            .expect("append");
+        let response = waiting.await.expect("fetch task");
+        assert!(!records_of(&response).is_empty(), "the appended batch");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "woken after {:?} of virtual time",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fetch_with_nothing_to_read_answers_empty_records_at_its_timeout() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let broker = broker_with_topic(dir.path());
+        let started = Instant::now();
+        let response = handle(&broker, fetch_at_tail(500)).await;
+        assert_eq!(started.elapsed(), Duration::from_millis(500));
+        let partition = &response.responses[0].partitions[0];
+        assert_eq!(partition.error_code, 0);
+        assert_eq!(partition.high_watermark, 0);
+        assert!(
+            records_of(&response).is_empty(),
+            "empty, not null, at the tail"
+        );
+    }
+}
