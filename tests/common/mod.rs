@@ -55,6 +55,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Broker {
     root: tempfile::TempDir,
     settings: Vec<String>,
+    /// Further `strata serve` arguments, e.g. `--config FILE`.
+    extra_args: Vec<String>,
     child: Option<Child>,
     address: String,
     run: u32,
@@ -74,8 +76,14 @@ impl Broker {
     /// Starts a broker on an existing temporary directory, e.g. one handed back by
     /// [`Broker::into_dir`], so a test can restart with different settings.
     pub fn start_in(root: tempfile::TempDir, settings: &[&str]) -> Broker {
+        Broker::start_with_args(root, settings, &[])
+    }
+
+    /// Like [`Broker::start_in`], with further command-line arguments for `strata serve`.
+    pub fn start_with_args(root: tempfile::TempDir, settings: &[&str], args: &[&str]) -> Broker {
         let mut broker = Broker {
             root,
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
             settings: settings.iter().map(|s| s.to_string()).collect(),
             child: None,
             address: String::new(),
@@ -132,19 +140,28 @@ impl Broker {
     /// Sends SIGTERM, waits for the process and asserts that it exited with status 0,
     /// as the process contract promises for a clean shutdown.
     pub fn stop_sigterm(&mut self) {
+        self.stop_with(libc::SIGTERM, "SIGTERM");
+    }
+
+    /// Like [`Broker::stop_sigterm`], with SIGINT (Ctrl-C).
+    pub fn stop_sigint(&mut self) {
+        self.stop_with(libc::SIGINT, "SIGINT");
+    }
+
+    fn stop_with(&mut self, signal_number: libc::c_int, name: &str) {
         let mut child = self.child.take().expect("the broker is not running");
-        signal(&child, libc::SIGTERM);
+        signal(&child, signal_number);
         let status = wait_with_timeout(&mut child, TIMEOUT).unwrap_or_else(|| {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "broker did not exit within {TIMEOUT:?} after SIGTERM\n{}",
+                "broker did not exit within {TIMEOUT:?} after {name}\n{}",
                 self.stderr_tail()
             )
         });
         assert!(
             status.success(),
-            "broker exited with {status} after SIGTERM (expected status 0)\n{}",
+            "broker exited with {status} after {name} (expected status 0)\n{}",
             self.stderr_tail()
         );
     }
@@ -198,6 +215,7 @@ impl Broker {
         for setting in &self.settings {
             command.arg("--set").arg(setting);
         }
+        command.args(&self.extra_args);
         // The log goes to a file: no colour escape codes.
         command.env("NO_COLOR", "1");
         if std::env::var_os("RUST_LOG").is_none() {
@@ -282,7 +300,7 @@ fn signal(child: &Child, signal: libc::c_int) {
     assert_eq!(result, 0, "kill({pid}, {signal}) failed");
 }
 
-fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {

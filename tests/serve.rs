@@ -1,0 +1,211 @@
+//! `strata serve` as an operator starts and stops it: a Kafka-style `--config` file with
+//! `--set` overrides on top, a bad value refused at start, SIGINT as a clean stop, and
+//! topic ids that stay the same across the admin APIs.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::*;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    MetadataRequest, MetadataResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::admin::ResourceSpecifier;
+use rdkafka::topic_partition_list::Offset;
+
+fn describe(admin: &TestAdmin, resource: ResourceSpecifier<'_>) -> rdkafka::admin::ConfigResource {
+    let mut results = block_on(admin.describe_configs([&resource], &admin_options()))
+        .expect("DescribeConfigs request");
+    results
+        .remove(0)
+        .unwrap_or_else(|code| panic!("DescribeConfigs failed: {code:?}"))
+}
+
+/// A described config's value and source (rdkafka's `ConfigSource` is neither `Clone`
+/// nor `PartialEq`, so the source is compared by name).
+fn entry(resource: &rdkafka::admin::ConfigResource, name: &str) -> (Option<String>, String) {
+    let entry = resource
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} is described"));
+    (entry.value.clone(), format!("{:?}", entry.source))
+}
+
+#[test]
+fn config_file_sets_broker_defaults_and_set_overrides_it() {
+    let root = tempfile::Builder::new()
+        .prefix("strata-e2e-config-")
+        .tempdir()
+        .expect("temp dir");
+    let config_path = root.path().join("broker.properties");
+    std::fs::write(
+        &config_path,
+        "# Kafka property names, as in server.properties\n\
+         num.partitions=3\n\
+         auto.create.topics.enable = true\n\
+         log.segment.bytes=2097152\n\
+         log.retention.ms=3600000\n\
+         message.max.bytes=500000\n\
+         some.future.kafka.property=1\n",
+    )
+    .expect("write the config file");
+    let config_arg = config_path.to_str().expect("utf-8 path").to_string();
+    let broker = Broker::start_with_args(root, &["num.partitions=4"], &["--config", &config_arg]);
+    let bootstrap = broker.bootstrap();
+    let admin = admin_client(&bootstrap);
+
+    // --set wins over the file: auto-created topics get 4 partitions, not 3.
+    let topic = unique_topic("configured");
+    let producer = create_producer(&producer_config(&bootstrap));
+    produce_numbered(&producer, &topic, 0, "c", 1);
+    wait_for_topic(&bootstrap, &topic, 4);
+
+    let broker_resource = describe(&admin, ResourceSpecifier::Broker(1));
+    assert_eq!(
+        entry(&broker_resource, "log.segment.bytes"),
+        (Some("2097152".into()), "StaticBroker".to_string())
+    );
+    assert_eq!(
+        entry(&broker_resource, "num.partitions").0.as_deref(),
+        Some("4")
+    );
+
+    // A topic without overrides inherits the broker's settings through their synonyms.
+    let topic_resource = describe(&admin, ResourceSpecifier::Topic(&topic));
+    assert_eq!(
+        entry(&topic_resource, "segment.bytes"),
+        (Some("2097152".into()), "StaticBroker".to_string())
+    );
+    assert_eq!(
+        entry(&topic_resource, "retention.ms").0.as_deref(),
+        Some("3600000")
+    );
+    assert_eq!(
+        entry(&topic_resource, "max.message.bytes").0.as_deref(),
+        Some("500000")
+    );
+    // An unknown property is accepted with a warning, not silently.
+    assert!(
+        broker.stderr().contains("some.future.kafka.property"),
+        "a warning names the unknown property\n{}",
+        broker.stderr_tail()
+    );
+}
+
+#[test]
+fn an_invalid_config_value_stops_the_start_with_a_clear_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .args(["--set", "num.partitions=many"])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn strata");
+    let status = wait_with_timeout(&mut child, TIMEOUT).expect("strata exits on its own");
+    let output = child.wait_with_output().expect("collect output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!status.success(), "a bad value must not start a broker");
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("listening on"),
+        "nothing listens"
+    );
+    assert!(
+        stderr.contains("num.partitions"),
+        "the error names the key: {stderr}"
+    );
+}
+
+#[test]
+fn sigint_stops_cleanly_and_the_data_is_served_after_restart() {
+    let mut broker = Broker::start(&[]);
+    let topic = unique_topic("sigint");
+    create_topic(&broker.bootstrap(), &topic, 1);
+    let producer = create_producer(&producer_config(&broker.bootstrap()).set("acks", "all"));
+    let values = produce_numbered(&producer, &topic, 0, "kept", 50);
+    drop(producer);
+
+    broker.stop_sigint();
+    assert!(
+        broker.data_dir().join(".kafka_cleanshutdown").exists(),
+        "a clean stop leaves the clean-shutdown marker"
+    );
+    broker.restart();
+    let consumer = assigned_consumer(&broker.bootstrap(), &topic, &[(0, Offset::Beginning)]);
+    let received = consume_n(&consumer, values.len());
+    assert_values_in_order(&received, &values);
+}
+
+#[test]
+fn topic_ids_agree_across_create_metadata_and_delete() {
+    let broker = Broker::start(&["auto.create.topics.enable=false"]);
+    let mut client = RawClient::connect(&broker.bootstrap());
+    let name = unique_topic("ids");
+    let topic_name = || TopicName(StrBytes::from_string(name.clone()));
+
+    let created: CreateTopicsResponse = client.request(
+        ApiKey::CreateTopics,
+        7,
+        &CreateTopicsRequest::default()
+            .with_timeout_ms(30_000)
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(topic_name())
+                .with_num_partitions(2)
+                .with_replication_factor(1)]),
+    );
+    let result = &created.topics[0];
+    assert_eq!(result.error_code, 0, "{result:?}");
+    assert!(
+        !result.topic_id.is_nil(),
+        "CreateTopics v7 returns the topic id"
+    );
+    assert_eq!(result.num_partitions, 2);
+    let topic_id = result.topic_id;
+
+    let metadata = |client: &mut RawClient| -> MetadataResponse {
+        client.request(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default().with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(topic_name()))
+            ])),
+        )
+    };
+    let described = metadata(&mut client);
+    assert_eq!(described.topics[0].error_code, 0);
+    assert_eq!(
+        described.topics[0].topic_id, topic_id,
+        "same id in Metadata"
+    );
+    assert_eq!(described.topics[0].partitions.len(), 2);
+
+    let deleted: DeleteTopicsResponse = client.request(
+        ApiKey::DeleteTopics,
+        6,
+        &DeleteTopicsRequest::default()
+            .with_timeout_ms(30_000)
+            .with_topics(vec![DeleteTopicState::default().with_topic_id(topic_id)]),
+    );
+    assert_eq!(
+        deleted.responses[0].error_code, 0,
+        "{:?}",
+        deleted.responses[0]
+    );
+    assert_eq!(
+        deleted.responses[0].name.as_ref().map(|n| n.0.as_str()),
+        Some(name.as_str()),
+        "deleting by id names the topic"
+    );
+    assert_eq!(
+        metadata(&mut client).topics[0].error_code,
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION once deleted"
+    );
+}
