@@ -128,7 +128,7 @@ fn sigint_stops_cleanly_and_the_data_is_served_after_restart() {
     let mut broker = Broker::start(&[]);
     let topic = unique_topic("sigint");
     create_topic(&broker.bootstrap(), &topic, 1);
-    let producer = create_producer(&producer_config(&broker.bootstrap()).set("acks", "all"));
+    let producer = create_producer(producer_config(&broker.bootstrap()).set("acks", "all"));
     let values = produce_numbered(&producer, &topic, 0, "kept", 50);
     drop(producer);
 
