@@ -14,13 +14,19 @@ use bytes::{Bytes, BytesMut};
 use strata_protocol::{check_frame_size, decode_request, encode_unsupported_api_versions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::broker::Broker;
 use crate::handlers;
 
 /// Requests read ahead of the one being handled, per connection.
 pub const MAX_IN_FLIGHT: usize = 16;
+/// Bytes of requests read ahead of the one being handled, per connection: a
+/// client pipelining large produce requests waits for the broker instead of
+/// making it buffer up to `MAX_IN_FLIGHT` frames of `socket.request.max.bytes`
+/// each. A single frame larger than this is still read (taking the whole
+/// budget), as its size was already checked against the frame limit.
+pub const READ_AHEAD_BYTES: usize = 16 << 20;
 
 /// Serves one connection until the client closes it, sends something that
 /// is not a Kafka request, or the broker shuts down.
@@ -29,7 +35,8 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: watch::
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
     let max_frame = broker.config.socket_request_max_bytes();
-    let (frames, mut queue) = mpsc::channel::<Bytes>(MAX_IN_FLIGHT);
+    let (frames, mut queue) = mpsc::channel::<(Bytes, OwnedSemaphorePermit)>(MAX_IN_FLIGHT);
+    let budget = std::sync::Arc::new(Semaphore::new(READ_AHEAD_BYTES));
 
     let read_ahead = tokio::spawn(async move {
         loop {
@@ -44,20 +51,26 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: watch::
                     return;
                 }
             };
+            let permits = len.clamp(1, READ_AHEAD_BYTES) as u32;
+            let Ok(reserved) = budget.clone().acquire_many_owned(permits).await else {
+                return;
+            };
             let mut frame = BytesMut::zeroed(len);
             if reader.read_exact(&mut frame).await.is_err() {
                 return;
             }
-            if frames.send(frame.freeze()).await.is_err() {
+            if frames.send((frame.freeze(), reserved)).await.is_err() {
                 return;
             }
         }
     });
 
     loop {
-        let frame = tokio::select! {
-            frame = queue.recv() => match frame {
-                Some(frame) => frame,
+        // The permit is held until the response is written: the budget
+        // covers requests being handled too.
+        let (frame, _reserved) = tokio::select! {
+            queued = queue.recv() => match queued {
+                Some(queued) => queued,
                 None => break,
             },
             _ = shutdown.changed() => break,
