@@ -417,3 +417,93 @@ fn produce_with_two_batches_for_one_partition_gets_invalid_record() {
     assert_eq!(high_watermark(&bootstrap, &topic, 0), 0, "nothing appended");
     assert_still_serving(&mut broker);
 }
+
+/// A request whose only content is an element count: a topics array that declares
+/// `count` entries and then ends.
+fn metadata_declaring(version: i16, count: &[u8]) -> bytes::BytesMut {
+    let mut frame = bytes::BytesMut::new();
+    request_header(ApiKey::Metadata as i16, version, 1)
+        .encode(&mut frame, ApiKey::Metadata.request_header_version(version))
+        .expect("encode header");
+    frame.extend_from_slice(count);
+    frame
+}
+
+#[test]
+fn an_element_count_far_beyond_the_frame_closes_the_connection() {
+    // The decoder sizes collections from the declared count before reading any
+    // element; a 2^31-1 (classic) or 2^32-2 (compact varint) count must cost a closed
+    // connection, not the process.
+    let mut broker = Broker::start(&[]);
+    let hostile = [
+        (1, metadata_declaring(1, &i32::MAX.to_be_bytes())),
+        (12, metadata_declaring(12, &[0xff, 0xff, 0xff, 0xff, 0x0f])),
+    ];
+    for (version, frame) in hostile {
+        let mut client = RawClient::connect(&broker.bootstrap());
+        client.send_frame(&frame);
+        client.assert_closed(&format!("Metadata v{version} declaring billions of topics"));
+        assert_still_serving(&mut broker);
+    }
+}
+
+#[test]
+fn a_stored_batch_that_overstates_its_record_count_cannot_stop_the_broker() {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    let mut broker = Broker::start(&[]);
+    let topic = unique_topic("overstated");
+    let mut client = RawClient::connect(&broker.bootstrap());
+    let record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: now_ms(),
+        key: None,
+        value: Some(Bytes::from_static(b"one record")),
+        headers: Default::default(),
+    };
+    // A gzip batch (the broker does not decompress on append) whose header claims
+    // i32::MAX records, made consistent (last offset delta, CRC) so that it is stored.
+    let mut batch = bytes::BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::Gzip,
+    };
+    RecordBatchEncoder::encode(&mut batch, [&record], &options).expect("encode");
+    batch[23..27].copy_from_slice(&(i32::MAX - 1).to_be_bytes()); // last offset delta
+    batch[57..61].copy_from_slice(&i32::MAX.to_be_bytes()); // record count
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    create_topic(&broker.bootstrap(), &topic, 1);
+    let (error_code, _) = client.produce(&topic, 0, batch.freeze());
+    assert_eq!(error_code, 0, "stored: the header is consistent");
+
+    // Looking a timestamp up decodes that batch's records.
+    let request = ListOffsetsRequest::default()
+        .with_replica_id((-1).into())
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.clone())))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(0)])]);
+    let response: ListOffsetsResponse =
+        RawClient::connect(&broker.bootstrap()).request(ApiKey::ListOffsets, 7, &request);
+    assert_eq!(
+        response.topics[0].partitions.len(),
+        1,
+        "answered, not aborted"
+    );
+    assert_still_serving(&mut broker);
+}

@@ -42,6 +42,13 @@ struct ServeArgs {
     set: Vec<String>,
 }
 
+mod alloc;
+
+/// See `alloc.rs`: keeps a hostile element count in a request from aborting
+/// the process through one giant allocation.
+#[global_allocator]
+static ALLOCATOR: alloc::Allocator = alloc::Allocator;
+
 /// The embedded default data directory, relative to where strata runs.
 const DEFAULT_DATA_DIR: &str = "strata-data";
 
