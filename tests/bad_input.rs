@@ -482,12 +482,8 @@ fn a_stored_batch_that_overstates_its_record_count_cannot_stop_the_broker() {
         compression: Compression::Gzip,
     };
     RecordBatchEncoder::encode(&mut batch, [&record], &options).expect("encode");
-    batch[23..27].copy_from_slice(&(i32::MAX - 1).to_be_bytes()); // last offset delta
-    batch[57..61].copy_from_slice(&i32::MAX.to_be_bytes()); // record count
-    let crc = crc32c::crc32c(&batch[21..]);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
     create_topic(&broker.bootstrap(), &topic, 1);
-    let (error_code, _) = client.produce(&topic, 0, batch.freeze());
+    let (error_code, _) = client.produce(&topic, 0, overstate_record_count(batch, i32::MAX));
     assert_eq!(error_code, 0, "stored: the header is consistent");
 
     // Looking a timestamp up decodes that batch's records.
@@ -504,6 +500,33 @@ fn a_stored_batch_that_overstates_its_record_count_cannot_stop_the_broker() {
         response.topics[0].partitions.len(),
         1,
         "answered, not aborted"
+    );
+    assert_still_serving(&mut broker);
+}
+
+/// Rewrites a batch's header to claim `count` records, keeping the last offset delta
+/// and the CRC consistent with that claim: only the records contradict it.
+fn overstate_record_count(mut batch: bytes::BytesMut, count: i32) -> Bytes {
+    batch[23..27].copy_from_slice(&(count - 1).to_be_bytes()); // last offset delta
+    batch[57..61].copy_from_slice(&count.to_be_bytes()); // record count
+    let crc = crc32c::crc32c(&batch[21..]); // from attributes to the end
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    batch.freeze()
+}
+
+#[test]
+fn an_uncompressed_batch_that_overstates_its_record_count_gets_corrupt_message() {
+    let mut broker = Broker::start(&[]);
+    let topic = unique_topic("miscounted");
+    create_topic(&broker.bootstrap(), &topic, 1);
+    let mut client = RawClient::connect(&broker.bootstrap());
+    let lying = overstate_record_count(encode_batch(&[b"a", b"b"], now_ms()), 1_000);
+    let (error_code, _) = client.produce(&topic, 0, lying);
+    assert_eq!(error_code, CORRUPT_MESSAGE);
+    assert_eq!(
+        high_watermark(&broker.bootstrap(), &topic, 0),
+        0,
+        "nothing appended"
     );
     assert_still_serving(&mut broker);
 }

@@ -202,6 +202,60 @@ pub fn check_header(header: &BatchHeader, position: u64) -> Result<(), StorageEr
     Ok(())
 }
 
+/// For an uncompressed batch, checks that the records fill the batch exactly and
+/// number `record_count`: each record starts with its length as a zigzag varint, so
+/// this walks lengths only, without decoding a record. A compressed batch is not
+/// checked (that would mean decompressing on append, which Strata does not do).
+/// Kafka refuses such a batch too; without this check a header that overstates its
+/// record count would claim offsets that no reader can decode.
+pub fn check_uncompressed_records(
+    batch: &[u8],
+    header: &BatchHeader,
+    position: u64,
+) -> Result<(), StorageError> {
+    if header.compression() != 0 {
+        return Ok(());
+    }
+    let invalid = |reason: String| StorageError::InvalidBatch { position, reason };
+    let mut at = HEADER_SIZE;
+    for index in 0..header.record_count {
+        let (length, varint_len) = read_zigzag_varint(batch.get(at..).unwrap_or_default())
+            .ok_or_else(|| invalid(format!("record {index}: unreadable length")))?;
+        let end = usize::try_from(length)
+            .ok()
+            .and_then(|length| (at + varint_len).checked_add(length))
+            .filter(|&end| end <= batch.len())
+            .ok_or_else(|| {
+                invalid(format!(
+                    "record {index} of {} runs past the end of the batch",
+                    header.record_count
+                ))
+            })?;
+        at = end;
+    }
+    if at != batch.len() {
+        return Err(invalid(format!(
+            "{} bytes follow the {} records the header counts",
+            batch.len() - at,
+            header.record_count
+        )));
+    }
+    Ok(())
+}
+
+/// A zigzag-encoded varint (Kafka's `varint`) and how many bytes it took.
+fn read_zigzag_varint(buf: &[u8]) -> Option<(i64, usize)> {
+    let mut raw: u64 = 0;
+    for (i, byte) in buf.iter().take(10).enumerate() {
+        raw |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            let value = (raw >> 1) as i64 ^ -((raw & 1) as i64);
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
 /// The CRC32C of a batch as Kafka computes it: from `attributes` to the end.
 /// `batch` must hold exactly one batch of at least [`HEADER_SIZE`] bytes.
 pub fn compute_crc(batch: &[u8]) -> u32 {
@@ -352,6 +406,52 @@ mod tests {
     use super::test_support::*;
     use super::*;
     use kafka_protocol::records::{Compression, RecordBatchDecoder};
+
+    /// Rewrites a batch's record count and last offset delta (keeping them
+    /// consistent with each other) and fixes its CRC.
+    fn with_record_count(mut buf: Vec<u8>, count: i32) -> Vec<u8> {
+        buf[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]
+            .copy_from_slice(&(count - 1).to_be_bytes());
+        buf[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&count.to_be_bytes());
+        let crc = compute_crc(&buf);
+        buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        buf
+    }
+
+    #[test]
+    fn uncompressed_records_must_match_the_record_count() {
+        let good = batch(5, 1_000);
+        let header = validate(&good, 0).expect("valid");
+        check_uncompressed_records(&good, &header, 0).expect("5 records fill the batch");
+
+        for count in [4, 6, i32::MAX] {
+            let lying = with_record_count(good.clone(), count);
+            let header = validate(&lying, 0).expect("header and CRC are consistent");
+            assert!(
+                matches!(
+                    check_uncompressed_records(&lying, &header, 0),
+                    Err(StorageError::InvalidBatch { .. })
+                ),
+                "record count {count} for 5 records"
+            );
+        }
+    }
+
+    #[test]
+    fn compressed_record_counts_are_not_checked() {
+        let lying = with_record_count(batch_with_timestamps(&[1, 2], Compression::Gzip), 9);
+        let header = validate(&lying, 0).expect("valid header");
+        assert!(check_uncompressed_records(&lying, &header, 0).is_ok());
+    }
+
+    #[test]
+    fn zigzag_varints_decode_as_kafka_writes_them() {
+        assert_eq!(read_zigzag_varint(&[0x00]), Some((0, 1)));
+        assert_eq!(read_zigzag_varint(&[0x01]), Some((-1, 1)));
+        assert_eq!(read_zigzag_varint(&[0x02]), Some((1, 1)));
+        assert_eq!(read_zigzag_varint(&[0xac, 0x02]), Some((150, 2)));
+        assert_eq!(read_zigzag_varint(&[0x80]), None, "cut short");
+    }
 
     #[test]
     fn parses_and_validates_a_client_batch() {

@@ -93,7 +93,8 @@ impl Log {
     /// Appends a produce request's `records` (one or more v2 batches back to back).
     ///
     /// Every batch is validated first (framing, magic, CRC32C, size limit, record
-    /// count = lastOffsetDelta + 1 as Kafka demands of client batches); if any is
+    /// count = lastOffsetDelta + 1 as Kafka demands of client batches, and for
+    /// uncompressed batches that the records fill it exactly); if any is
     /// bad nothing is written. Then offsets are assigned from the log end offset by
     /// patching each batch's base offset and partition leader epoch in place (and, for
     /// LogAppendTime topics, its timestamp type and max timestamp), the active segment
@@ -126,6 +127,11 @@ impl Log {
                     ),
                 });
             }
+            batch::check_uncompressed_records(
+                &records[*position..*position + header.size()],
+                header,
+                *position as u64,
+            )?;
         }
         let base_offset = self.log_end_offset();
         let offsets: i64 = batches
