@@ -77,7 +77,9 @@ impl Partition {
     /// Kafka allows exactly one batch per partition in a request (v3+). A
     /// batch of an idempotent producer is checked against its sequence state
     /// first: a retry gets its original offset back and is not appended again.
-    pub fn append(&self, records: &mut [u8], now_ms: i64) -> Result<AppendInfo, ApiError> {
+    /// Returns the append's result and the log start offset read under the
+    /// same lock, which the produce response carries.
+    pub fn append(&self, records: &mut [u8], now_ms: i64) -> Result<(AppendInfo, i64), ApiError> {
         let producer_batch = match peek_batch_headers(records).as_slice() {
             [] => None, // not even a header: the log refuses it as corrupt
             [header] => ProducerBatch::from_header(header).map(|b| (b, header.last_offset_delta)),
@@ -95,12 +97,13 @@ impl Partition {
             .unwrap_or_else(PoisonError::into_inner);
         if let Some((batch, last_offset_delta)) = &producer_batch {
             if let Verdict::Duplicate { base_offset } = producers.check(batch)? {
-                return Ok(AppendInfo {
+                let duplicate = AppendInfo {
                     base_offset,
                     last_offset: base_offset + i64::from(*last_offset_delta),
                     log_append_time: -1,
                     record_count: 0,
-                });
+                };
+                return Ok((duplicate, log.log_start_offset()));
             }
         }
         let info = log.append(records, LEADER_EPOCH, now_ms)?;
@@ -108,7 +111,7 @@ impl Partition {
             producers.record(batch, info.base_offset);
         }
         self.log_end_offset.send_replace(log.log_end_offset());
-        Ok(info)
+        Ok((info, log.log_start_offset()))
     }
 
     /// Reads whole batches from `offset` on. On a single broker the high

@@ -71,7 +71,5 @@ fn append(
     // The one copy of the batch on the way to the log: the request frame is
     // shared and immutable, and the base offset must be patched in place.
     let mut batch = records.to_vec();
-    let info = partition.append(&mut batch, now)?;
-    let log_start_offset = partition.log().log_start_offset();
-    Ok((info, log_start_offset))
+    partition.append(&mut batch, now)
 }
