@@ -40,6 +40,22 @@ pub struct LogConfig {
     pub flush_messages: u64,
     /// `flush.ms`: fsync when the last flush is this old ([`Log::flush_if_due`]).
     pub flush_ms: u64,
+    /// `retention.ms`: delete segments whose newest record is older; -1 = keep forever.
+    pub retention_ms: i64,
+    /// `retention.bytes`: delete the oldest segments while the log is larger; -1 = no limit.
+    pub retention_bytes: i64,
+    /// `cleanup.policy` holds `delete`: retention applies.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` holds `compact`: the cleaner keeps the latest record per key.
+    pub cleanup_compact: bool,
+    /// `delete.retention.ms`: how long tombstones survive once compacted.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: dirty share of the log that makes it worth cleaning.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: records younger than this are never compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty record older than this forces a cleaning.
+    pub max_compaction_lag_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -54,6 +70,14 @@ impl Default for LogConfig {
             message_timestamp_type: TimestampType::CreateTime,
             flush_messages: u64::MAX,
             flush_ms: u64::MAX,
+            retention_ms: 604_800_000,
+            retention_bytes: -1,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            delete_retention_ms: 86_400_000,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }
     }
 }

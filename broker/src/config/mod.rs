@@ -327,6 +327,18 @@ impl BrokerConfig {
         };
         config.flush_messages = never_or(integer("flush.messages"));
         config.flush_ms = never_or(integer("flush.ms"));
+        config.retention_ms = integer("retention.ms");
+        config.retention_bytes = integer("retention.bytes");
+        if let Value::List(policies) = resolved("cleanup.policy") {
+            config.cleanup_delete = policies.iter().any(|p| p == "delete");
+            config.cleanup_compact = policies.iter().any(|p| p == "compact");
+        }
+        config.delete_retention_ms = integer("delete.retention.ms");
+        if let Value::Double(ratio) = resolved("min.cleanable.dirty.ratio") {
+            config.min_cleanable_dirty_ratio = ratio;
+        }
+        config.min_compaction_lag_ms = integer("min.compaction.lag.ms");
+        config.max_compaction_lag_ms = integer("max.compaction.lag.ms");
         config
     }
 
