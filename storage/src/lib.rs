@@ -34,6 +34,8 @@ mod log_tests;
 mod model_tests;
 #[cfg(test)]
 mod recovery_tests;
+#[cfg(test)]
+mod retention_tests;
 
 pub use error::StorageError;
 pub use log::{AppendInfo, Log, LogConfig, TimestampType};

@@ -104,6 +104,10 @@ pub struct Log {
     pub(crate) config: LogConfig,
     /// Sorted by base offset, never empty; the last one is active.
     pub(crate) segments: Vec<Segment>,
+    /// The first offset readers may fetch: at least the first segment's base
+    /// offset, and beyond it after DeleteRecords (it may then fall inside a
+    /// batch, which is still returned whole, as Kafka does).
+    pub(crate) log_start_offset: i64,
     pub(crate) recovery_point: i64,
     /// Messages appended since the last flush (for `flush.messages`).
     pub(crate) unflushed_messages: u64,
@@ -302,9 +306,119 @@ impl Log {
             .saturating_sub(1)
     }
 
-    /// The first offset of the log (the first segment's base offset).
+    /// The first offset of the log: fetches below it are out of range and
+    /// ListOffsets EARLIEST answers it.
     pub fn log_start_offset(&self) -> i64 {
-        self.segments[0].base_offset()
+        self.log_start_offset
+    }
+
+    /// Restores the log start offset a broker checkpointed before a restart
+    /// (Kafka's `log-start-offset-checkpoint`). It is kept within the log: never
+    /// below the first segment, never past the log end offset.
+    pub fn restore_log_start_offset(&mut self, checkpointed: i64) {
+        let first = self.segments[0].base_offset();
+        self.log_start_offset = checkpointed.clamp(first, self.log_end_offset().max(first));
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset` (never down)
+    /// and deletes the segments that now lie wholly below it. `offset` must not
+    /// pass the log end offset. Returns the new log start offset.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, StorageError> {
+        if offset < 0 || offset > self.log_end_offset() {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.log_end_offset(),
+            });
+        }
+        self.log_start_offset = self.log_start_offset.max(offset);
+        let below_start = self.leading_segments(|log, i| {
+            log.segments
+                .get(i + 1)
+                .is_some_and(|next| next.base_offset() <= log.log_start_offset)
+        });
+        self.delete_leading_segments(below_start)?;
+        Ok(self.log_start_offset)
+    }
+
+    /// Deletes whole segments from the front of the log as Kafka's retention
+    /// does, and returns how many went:
+    /// * always, segments wholly below the log start offset (after DeleteRecords);
+    /// * with `cleanup.policy=delete`: segments whose newest record is older than
+    ///   `retention.ms` (a segment without timestamps counts as written when it
+    ///   was last modified), and the oldest segments while the log is larger than
+    ///   `retention.bytes` by at least their size.
+    ///
+    /// Deletion stops at the first segment that must stay. The active segment
+    /// may go too if it qualifies; a fresh empty one then takes over at the log
+    /// end offset. The log start offset moves to the first remaining segment.
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, StorageError> {
+        let below_start = self.leading_segments(|log, i| {
+            log.segments
+                .get(i + 1)
+                .is_some_and(|next| next.base_offset() <= log.log_start_offset)
+        });
+        let (mut by_time, mut by_size) = (0, 0);
+        if self.config.cleanup_delete {
+            let retention_ms = self.config.retention_ms;
+            if retention_ms >= 0 {
+                by_time = self.leading_segments(|log, i| {
+                    let segment = &log.segments[i];
+                    segment.size() > 0
+                        && now_ms.saturating_sub(largest_timestamp(segment)) > retention_ms
+                });
+            }
+            let retention_bytes = self.config.retention_bytes;
+            if retention_bytes >= 0 {
+                let mut excess = self.size_bytes() as i64 - retention_bytes;
+                by_size = self.leading_segments(|log, i| {
+                    let size = log.segments[i].size() as i64;
+                    if size > 0 && excess - size >= 0 {
+                        excess -= size;
+                        true
+                    } else {
+                        false
+                    }
+                });
+            }
+        }
+        let count = below_start.max(by_time).max(by_size);
+        self.delete_leading_segments(count)?;
+        Ok(count)
+    }
+
+    /// How many segments from the front satisfy `deletable`, stopping at the
+    /// first that does not.
+    fn leading_segments(&self, mut deletable: impl FnMut(&Log, usize) -> bool) -> usize {
+        (0..self.segments.len())
+            .take_while(|&i| deletable(self, i))
+            .count()
+    }
+
+    /// Deletes the first `count` segments (rolling first if that is all of
+    /// them), fsyncs the directory, and moves the log start offset up to the
+    /// first remaining segment.
+    fn delete_leading_segments(&mut self, count: usize) -> Result<(), StorageError> {
+        if count == 0 {
+            return Ok(());
+        }
+        if count >= self.segments.len() {
+            let now_ms = self.active().first_append_ms.unwrap_or(0);
+            self.roll(now_ms)?;
+        }
+        let count = count.min(self.segments.len() - 1);
+        for segment in self.segments.drain(..count) {
+            tracing::info!(
+                dir = %self.dir.display(),
+                base_offset = segment.base_offset(),
+                "deleting segment"
+            );
+            segment.delete()?;
+            self.dir_dirty = true;
+        }
+        self.sync_dir()?;
+        self.log_start_offset = self.log_start_offset.max(self.segments[0].base_offset());
+        Ok(())
     }
 
     /// The offset the next appended record gets.
@@ -412,6 +526,7 @@ impl Log {
             self.segments
                 .push(Segment::create(&self.dir, offset, &self.config)?);
             self.dir_dirty = true;
+            self.log_start_offset = offset;
         } else {
             let config = self.config.clone();
             let active = self.active_mut();
@@ -420,6 +535,7 @@ impl Log {
             active.activate(&config)?;
             active.truncate_to(offset, &config)?;
             active.first_append_ms = None;
+            self.log_start_offset = self.log_start_offset.min(self.log_end_offset());
         }
         self.flush()
     }
@@ -480,4 +596,17 @@ impl Log {
         }
         Ok(())
     }
+}
+
+/// Kafka's "largest timestamp" of a segment for `retention.ms`: its max record
+/// timestamp, or the file's modification time when no record has one.
+fn largest_timestamp(segment: &Segment) -> i64 {
+    if segment.max_timestamp() >= 0 {
+        return segment.max_timestamp();
+    }
+    std::fs::metadata(segment.log_path())
+        .and_then(|meta| meta.modified())
+        .ok()
+        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(i64::MAX, |age| age.as_millis() as i64)
 }

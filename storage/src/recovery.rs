@@ -87,10 +87,12 @@ impl Log {
         if active.size() > 0 {
             active.first_append_ms = Some(now_ms);
         }
+        let log_start_offset = segments[0].base_offset();
         let mut log = Log {
             dir: dir.to_path_buf(),
             config,
             segments,
+            log_start_offset,
             recovery_point,
             unflushed_messages: 0,
             last_flush_ms: now_ms,
