@@ -13,6 +13,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use kafka_protocol::records::RecordBatchDecoder;
 
 use crate::batch::{self, BatchHeader};
 use crate::error::io_error;
@@ -444,15 +445,52 @@ impl Log {
         Ok(())
     }
 
-    /// The first record whose timestamp is `>= timestamp`, as (offset, timestamp)
-    /// (ListOffsets by timestamp); `None` when every record is older.
+    /// The first record at or after the log start offset whose timestamp is
+    /// `>= timestamp`, as (offset, timestamp) (ListOffsets by timestamp); `None`
+    /// when every such record is older.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, StorageError> {
         for segment in &self.segments {
             if segment.max_timestamp() >= timestamp {
                 if let Some(found) = segment.offset_for_timestamp(timestamp)? {
+                    if found.0 < self.log_start_offset {
+                        // Deleted by DeleteRecords: look again from the start offset.
+                        return self.scan_for_timestamp(self.log_start_offset, timestamp);
+                    }
                     return Ok(Some(found));
                 }
             }
+        }
+        Ok(None)
+    }
+
+    /// The first record at or after `offset` with timestamp `>= timestamp`,
+    /// found by decoding batches from `offset` on: the slow path for a log
+    /// start offset inside a segment.
+    fn scan_for_timestamp(
+        &self,
+        mut offset: i64,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64)>, StorageError> {
+        const CHUNK: usize = 1 << 20;
+        while offset < self.log_end_offset() {
+            let mut chunk = self.read(offset, CHUNK, true)?;
+            let batches = RecordBatchDecoder::decode_all(&mut chunk).map_err(|error| {
+                StorageError::InvalidBatch {
+                    position: 0,
+                    reason: format!("cannot decode batch for a timestamp lookup: {error}"),
+                }
+            })?;
+            let mut next = offset;
+            for record in batches.iter().flat_map(|set| set.records.iter()) {
+                if record.offset >= offset && record.timestamp >= timestamp {
+                    return Ok(Some((record.offset, record.timestamp)));
+                }
+                next = next.max(record.offset + 1);
+            }
+            if next == offset {
+                break;
+            }
+            offset = next;
         }
         Ok(None)
     }

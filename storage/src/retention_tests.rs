@@ -145,3 +145,19 @@ fn a_restored_start_offset_stays_within_the_log() {
     log.truncate_to(2).expect("truncate");
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (2, 2));
 }
+
+#[test]
+fn timestamp_lookups_skip_deleted_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_config());
+    // One batch of 4 records stamped 100, 101, 102, 103.
+    log.append(&mut batch(4, 100), 0, 100).expect("append");
+    assert_eq!(log.offset_for_timestamp(0).expect("lookup"), Some((0, 100)));
+    log.delete_records_before(2).expect("delete records");
+    assert_eq!(log.offset_for_timestamp(0).expect("lookup"), Some((2, 102)));
+    assert_eq!(
+        log.offset_for_timestamp(103).expect("lookup"),
+        Some((3, 103))
+    );
+    assert_eq!(log.offset_for_timestamp(104).expect("lookup"), None);
+}
