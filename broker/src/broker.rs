@@ -20,6 +20,9 @@ use crate::partition::Partition;
 /// Kafka's file of per-partition recovery points (offsets below which the log
 /// is known to be on disk), in the data directory.
 const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
+/// Kafka's file of per-partition log start offsets: where DeleteRecords and
+/// retention left each log's first readable offset.
+const LOG_START_OFFSET_FILE: &str = "log-start-offset-checkpoint";
 
 /// The end of the range of producer ids handed out so far. Ids are taken in
 /// blocks (Kafka's controller allocates blocks of 1000 too) and the block's
@@ -101,6 +104,7 @@ impl Broker {
         let clean_marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
         let clean_shutdown = clean_marker.exists();
         let recovery_points = checkpoint::read(&data_dir.join(RECOVERY_POINT_FILE))?;
+        let log_start_offsets = checkpoint::read(&data_dir.join(LOG_START_OFFSET_FILE))?;
         if !clean_shutdown {
             tracing::info!("no clean-shutdown marker: recovering logs past their recovery points");
         }
@@ -118,13 +122,16 @@ impl Broker {
                     .get(&(stored_topic.name.clone(), index))
                     .copied()
                     .unwrap_or(0);
-                let log = Log::open(
+                let mut log = Log::open(
                     &dir,
                     log_config.clone(),
                     recovery_point,
                     clean_shutdown,
                     now,
                 )?;
+                if let Some(&start) = log_start_offsets.get(&(stored_topic.name.clone(), index)) {
+                    log.restore_log_start_offset(start);
+                }
                 partitions.push(Arc::new(Partition::new(
                     stored_topic.name.clone(),
                     index,
@@ -158,7 +165,7 @@ impl Broker {
             topics: RwLock::new(topics),
             admin: std::sync::Mutex::new(()),
         };
-        broker.write_recovery_points()?;
+        broker.write_checkpoints()?;
         tracing::info!(
             topics = broker.topics().len(),
             data_dir = %data_dir.display(),
@@ -439,20 +446,57 @@ impl Broker {
     }
 
     /// Persists every partition's recovery point, so that recovery after a
-    /// crash scans only what was not yet flushed.
-    pub fn write_recovery_points(&self) -> Result<(), BrokerError> {
-        let entries: Vec<(String, i32, i64)> = self
-            .topics()
-            .iter()
-            .flat_map(|topic| {
-                topic
-                    .partitions
-                    .iter()
-                    .map(|p| (topic.name().to_string(), p.index, p.log().recovery_point()))
-            })
-            .collect();
-        checkpoint::write(&self.data_dir.join(RECOVERY_POINT_FILE), &entries)?;
+    /// crash scans only what was not yet flushed, and its log start offset.
+    pub fn write_checkpoints(&self) -> Result<(), BrokerError> {
+        let recovery_points = self.per_partition(Log::recovery_point);
+        checkpoint::write(&self.data_dir.join(RECOVERY_POINT_FILE), &recovery_points)?;
+        self.checkpoint_log_start_offsets()
+    }
+
+    /// Persists every partition's log start offset, so that records deleted
+    /// by DeleteRecords or retention stay deleted after a restart.
+    pub fn checkpoint_log_start_offsets(&self) -> Result<(), BrokerError> {
+        let entries = self.per_partition(Log::log_start_offset);
+        checkpoint::write(&self.data_dir.join(LOG_START_OFFSET_FILE), &entries)?;
         Ok(())
+    }
+
+    /// `(topic, partition, value)` for every partition, as checkpoints hold.
+    fn per_partition(&self, value: impl Fn(&Log) -> i64) -> Vec<(String, i32, i64)> {
+        let mut entries = Vec::new();
+        for topic in self.topics() {
+            for partition in &topic.partitions {
+                entries.push((
+                    topic.name().to_string(),
+                    partition.index,
+                    value(&partition.log()),
+                ));
+            }
+        }
+        entries
+    }
+
+    /// One retention pass (`log.retention.check.interval.ms`): deletes the
+    /// segments each log's retention settings and start offset let go, then
+    /// persists the start offsets if any moved.
+    pub fn apply_retention(&self) {
+        let now = now_ms();
+        let mut deleted = 0;
+        for topic in self.topics() {
+            for partition in &topic.partitions {
+                match partition.log().apply_retention(now) {
+                    Ok(count) => deleted += count,
+                    Err(error) => {
+                        tracing::error!(topic = topic.name(), partition = partition.index, %error, "retention failed")
+                    }
+                }
+            }
+        }
+        if deleted > 0 {
+            if let Err(error) = self.checkpoint_log_start_offsets() {
+                tracing::error!(%error, "could not write log start offsets");
+            }
+        }
     }
 
     /// Clean shutdown: flush every log, record recovery points, then leave
@@ -464,7 +508,7 @@ impl Broker {
                 partition.log().flush()?;
             }
         }
-        self.write_recovery_points()?;
+        self.write_checkpoints()?;
         metadata_store::write_atomically(&self.data_dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
         tracing::info!("clean shutdown complete");
         Ok(())

@@ -135,6 +135,27 @@ impl Partition {
         }
     }
 
+    /// DeleteRecords: makes `offset` (-1: the high watermark) the log start
+    /// offset, deleting the segments wholly below it, and returns the new log
+    /// start offset (the response's low watermark). As in Kafka, a topic
+    /// without `cleanup.policy=delete` refuses with POLICY_VIOLATION, and an
+    /// offset past the high watermark is OFFSET_OUT_OF_RANGE.
+    pub fn delete_records(&self, offset: i64) -> Result<i64, ApiError> {
+        let mut log = self.log();
+        if !log.config().cleanup_delete {
+            return Err(ApiError::new(
+                ResponseError::PolicyViolation,
+                format!(
+                    "Records of partition {}-{} can not be deleted due to the configured policy",
+                    self.topic, self.index
+                ),
+            ));
+        }
+        let high_watermark = log.log_end_offset();
+        let offset = if offset == -1 { high_watermark } else { offset };
+        Ok(log.delete_records_before(offset)?)
+    }
+
     pub fn high_watermark(&self) -> i64 {
         *self.log_end_offset.borrow()
     }

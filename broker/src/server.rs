@@ -116,19 +116,27 @@ impl Server {
     }
 }
 
-/// `flush.ms` checks and recovery-point checkpoints.
+/// `flush.ms` checks, recovery-point checkpoints and retention.
 async fn periodic_work(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
     let mut flush_tick = tokio::time::interval(FLUSH_CHECK_INTERVAL);
     let mut checkpoint_tick = tokio::time::interval(RECOVERY_POINT_INTERVAL);
+    // The registry keeps the value at least 1.
+    let retention_interval =
+        Duration::from_millis(broker.config.log_retention_check_interval_ms().max(1) as u64);
+    let mut retention_tick = tokio::time::interval(retention_interval);
     loop {
         tokio::select! {
+            _ = retention_tick.tick() => {
+                let broker = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || broker.apply_retention()).await;
+            }
             _ = flush_tick.tick() => {
                 let broker = broker.clone();
                 let _ = tokio::task::spawn_blocking(move || broker.flush_due_logs()).await;
             }
             _ = checkpoint_tick.tick() => {
                 let broker = broker.clone();
-                let result = tokio::task::spawn_blocking(move || broker.write_recovery_points()).await;
+                let result = tokio::task::spawn_blocking(move || broker.write_checkpoints()).await;
                 if let Ok(Err(error)) = result {
                     tracing::error!(%error, "could not write recovery points");
                 }

@@ -16,6 +16,7 @@ mod admin;
 mod api_versions;
 mod cluster;
 mod configs;
+mod delete_records;
 mod fetch;
 mod list_offsets;
 mod metadata;
@@ -39,6 +40,7 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DeleteRecords, 0, 2),
 ];
 
 /// The advertised version ranges, as ApiVersions carries them.
@@ -119,6 +121,9 @@ pub async fn handle(
         }
         RequestKind::InitProducerId(request) => {
             ResponseKind::InitProducerId(producer_id::init(broker, &request))
+        }
+        RequestKind::DeleteRecords(request) => {
+            ResponseKind::DeleteRecords(delete_records::handle(broker, request))
         }
         RequestKind::DescribeCluster(request) => {
             ResponseKind::DescribeCluster(cluster::describe(broker, &request))
