@@ -14,6 +14,8 @@
 //!   truncate, timestamp lookups.
 //! * `recovery` — [`Log::open`]: loading segments, crash recovery, index rebuilds.
 //! * [`checkpoint`] — Kafka's text checkpoint files, written atomically.
+//! * `file_slice` — [`FileSlice`]: what reads return, a range of a segment file
+//!   to send without copying.
 //! * `error` — [`StorageError`] and its Kafka error codes.
 //!
 //! The crate does no networking and knows nothing of the broker; the broker owns
@@ -23,6 +25,7 @@
 pub mod batch;
 pub mod checkpoint;
 mod error;
+mod file_slice;
 mod index;
 mod log;
 mod recovery;
@@ -38,6 +41,7 @@ mod recovery_tests;
 mod retention_tests;
 
 pub use error::StorageError;
+pub use file_slice::{read_slices, FileSlice};
 pub use log::{AppendInfo, Log, LogConfig, TimestampType};
 
 /// Marker file a broker writes in a log directory after a clean shutdown (Kafka's

@@ -18,7 +18,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 use crate::batch::{self, BatchHeader};
 use crate::error::io_error;
 use crate::segment::Segment;
-use crate::StorageError;
+use crate::{read_slices, FileSlice, StorageError};
 
 pub use crate::batch::TimestampType;
 
@@ -258,11 +258,25 @@ impl Log {
         max_bytes: usize,
         min_one_batch: bool,
     ) -> Result<Bytes, StorageError> {
+        let slices = self.read_slices(offset, max_bytes, min_one_batch)?;
+        read_slices(&slices).map_err(io_error(&self.dir))
+    }
+
+    /// What [`Log::read`] returns, as ranges of segment files instead of bytes:
+    /// only batch headers are read here (a few small reads), so a caller holding
+    /// a lock around this call can copy or send the data after releasing it.
+    pub fn read_slices(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<Vec<FileSlice>, StorageError> {
         self.check_range(offset)?;
+        let mut slices: Vec<FileSlice> = Vec::new();
         if offset == self.log_end_offset() {
-            return Ok(Bytes::new());
+            return Ok(slices);
         }
-        let mut out = Vec::new();
+        let mut taken = 0;
         let mut index = self.segment_index_for(offset);
         let mut position = None;
         while index < self.segments.len() {
@@ -277,16 +291,20 @@ impl Log {
                     }
                 },
             };
-            let first = out.is_empty() && min_one_batch;
-            let room = max_bytes.saturating_sub(out.len());
-            let end = segment.read_batches(start, room, first, &mut out)?;
+            let first = taken == 0 && min_one_batch;
+            let slice = segment.slice_batches(start, max_bytes.saturating_sub(taken), first)?;
+            let end = start + slice.len() as u64;
+            taken += slice.len();
+            if !slice.is_empty() {
+                slices.push(slice);
+            }
             if end < segment.size() {
                 break;
             }
             index += 1;
             position = Some(0);
         }
-        Ok(Bytes::from(out))
+        Ok(slices)
     }
 
     fn check_range(&self, offset: i64) -> Result<(), StorageError> {

@@ -8,6 +8,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
@@ -15,7 +16,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 use crate::batch::{self, BatchHeader, TimestampType, HEADER_SIZE, LOG_OVERHEAD};
 use crate::error::io_error;
 use crate::index::{OffsetIndex, TimeIndex};
-use crate::{LogConfig, StorageError};
+use crate::{FileSlice, LogConfig, StorageError};
 
 /// Kafka's "no timestamp" value; the max timestamp of a segment without timestamps.
 const NO_TIMESTAMP: i64 = -1;
@@ -29,7 +30,9 @@ pub(crate) fn file_name(base_offset: i64, extension: &str) -> String {
 pub(crate) struct Segment {
     base_offset: i64,
     log_path: PathBuf,
-    log: File,
+    /// Shared with the [`FileSlice`]s of reads in progress, which may outlive a
+    /// deletion of the segment (the open file keeps the data readable).
+    log: Arc<File>,
     /// Bytes of valid batches; the file is never longer once loaded.
     size: u64,
     offset_index: OffsetIndex,
@@ -83,7 +86,7 @@ impl Segment {
             offset_index: OffsetIndex::open(&index_path, base_offset)?,
             time_index: TimeIndex::open(&time_index_path, base_offset)?,
             log_path,
-            log,
+            log: Arc::new(log),
             size,
             next_offset: base_offset,
             max_timestamp: NO_TIMESTAMP,
@@ -219,55 +222,6 @@ impl Segment {
             position += header.size() as u64;
         }
         Ok(())
-    }
-
-    /// Appends to `out` the whole batches starting at `position`, at most `max_bytes`
-    /// of them, except that with `min_one_batch` the first batch is copied whole even
-    /// when larger. Returns the position after the last batch copied.
-    pub fn read_batches(
-        &self,
-        position: u64,
-        max_bytes: usize,
-        min_one_batch: bool,
-        out: &mut Vec<u8>,
-    ) -> Result<u64, StorageError> {
-        if position >= self.size {
-            return Ok(position);
-        }
-        let want = (self.size - position).min(max_bytes as u64) as usize;
-        let start = out.len();
-        out.resize(start + want, 0);
-        self.log
-            .read_exact_at(&mut out[start..], position)
-            .map_err(io_error(&self.log_path))?;
-        let mut taken = 0;
-        while taken + LOG_OVERHEAD <= want {
-            let at = start + taken + 8;
-            let length = i32::from_be_bytes([out[at], out[at + 1], out[at + 2], out[at + 3]]);
-            if length < (HEADER_SIZE - LOG_OVERHEAD) as i32 {
-                out.truncate(start);
-                return Err(StorageError::CorruptBatch {
-                    segment: Some(self.log_path.clone()),
-                    position: position + taken as u64,
-                    reason: format!("bad batch length {length}"),
-                });
-            }
-            let size = length as usize + LOG_OVERHEAD;
-            if taken + size > want {
-                break;
-            }
-            taken += size;
-        }
-        if taken == 0 && min_one_batch {
-            let size = self.read_header_at(position)?.size();
-            out.resize(start + size, 0);
-            self.log
-                .read_exact_at(&mut out[start..], position)
-                .map_err(io_error(&self.log_path))?;
-            taken = size;
-        }
-        out.truncate(start + taken);
-        Ok(position + taken as u64)
     }
 
     /// Walks the batches from `position` to the end of the file, checking framing,
@@ -564,6 +518,56 @@ impl Segment {
         self.log.sync_data().map_err(io_error(&self.log_path))?;
         self.offset_index.flush()?;
         self.time_index.flush()
+    }
+
+    /// The whole batches from `position` on that fit in `max_bytes`, as a slice
+    /// of the file (nothing is copied); with `min_one_batch` the first batch is
+    /// included even when larger. Only batch headers are read: the offset index
+    /// (whose entries are batch start positions) skips the walk to the last
+    /// indexed batch that starts within the limit.
+    pub fn slice_batches(
+        &self,
+        position: u64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<FileSlice, StorageError> {
+        let limit = position.saturating_add(max_bytes as u64).min(self.size);
+        let mut end = position.max(self.indexed_position_at_or_below(limit));
+        while end < limit {
+            let header = self.read_header_at(end)?;
+            let next = end + header.size() as u64;
+            if next > limit {
+                break;
+            }
+            end = next;
+        }
+        if end == position && min_one_batch && position < self.size {
+            end = position + self.read_header_at(position)?.size() as u64;
+        }
+        Ok(FileSlice::new(
+            self.log.clone(),
+            position,
+            (end - position) as usize,
+        ))
+    }
+
+    /// The position of the last offset index entry at or below `position`
+    /// (0 when none): a batch boundary.
+    fn indexed_position_at_or_below(&self, position: u64) -> u64 {
+        let entries = self.offset_index.entries();
+        let (mut low, mut high) = (0, entries);
+        while low < high {
+            let middle = (low + high) / 2;
+            if u64::from(self.offset_index.entry(middle).1) <= position {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        match low {
+            0 => 0,
+            n => u64::from(self.offset_index.entry(n - 1).1),
+        }
     }
 
     /// Closes and removes the segment's files.
