@@ -16,6 +16,7 @@
 //! * [`checkpoint`] — Kafka's text checkpoint files, written atomically.
 //! * `file_slice` — [`FileSlice`]: what reads return, a range of a segment file
 //!   to send without copying.
+//! * [`inspect`] — read-only walks over segment files for tools (`strata dump-log`).
 //! * `error` — [`StorageError`] and its Kafka error codes.
 //!
 //! The crate does no networking and knows nothing of the broker; the broker owns
@@ -27,6 +28,7 @@ pub mod checkpoint;
 mod error;
 mod file_slice;
 mod index;
+pub mod inspect;
 mod log;
 mod recovery;
 mod segment;
