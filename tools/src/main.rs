@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -21,6 +22,11 @@ enum Command {
     ///
     /// Example: strata serve --data-dir /var/lib/strata --set num.partitions=3
     Serve(ServeArgs),
+    /// Print the record batches of segment files, or the entries of their indexes,
+    /// as Kafka's kafka-dump-log.sh does.
+    ///
+    /// Example: strata dump-log --records strata-data/orders-0/00000000000000000000.log
+    DumpLog(dump_log::DumpLogArgs),
 }
 
 #[derive(clap::Args)]
@@ -43,6 +49,7 @@ struct ServeArgs {
 }
 
 mod alloc;
+mod dump_log;
 
 /// See `alloc.rs`: keeps a hostile element count in a request from aborting
 /// the process through one giant allocation.
@@ -52,7 +59,7 @@ static ALLOCATOR: alloc::Allocator = alloc::Allocator;
 /// The embedded default data directory, relative to where strata runs.
 const DEFAULT_DATA_DIR: &str = "strata-data";
 
-fn main() -> Result<()> {
+fn main() -> Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -62,7 +69,8 @@ fn main() -> Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(args).map(|()| ExitCode::SUCCESS),
+        Command::DumpLog(args) => Ok(dump_log::run(&args)),
     }
 }
 
