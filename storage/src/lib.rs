@@ -8,7 +8,10 @@
 //! Module map:
 //! * [`batch`] — the v2 RecordBatch header: parse, validate (CRC32C, no
 //!   decompression), patch base offset / leader epoch / LogAppendTime in place.
-//! * `index` — the memory-mapped sparse offset and time indexes.
+//! * `index` — the sparse offset and time indexes (in memory while active, mapped
+//!   read-only on demand after).
+//! * `fd_cache` — the process-wide LRU of open segment files and index mappings
+//!   ([`set_open_file_limit`]).
 //! * `segment` — one `.log` file with its indexes: append, find, read, scan, rebuild.
 //! * `log` — [`Log`]: the segment list of a partition; append, read, roll, flush,
 //!   truncate, timestamp lookups.
@@ -26,6 +29,7 @@
 pub mod batch;
 pub mod checkpoint;
 mod error;
+mod fd_cache;
 mod file_slice;
 mod index;
 pub mod inspect;
@@ -43,6 +47,7 @@ mod recovery_tests;
 mod retention_tests;
 
 pub use error::StorageError;
+pub use fd_cache::{open_file_limit, open_files, set_open_file_limit, DEFAULT_OPEN_FILE_LIMIT};
 pub use file_slice::{read_slices, FileSlice};
 pub use log::{AppendInfo, Log, LogConfig, TimestampType};
 

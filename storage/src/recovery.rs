@@ -2,14 +2,19 @@
 //! indexes, and recovering from a crash.
 //!
 //! * Clean shutdown: nothing is scanned except the batches of the last segment after
-//!   its last offset index entry (to learn the log end offset). Index files are still
-//!   sanity-checked, and missing or inconsistent ones rebuilt.
+//!   its last offset index entry (to learn the log end offset). The last segment's
+//!   index files are sanity-checked at open, older ones' on first use, and missing or
+//!   inconsistent ones rebuilt.
 //! * Unclean shutdown: every segment holding offsets at or above the recovery point
 //!   (and always the last one) is scanned batch by batch — lengths, magic, CRC32C —
-//!   with its indexes rebuilt from scratch, since a preallocated index may end in
-//!   zeros or stale entries. The log is truncated at the first torn or corrupt batch
-//!   and any later segment deleted. The result is then fsynced, so the recovery point
-//!   can move to the log end offset.
+//!   with its indexes rebuilt. In the segment holding the recovery point, the index
+//!   entries below it were fsynced with the data and are kept after a sanity check,
+//!   so the scan starts at the last of them: only the unflushed tail is read. The
+//!   log is truncated at the first torn or corrupt batch (with a warning naming the
+//!   segment, position and reason) and any later segment deleted. The result is then
+//!   fsynced, so the recovery point can move to the log end offset.
+//! * Older segments are not opened at all: their files are opened (and their
+//!   indexes mapped and checked) on first use, through the file cache.
 
 use std::fs;
 use std::path::Path;
@@ -58,7 +63,11 @@ impl Log {
                     if index_missing && i < first_to_scan {
                         tracing::warn!(segment = %segment.log_path().display(), "index file missing; rebuilding");
                     }
-                    segment.recover(&config)?
+                    if i == first_to_scan && !index_missing {
+                        segment.recover_from(recovery_point, &config)?
+                    } else {
+                        segment.recover(&config)?
+                    }
                 } else {
                     segment.load_clean(bases.get(i + 1).copied(), &config)?
                 };
@@ -78,9 +87,17 @@ impl Log {
                 }
             }
         }
+        // Recovered bytes and rebuilt indexes may only be in the page cache; make them
+        // durable before the recovery point claims them.
+        for (segment, rebuilt) in segments.iter().zip(&rebuilt) {
+            if *rebuilt {
+                segment.flush()?;
+                dir_dirty = true;
+            }
+        }
         let last = segments.len() - 1;
         for segment in &mut segments[..last] {
-            segment.trim_indexes()?;
+            segment.deactivate();
         }
         let active = &mut segments[last];
         active.activate(&config)?;
@@ -98,14 +115,6 @@ impl Log {
             last_flush_ms: now_ms,
             dir_dirty,
         };
-        // Recovered bytes and rebuilt indexes may only be in the page cache; make them
-        // durable before the recovery point claims them.
-        for (segment, rebuilt) in log.segments.iter().zip(rebuilt) {
-            if rebuilt {
-                segment.flush()?;
-                log.dir_dirty = true;
-            }
-        }
         log.sync_dir()?;
         log.recovery_point = log.log_end_offset();
         Ok(log)

@@ -1,13 +1,25 @@
 //! One log segment: a `.log` file of record batches plus its two sparse indexes.
 //!
 //! A segment knows how to append validated batches, find the batch holding an offset,
-//! copy whole batches out, and rebuild its own indexes by scanning (recovery). All file
-//! reads and writes are positioned (`read_exact_at` / `write_all_at`), so readers never
-//! disturb a shared file cursor.
+//! hand out whole batches as file slices, and rebuild its own indexes by scanning
+//! (recovery). All file reads and writes are positioned (`read_exact_at` /
+//! `write_all_at`), so readers never disturb a shared file cursor.
+//!
+//! A segment holds no open file: its `.log` file and index files come from the
+//! process-wide [`fd_cache`](crate::fd_cache) when needed, so 10,000 idle partitions
+//! hold no descriptors. The active segment keeps its index entries in memory
+//! (see [`crate::index`]); an older one maps its indexes read-only on first use and
+//! checks them then, rebuilding them from the log if they do not fit it.
+//!
+//! An append either lands whole or leaves nothing: if writing the batches or their
+//! index entries fails (a full disk, an I/O error), the files are cut back to their
+//! old lengths and the in-memory state is restored, so the partition keeps working
+//! once the disk has room again.
 
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -15,7 +27,8 @@ use kafka_protocol::records::RecordBatchDecoder;
 
 use crate::batch::{self, BatchHeader, TimestampType, HEADER_SIZE, LOG_OVERHEAD};
 use crate::error::io_error;
-use crate::index::{OffsetIndex, TimeIndex};
+use crate::fd_cache::{self, FileKind, Handle};
+use crate::index::{self, OffsetIndex, TimeIndex};
 use crate::{FileSlice, LogConfig, StorageError};
 
 /// Kafka's "no timestamp" value; the max timestamp of a segment without timestamps.
@@ -26,18 +39,11 @@ pub(crate) fn file_name(base_offset: i64, extension: &str) -> String {
     format!("{base_offset:020}.{extension}")
 }
 
-/// A segment of the partition log.
-pub(crate) struct Segment {
-    base_offset: i64,
-    log_path: PathBuf,
-    /// Shared with the [`FileSlice`]s of reads in progress, which may outlive a
-    /// deletion of the segment (the open file keeps the data readable).
-    log: Arc<File>,
-    /// Bytes of valid batches; the file is never longer once loaded.
-    size: u64,
-    offset_index: OffsetIndex,
-    time_index: TimeIndex,
-    /// Last offset + 1 of the last batch, or `base_offset` when empty.
+/// Where indexing stands after the last batch: what Kafka's per-batch index rule
+/// needs to decide the next entry.
+#[derive(Clone, Copy, Debug)]
+struct IndexCursor {
+    /// Last offset + 1 of the last batch, or the base offset when empty.
     next_offset: i64,
     /// Largest batch maxTimestamp seen, and the last offset of the first batch that
     /// reached it (what the time index records).
@@ -45,53 +51,124 @@ pub(crate) struct Segment {
     offset_of_max_timestamp: i64,
     /// Bytes appended since the last index entry (Kafka's `bytesSinceLastIndexEntry`).
     bytes_since_last_index_entry: u64,
+}
+
+impl IndexCursor {
+    fn new(base_offset: i64) -> IndexCursor {
+        IndexCursor {
+            next_offset: base_offset,
+            max_timestamp: NO_TIMESTAMP,
+            offset_of_max_timestamp: base_offset,
+            bytes_since_last_index_entry: 0,
+        }
+    }
+
+    /// Kafka's per-batch index rule: track the max timestamp, and once more than
+    /// `index.interval.bytes` were appended since the last entry, index this batch
+    /// (its last offset at its start position) and the max timestamp so far.
+    /// Returns the entries to add: ((offset, position), (timestamp, offset)).
+    fn advance(
+        &mut self,
+        position: u64,
+        header: &BatchHeader,
+        index_interval_bytes: u32,
+    ) -> Option<((i64, u32), (i64, i64))> {
+        let last_offset = header.last_offset();
+        if header.max_timestamp > self.max_timestamp {
+            self.max_timestamp = header.max_timestamp;
+            self.offset_of_max_timestamp = last_offset;
+        }
+        let mut entries = None;
+        if self.bytes_since_last_index_entry > u64::from(index_interval_bytes) {
+            // Positions fit in u32: segments are capped at i32::MAX bytes.
+            entries = Some((
+                (last_offset, position as u32),
+                (self.max_timestamp, self.offset_of_max_timestamp),
+            ));
+            self.bytes_since_last_index_entry = 0;
+        }
+        self.bytes_since_last_index_entry += header.size() as u64;
+        self.next_offset = last_offset + 1;
+        entries
+    }
+}
+
+/// A segment of the partition log.
+pub(crate) struct Segment {
+    /// Process-unique: the key of this segment's files in the file cache.
+    id: u64,
+    base_offset: i64,
+    log_path: PathBuf,
+    /// Bytes of valid batches; the file is never longer once loaded.
+    size: u64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    cursor: IndexCursor,
+    /// `index.interval.bytes` when the segment was loaded: a lazy index rebuild of an
+    /// older segment uses it.
+    index_interval_bytes: u32,
+    /// Whether the indexes are known to fit the log. Older segments are checked on
+    /// first use rather than at open (10,000 partitions start without reading them).
+    indexes_checked: AtomicBool,
     /// Wall-clock time of the first append to this segment, for `segment.ms` rolls.
     pub first_append_ms: Option<i64>,
 }
 
+impl Drop for Segment {
+    fn drop(&mut self) {
+        fd_cache::global().forget_segment(self.id);
+    }
+}
+
 impl Segment {
-    /// Creates a fresh, empty segment (replacing any leftover files of that name) with
-    /// preallocated indexes: it becomes the active segment.
+    /// Creates a fresh, empty segment (replacing any leftover files of that name):
+    /// it becomes the active segment. If any file cannot be created, none is left.
     pub fn create(
         dir: &Path,
         base_offset: i64,
         config: &LogConfig,
     ) -> Result<Segment, StorageError> {
-        for extension in ["log", "index", "timeindex"] {
-            remove_if_exists(&dir.join(file_name(base_offset, extension)))?;
+        let paths = ["log", "index", "timeindex"].map(|ext| dir.join(file_name(base_offset, ext)));
+        for path in &paths {
+            remove_if_exists(path)?;
         }
-        let mut segment = Segment::open(dir, base_offset)?.0;
-        segment.activate(config)?;
-        Ok(segment)
+        let created = paths
+            .iter()
+            .try_for_each(|path| File::create(path).map(drop).map_err(io_error(path)));
+        let segment = created.and_then(|()| {
+            let mut segment = Segment::open(dir, base_offset)?.0;
+            segment.activate(config)?;
+            Ok(segment)
+        });
+        if segment.is_err() {
+            for path in &paths {
+                let _ = fs::remove_file(path);
+            }
+        }
+        segment
     }
 
-    /// Opens the files of an existing segment without reading them. The caller then
-    /// runs one of the load paths ([`Segment::recover`], [`Segment::load_clean`]).
-    /// The flag says whether an index file was missing (it is created empty).
+    /// Describes the files of an existing segment without opening them (its size
+    /// comes from the directory entry). The caller then runs one of the load paths
+    /// ([`Segment::recover`], [`Segment::recover_from`], [`Segment::load_clean`]).
+    /// The flag says whether an index file is missing.
     pub fn open(dir: &Path, base_offset: i64) -> Result<(Segment, bool), StorageError> {
         let log_path = dir.join(file_name(base_offset, "log"));
         let index_path = dir.join(file_name(base_offset, "index"));
         let time_index_path = dir.join(file_name(base_offset, "timeindex"));
         let index_missing = !index_path.exists() || !time_index_path.exists();
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&log_path)
-            .map_err(io_error(&log_path))?;
-        let size = log.metadata().map_err(io_error(&log_path))?.len();
+        let size = fs::metadata(&log_path).map_err(io_error(&log_path))?.len();
+        let id = fd_cache::next_segment_id();
         let segment = Segment {
+            id,
             base_offset,
-            offset_index: OffsetIndex::open(&index_path, base_offset)?,
-            time_index: TimeIndex::open(&time_index_path, base_offset)?,
+            offset_index: OffsetIndex::new(&index_path, base_offset, (id, FileKind::OffsetIndex)),
+            time_index: TimeIndex::new(&time_index_path, base_offset, (id, FileKind::TimeIndex)),
             log_path,
-            log: Arc::new(log),
             size,
-            next_offset: base_offset,
-            max_timestamp: NO_TIMESTAMP,
-            offset_of_max_timestamp: base_offset,
-            bytes_since_last_index_entry: 0,
+            cursor: IndexCursor::new(base_offset),
+            index_interval_bytes: LogConfig::default().index_interval_bytes,
+            indexes_checked: AtomicBool::new(false),
             first_append_ms: None,
         };
         Ok((segment, index_missing))
@@ -102,7 +179,7 @@ impl Segment {
     }
 
     pub fn next_offset(&self) -> i64 {
-        self.next_offset
+        self.cursor.next_offset
     }
 
     pub fn size(&self) -> u64 {
@@ -110,11 +187,31 @@ impl Segment {
     }
 
     pub fn max_timestamp(&self) -> i64 {
-        self.max_timestamp
+        self.cursor.max_timestamp
     }
 
     pub fn log_path(&self) -> &Path {
         &self.log_path
+    }
+
+    /// The `.log` file, from the file cache (opened again if it was closed). The
+    /// handle stays usable after eviction or deletion for as long as it is held.
+    pub fn log_file(&self) -> Result<Arc<File>, StorageError> {
+        let open = || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&self.log_path)
+                .map(|file| Handle::File(Arc::new(file)))
+                .map_err(io_error(&self.log_path))
+        };
+        match fd_cache::global().get_or_open((self.id, FileKind::Log), open)? {
+            Handle::File(file) => Ok(file),
+            Handle::Map(_) => Err(StorageError::Io {
+                path: self.log_path.clone(),
+                source: std::io::Error::other("segment file cached as a mapping"),
+            }),
+        }
     }
 
     /// Whether an index has no room left: Kafka rolls the segment then.
@@ -124,7 +221,8 @@ impl Segment {
 
     /// Writes already validated and offset-patched batches at the end of the segment
     /// and indexes them. `batches` holds each batch's position in `records` and its
-    /// (patched) header. On a write error the file is cut back to the old size.
+    /// (patched) header. All or nothing: on a write error (ENOSPC, EIO) the log and
+    /// index files are cut back and the segment is as before the call.
     pub fn append(
         &mut self,
         records: &[u8],
@@ -132,9 +230,16 @@ impl Segment {
         config: &LogConfig,
         now_ms: i64,
     ) -> Result<(), StorageError> {
-        if let Err(source) = self.log.write_all_at(records, self.size) {
-            // Best effort: leave no partial batch behind the valid data.
-            let _ = self.log.set_len(self.size);
+        let log = self.log_file()?;
+        let before = (
+            self.size,
+            self.cursor,
+            self.offset_index.entries(),
+            self.time_index.entries(),
+        );
+        if let Err(source) = log.write_all_at(records, self.size) {
+            // Leave no partial batch behind the valid data.
+            let _ = log.set_len(self.size);
             return Err(StorageError::Io {
                 path: self.log_path.clone(),
                 source,
@@ -142,35 +247,47 @@ impl Segment {
         }
         let start = self.size;
         for (position, header) in batches {
-            self.index_batch(start + *position as u64, header, config);
+            self.index_batch(
+                start + *position as u64,
+                header,
+                config.index_interval_bytes,
+            );
         }
         self.size += records.len() as u64;
+        let written = self
+            .offset_index
+            .write_pending()
+            .and_then(|()| self.time_index.write_pending());
+        if let Err(error) = written {
+            let (size, cursor, offset_entries, time_entries) = before;
+            let _ = self.offset_index.truncate_entries(offset_entries);
+            let _ = self.time_index.truncate_entries(time_entries);
+            let _ = log.set_len(size);
+            self.size = size;
+            self.cursor = cursor;
+            return Err(error);
+        }
         self.first_append_ms.get_or_insert(now_ms);
         Ok(())
     }
 
-    /// Kafka's per-batch index rule: track the max timestamp, and once more than
-    /// `index.interval.bytes` were appended since the last entry, index this batch
-    /// (its last offset at its start position) and the max timestamp so far.
-    fn index_batch(&mut self, position: u64, header: &BatchHeader, config: &LogConfig) {
-        let last_offset = header.last_offset();
-        if header.max_timestamp > self.max_timestamp {
-            self.max_timestamp = header.max_timestamp;
-            self.offset_of_max_timestamp = last_offset;
+    /// Applies Kafka's per-batch index rule ([`IndexCursor::advance`]) to the
+    /// in-memory indexes of the active segment.
+    fn index_batch(&mut self, position: u64, header: &BatchHeader, index_interval_bytes: u32) {
+        if let Some(((offset, position), (timestamp, time_offset))) =
+            self.cursor.advance(position, header, index_interval_bytes)
+        {
+            self.offset_index.append(offset, position);
+            self.time_index.maybe_append(timestamp, time_offset);
         }
-        if self.bytes_since_last_index_entry > u64::from(config.index_interval_bytes) {
-            // Positions fit in u32: segments are capped at i32::MAX bytes.
-            self.offset_index.append(last_offset, position as u32);
-            self.time_index
-                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
-            self.bytes_since_last_index_entry = 0;
-        }
-        self.bytes_since_last_index_entry += header.size() as u64;
-        self.next_offset = last_offset + 1;
     }
 
     /// Reads and sanity-checks the header of the batch at `position`.
     fn read_header_at(&self, position: u64) -> Result<BatchHeader, StorageError> {
+        self.read_header_in(&*self.log_file()?, position)
+    }
+
+    fn read_header_in(&self, log: &File, position: u64) -> Result<BatchHeader, StorageError> {
         let corrupt = |reason: String| StorageError::CorruptBatch {
             segment: Some(self.log_path.clone()),
             position,
@@ -182,8 +299,7 @@ impl Segment {
             ));
         }
         let mut raw = [0u8; HEADER_SIZE];
-        self.log
-            .read_exact_at(&mut raw, position)
+        log.read_exact_at(&mut raw, position)
             .map_err(io_error(&self.log_path))?;
         let header = BatchHeader::parse(&raw).ok_or_else(|| corrupt("short header".into()))?;
         if header.batch_length < (HEADER_SIZE - LOG_OVERHEAD) as i32
@@ -197,10 +313,12 @@ impl Segment {
     /// The position and header of the batch holding `offset`, or of the first batch
     /// after it; `None` when the segment ends before `offset`.
     pub fn find_batch(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>, StorageError> {
-        let (_, position) = self.offset_index.lookup(offset);
+        self.ensure_indexes_checked()?;
+        let (_, position) = self.offset_index.lookup(offset)?;
+        let log = self.log_file()?;
         let mut position = u64::from(position);
         while position < self.size {
-            let header = self.read_header_at(position)?;
+            let header = self.read_header_in(&log, position)?;
             if header.last_offset() >= offset {
                 return Ok(Some((position, header)));
             }
@@ -215,32 +333,70 @@ impl Segment {
         &self,
         visit: &mut impl FnMut(&BatchHeader),
     ) -> Result<(), StorageError> {
-        let mut position = 0;
+        self.for_each_batch_header_from(0, visit)
+    }
+
+    /// Like [`Segment::for_each_batch_header`], from the batch at `position`.
+    pub fn for_each_batch_header_from(
+        &self,
+        mut position: u64,
+        visit: &mut impl FnMut(&BatchHeader),
+    ) -> Result<(), StorageError> {
+        let log = self.log_file()?;
         while position < self.size {
-            let header = self.read_header_at(position)?;
+            let header = self.read_header_in(&log, position)?;
             visit(&header);
             position += header.size() as u64;
         }
         Ok(())
     }
 
+    /// The whole batches from `position` on that fit in `max_bytes`, as a slice
+    /// of the file (nothing is copied); with `min_one_batch` the first batch is
+    /// included even when larger. Only batch headers are read: the offset index
+    /// (whose entries are batch start positions) skips the walk to the last
+    /// indexed batch that starts within the limit.
+    pub fn slice_batches(
+        &self,
+        position: u64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<FileSlice, StorageError> {
+        self.ensure_indexes_checked()?;
+        let log = self.log_file()?;
+        let limit = position.saturating_add(max_bytes as u64).min(self.size);
+        let mut end = position.max(self.offset_index.position_at_or_below(limit)?);
+        while end < limit {
+            let header = self.read_header_in(&log, end)?;
+            let next = end + header.size() as u64;
+            if next > limit {
+                break;
+            }
+            end = next;
+        }
+        if end == position && min_one_batch && position < self.size {
+            end = position + self.read_header_in(&log, position)?.size() as u64;
+        }
+        Ok(FileSlice::new(log, position, (end - position) as usize))
+    }
+
     /// Walks the batches from `position` to the end of the file, checking framing,
-    /// magic, offsets and CRC32C, and indexes each valid one. Stops at the first bad
-    /// batch and returns its error; `self.size` ends at the last valid batch.
+    /// magic, offsets and CRC32C, and indexes each valid one (in memory). Stops at the
+    /// first bad batch and returns its error; `self.size` ends at the last valid batch.
     fn scan_from(
         &mut self,
         mut position: u64,
         config: &LogConfig,
     ) -> Result<Option<StorageError>, StorageError> {
-        let file_len = self.log.metadata().map_err(io_error(&self.log_path))?.len();
+        let log = self.log_file()?;
+        let file_len = log.metadata().map_err(io_error(&self.log_path))?.len();
         let mut batch_bytes = Vec::new();
         let mut problem = None;
         while position < file_len {
             let remaining = (file_len - position).min(usize::MAX as u64) as usize;
             let mut raw = [0u8; HEADER_SIZE];
             let header_len = remaining.min(HEADER_SIZE);
-            self.log
-                .read_exact_at(&mut raw[..header_len], position)
+            log.read_exact_at(&mut raw[..header_len], position)
                 .map_err(io_error(&self.log_path))?;
             if header_len < HEADER_SIZE {
                 problem = Some(torn(
@@ -263,16 +419,15 @@ impl Segment {
                 break;
             }
             batch_bytes.resize(size, 0);
-            self.log
-                .read_exact_at(&mut batch_bytes, position)
+            log.read_exact_at(&mut batch_bytes, position)
                 .map_err(io_error(&self.log_path))?;
             let header = match batch::validate(&batch_bytes, position) {
-                Ok(header) if header.base_offset < self.next_offset => {
+                Ok(header) if header.base_offset < self.cursor.next_offset => {
                     problem = Some(StorageError::InvalidBatch {
                         position,
                         reason: format!(
                             "base offset {} is below the previous batch's next offset {}",
-                            header.base_offset, self.next_offset
+                            header.base_offset, self.cursor.next_offset
                         ),
                     });
                     break;
@@ -283,7 +438,7 @@ impl Segment {
                     break;
                 }
             };
-            self.index_batch(position, &header, config);
+            self.index_batch(position, &header, config.index_interval_bytes);
             position += size as u64;
         }
         self.size = position;
@@ -291,19 +446,63 @@ impl Segment {
     }
 
     /// Full recovery: forgets the indexes, rescans every batch (CRC included),
-    /// rebuilds both indexes and truncates the file at the first torn or corrupt
-    /// batch. Returns `true` if the file was truncated.
+    /// rebuilds and rewrites both indexes and truncates the file at the first torn or
+    /// corrupt batch. Returns `true` if the file was truncated.
     pub fn recover(&mut self, config: &LogConfig) -> Result<bool, StorageError> {
+        self.index_interval_bytes = config.index_interval_bytes;
         self.offset_index.reset();
         self.time_index.reset();
-        self.offset_index.preallocate(config.segment_index_bytes)?;
-        self.time_index.preallocate(config.segment_index_bytes)?;
-        self.next_offset = self.base_offset;
-        self.max_timestamp = NO_TIMESTAMP;
-        self.offset_of_max_timestamp = self.base_offset;
-        self.bytes_since_last_index_entry = 0;
+        self.offset_index.activate(config.segment_index_bytes)?;
+        self.time_index.activate(config.segment_index_bytes)?;
+        self.cursor = IndexCursor::new(self.base_offset);
         let problem = self.scan_from(0, config)?;
-        self.cut_at_problem(problem)
+        let truncated = self.cut_at_problem(problem)?;
+        self.offset_index.rewrite()?;
+        self.time_index.rewrite()?;
+        self.indexes_checked.store(true, Ordering::Release);
+        Ok(truncated)
+    }
+
+    /// Recovery of the segment holding the recovery point after an unclean stop:
+    /// everything below the recovery point was fsynced, index entries included, so
+    /// the index entries below it that pass the sanity checks are kept and only the
+    /// batches from the last of them on are scanned (CRC included) and indexed.
+    /// A segment with a gigabyte of flushed data and a few unflushed batches is thus
+    /// recovered by reading those batches, not the gigabyte. Falls back to
+    /// [`Segment::recover`] when nothing can be trusted. Returns `true` if the file
+    /// was truncated.
+    pub fn recover_from(
+        &mut self,
+        recovery_point: i64,
+        config: &LogConfig,
+    ) -> Result<bool, StorageError> {
+        self.index_interval_bytes = config.index_interval_bytes;
+        self.offset_index.activate(config.segment_index_bytes)?;
+        self.time_index.activate(config.segment_index_bytes)?;
+        let file_len = self
+            .log_file()?
+            .metadata()
+            .map_err(io_error(&self.log_path))?
+            .len();
+        if self
+            .offset_index
+            .keep_trusted_prefix(recovery_point, file_len)?
+            == 0
+        {
+            return self.recover(config);
+        }
+        let Some((last_offset, _)) = self.offset_index.last_entry()? else {
+            return self.recover(config);
+        };
+        self.time_index.keep_trusted_prefix(last_offset + 1)?;
+        self.cursor = IndexCursor::new(self.base_offset);
+        if let Some((timestamp, offset)) = self.time_index.last_entry()? {
+            self.cursor.max_timestamp = timestamp;
+            self.cursor.offset_of_max_timestamp = offset;
+        }
+        let truncated = self.load_tail(config)?;
+        self.indexes_checked.store(true, Ordering::Release);
+        Ok(truncated)
     }
 
     /// Truncates the file at `self.size` if a scan found a bad batch, logging it.
@@ -317,63 +516,92 @@ impl Segment {
             %error,
             "truncating segment at the first torn or corrupt batch"
         );
-        self.log
+        self.log_file()?
             .set_len(self.size)
             .map_err(io_error(&self.log_path))?;
         Ok(true)
     }
 
-    /// Clean-open path. For an inactive segment `next_offset` is the next segment's
-    /// base offset and nothing is scanned; for the last segment (`None`) only the
-    /// batches after the last offset index entry are scanned. Indexes that fail their
-    /// sanity check are rebuilt with [`Segment::recover`]. Returns `true` if the file
-    /// was truncated.
+    /// Clean-open path. For an older segment `next_offset` is the next segment's
+    /// base offset and nothing is read but the last time index entry (its max
+    /// timestamp); its indexes are checked on first use. For the last segment
+    /// (`None`) the indexes are loaded and checked, and only the batches after the
+    /// last offset index entry are scanned. Indexes that fail their checks are
+    /// rebuilt with [`Segment::recover`]. Returns `true` if the file was truncated.
     pub fn load_clean(
         &mut self,
         next_offset: Option<i64>,
         config: &LogConfig,
     ) -> Result<bool, StorageError> {
-        let check = self
-            .offset_index
-            .sanity_check(next_offset.unwrap_or(i64::MAX), self.size)
-            .and_then(|()| {
-                self.time_index
-                    .sanity_check(next_offset.unwrap_or(i64::MAX))
-            });
-        if let Err(reason) = check {
-            tracing::warn!(segment = %self.log_path.display(), %reason, "rebuilding inconsistent index");
-            return self.recover(config);
-        }
-        if let Some((timestamp, offset)) = self.time_index.last_entry() {
-            self.max_timestamp = timestamp;
-            self.offset_of_max_timestamp = offset;
-        }
-        match next_offset {
-            Some(next_offset) => {
-                self.next_offset = next_offset;
+        self.index_interval_bytes = config.index_interval_bytes;
+        let Some(next_offset) = next_offset else {
+            self.offset_index.activate(config.segment_index_bytes)?;
+            self.time_index.activate(config.segment_index_bytes)?;
+            let check = self
+                .offset_index
+                .sanity_check(i64::MAX, self.size)
+                .and_then(|()| self.time_index.sanity_check(i64::MAX));
+            if let Err(reason) = check {
+                tracing::warn!(segment = %self.log_path.display(), %reason, "rebuilding inconsistent index");
+                return self.recover(config);
+            }
+            self.indexes_checked.store(true, Ordering::Release);
+            self.cursor = IndexCursor::new(self.base_offset);
+            if let Some((timestamp, offset)) = self.time_index.last_entry()? {
+                self.cursor.max_timestamp = timestamp;
+                self.cursor.offset_of_max_timestamp = offset;
+            }
+            return self.load_tail(config);
+        };
+        self.cursor.next_offset = next_offset;
+        let last_time_entry = self.time_index.last_entry();
+        match last_time_entry {
+            Ok(Some((timestamp, offset))) if offset >= self.base_offset && offset < next_offset => {
+                self.cursor.max_timestamp = timestamp;
+                self.cursor.offset_of_max_timestamp = offset;
                 Ok(false)
             }
-            None => {
-                // The last segment becomes active (after the checks, which must see
-                // the file as it was); its tail rescan may add index entries.
-                self.activate(config)?;
-                self.load_tail(config)
+            Ok(None) => Ok(false),
+            Ok(Some(entry)) => {
+                tracing::warn!(segment = %self.log_path.display(), ?entry, "time index points outside the segment; rebuilding");
+                self.recover_inactive(config)
+            }
+            Err(error) => {
+                tracing::warn!(segment = %self.log_path.display(), %error, "unreadable time index; rebuilding");
+                self.recover_inactive(config)
             }
         }
     }
 
+    /// [`Segment::recover`] for an older segment, which ends inactive again.
+    fn recover_inactive(&mut self, config: &LogConfig) -> Result<bool, StorageError> {
+        let truncated = self.recover(config)?;
+        self.deactivate();
+        Ok(truncated)
+    }
+
     /// Rescans the batches after the last offset index entry to learn the next offset
-    /// (and to index what came after that entry). Falls back to a full recovery if the
-    /// entry does not point at a batch ending at its offset.
+    /// (and to index what came after that entry), writing the new entries. Falls back
+    /// to a full recovery if the entry does not point at a batch ending at its offset.
     fn load_tail(&mut self, config: &LogConfig) -> Result<bool, StorageError> {
-        self.next_offset = self.base_offset;
-        self.bytes_since_last_index_entry = 0;
-        let start = match self.offset_index.last_entry() {
+        self.cursor.next_offset = self.base_offset;
+        self.cursor.bytes_since_last_index_entry = 0;
+        self.size = self
+            .log_file()?
+            .metadata()
+            .map_err(io_error(&self.log_path))?
+            .len();
+        let start = match self.offset_index.last_entry()? {
             None => 0,
             Some((offset, position)) => {
                 let position = u64::from(position);
                 match self.read_header_at(position) {
-                    Ok(header) if header.last_offset() == offset => position,
+                    Ok(header) if header.last_offset() == offset => {
+                        // Batches before the entry are not rescanned; the scan must
+                        // still see this one's offsets as new.
+                        self.cursor.next_offset = header.base_offset;
+                        position
+                    }
                     _ => {
                         tracing::warn!(segment = %self.log_path.display(), "offset index does not match the log; rebuilding");
                         return self.recover(config);
@@ -381,42 +609,108 @@ impl Segment {
                 }
             }
         };
-        self.size = self.log.metadata().map_err(io_error(&self.log_path))?.len();
         let problem = self.scan_from(start, config)?;
         let truncated = self.cut_at_problem(problem)?;
-        if let Some((_, offset)) = self.time_index.last_entry() {
-            if offset >= self.next_offset {
+        if let Some((_, offset)) = self.time_index.last_entry()? {
+            if offset >= self.cursor.next_offset {
                 tracing::warn!(segment = %self.log_path.display(), "time index points past the log; rebuilding");
                 return self.recover(config);
             }
         }
+        self.offset_index.write_pending()?;
+        self.time_index.write_pending()?;
         Ok(truncated)
     }
 
-    /// Removes everything at and above `offset`. The cut is at the start of the batch
-    /// holding `offset` (a batch is never split), so the new next offset may be below
-    /// `offset`. Index entries past the cut are dropped and the last few batches
-    /// rescanned to restore the max timestamp.
+    /// Checks an older segment's indexes against the segment the first time they
+    /// are used, and rebuilds them from the log (headers only: the data below the
+    /// recovery point is trusted) if they do not fit. The new files replace the old
+    /// ones by rename, so concurrent readers never see a half-written index.
+    fn ensure_indexes_checked(&self) -> Result<(), StorageError> {
+        if self.indexes_checked.load(Ordering::Acquire) || self.offset_index.is_active() {
+            return Ok(());
+        }
+        let check = self
+            .offset_index
+            .sanity_check(self.cursor.next_offset, self.size)
+            .and_then(|()| self.time_index.sanity_check(self.cursor.next_offset));
+        if let Err(reason) = check {
+            tracing::warn!(segment = %self.log_path.display(), %reason, "rebuilding inconsistent index");
+            self.rebuild_inactive_indexes()?;
+        }
+        self.indexes_checked.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Writes fresh index files for an older segment from its batch headers.
+    fn rebuild_inactive_indexes(&self) -> Result<(), StorageError> {
+        let mut cursor = IndexCursor::new(self.base_offset);
+        let mut offset_entries = Vec::new();
+        let mut time_entries = Vec::new();
+        let mut last_timestamp = NO_TIMESTAMP;
+        let mut push_time = |entries: &mut Vec<u8>, timestamp: i64, offset: i64| {
+            if timestamp > last_timestamp {
+                last_timestamp = timestamp;
+                entries.extend_from_slice(&index::encode_time_entry(
+                    self.base_offset,
+                    timestamp,
+                    offset,
+                ));
+            }
+        };
+        let log = self.log_file()?;
+        let mut position = 0;
+        while position < self.size {
+            let header = self.read_header_in(&log, position)?;
+            if let Some(((offset, at), (timestamp, time_offset))) =
+                cursor.advance(position, &header, self.index_interval_bytes)
+            {
+                offset_entries.extend_from_slice(&index::encode_offset_entry(
+                    self.base_offset,
+                    offset,
+                    at,
+                ));
+                push_time(&mut time_entries, timestamp, time_offset);
+            }
+            position += header.size() as u64;
+        }
+        push_time(
+            &mut time_entries,
+            cursor.max_timestamp,
+            cursor.offset_of_max_timestamp,
+        );
+        index::replace_index_file(self.offset_index.path(), &offset_entries)?;
+        index::replace_index_file(self.time_index.path(), &time_entries)?;
+        fd_cache::global().forget((self.id, FileKind::OffsetIndex));
+        fd_cache::global().forget((self.id, FileKind::TimeIndex));
+        Ok(())
+    }
+
+    /// Removes everything at and above `offset` (the segment must be active). The cut
+    /// is at the start of the batch holding `offset` (a batch is never split), so the
+    /// new next offset may be below `offset`. Index entries past the cut are dropped
+    /// and the last few batches rescanned to restore the max timestamp.
     pub fn truncate_to(&mut self, offset: i64, config: &LogConfig) -> Result<(), StorageError> {
         let Some((cut, _)) = self.find_batch(offset)? else {
             return Ok(());
         };
-        self.log.set_len(cut).map_err(io_error(&self.log_path))?;
+        self.log_file()?
+            .set_len(cut)
+            .map_err(io_error(&self.log_path))?;
         self.size = cut;
-        self.offset_index.truncate_to_position(cut);
-        let next_offset_bound = match self.offset_index.last_entry() {
+        self.offset_index.truncate_to_position(cut)?;
+        let next_offset_bound = match self.offset_index.last_entry()? {
             // Batches up to the last kept offset index entry survive.
             Some((offset, _)) => offset + 1,
             None => self.base_offset,
         };
         // The time index may hold entries (e.g. a roll's final entry) beyond the last
         // offset index entry; the tail scan recomputes what they summarised.
-        self.time_index.truncate_to_offset(next_offset_bound);
-        self.max_timestamp = NO_TIMESTAMP;
-        self.offset_of_max_timestamp = self.base_offset;
-        if let Some((timestamp, offset)) = self.time_index.last_entry() {
-            self.max_timestamp = timestamp;
-            self.offset_of_max_timestamp = offset;
+        self.time_index.truncate_to_offset(next_offset_bound)?;
+        self.cursor = IndexCursor::new(self.base_offset);
+        if let Some((timestamp, offset)) = self.time_index.last_entry()? {
+            self.cursor.max_timestamp = timestamp;
+            self.cursor.offset_of_max_timestamp = offset;
         }
         self.load_tail(config)?;
         Ok(())
@@ -426,19 +720,21 @@ impl Segment {
     /// (offset, timestamp). The time index gives a start, batch headers narrow it to
     /// one batch, and only that batch is decoded.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, StorageError> {
-        if self.max_timestamp < timestamp {
+        if self.cursor.max_timestamp < timestamp {
             return Ok(None);
         }
+        self.ensure_indexes_checked()?;
         let start_offset = self
             .time_index
-            .lookup_below(timestamp)
+            .lookup_below(timestamp)?
             .map_or(self.base_offset, |(_, offset)| offset);
-        let (_, position) = self.offset_index.lookup(start_offset);
+        let (_, position) = self.offset_index.lookup(start_offset)?;
+        let log = self.log_file()?;
         let mut position = u64::from(position);
         while position < self.size {
-            let header = self.read_header_at(position)?;
+            let header = self.read_header_in(&log, position)?;
             if header.max_timestamp >= timestamp {
-                let found = self.first_record_at_or_after(position, &header, timestamp)?;
+                let found = self.first_record_at_or_after(&log, position, &header, timestamp)?;
                 if found.is_some() {
                     return Ok(found);
                 }
@@ -451,13 +747,14 @@ impl Segment {
     /// The record holding this segment's max timestamp (the first one, when several
     /// share it), as (offset, timestamp) — KIP-734. `None` without timestamps.
     pub fn max_timestamp_record(&self) -> Result<Option<(i64, i64)>, StorageError> {
-        if self.max_timestamp == NO_TIMESTAMP {
+        if self.cursor.max_timestamp == NO_TIMESTAMP {
             return Ok(None);
         }
-        let Some((position, header)) = self.find_batch(self.offset_of_max_timestamp)? else {
+        let Some((position, header)) = self.find_batch(self.cursor.offset_of_max_timestamp)? else {
             return Ok(None);
         };
-        self.first_record_at_or_after(position, &header, header.max_timestamp)
+        let log = self.log_file()?;
+        self.first_record_at_or_after(&log, position, &header, header.max_timestamp)
     }
 
     /// Within the batch at `position`, the first record with timestamp `>= timestamp`.
@@ -466,6 +763,7 @@ impl Segment {
     /// timestamp are the best answer left.
     fn first_record_at_or_after(
         &self,
+        log: &File,
         position: u64,
         header: &BatchHeader,
         timestamp: i64,
@@ -475,8 +773,7 @@ impl Segment {
                 .then_some((header.base_offset, header.max_timestamp)));
         }
         let mut raw = vec![0u8; header.size()];
-        self.log
-            .read_exact_at(&mut raw, position)
+        log.read_exact_at(&mut raw, position)
             .map_err(io_error(&self.log_path))?;
         match RecordBatchDecoder::decode(&mut Bytes::from(raw)) {
             Ok(set) => Ok(set
@@ -491,83 +788,62 @@ impl Segment {
         }
     }
 
-    /// Makes this the active segment: indexes preallocated to `segment.index.bytes`.
+    /// Makes this the active segment: its index entries are loaded into memory to be
+    /// appended to, up to `segment.index.bytes`. Indexes not yet checked against the
+    /// log are checked now and rebuilt by a full scan if they do not fit.
     pub fn activate(&mut self, config: &LogConfig) -> Result<(), StorageError> {
-        self.offset_index.preallocate(config.segment_index_bytes)?;
-        self.time_index.preallocate(config.segment_index_bytes)
+        self.index_interval_bytes = config.index_interval_bytes;
+        self.offset_index.activate(config.segment_index_bytes)?;
+        self.time_index.activate(config.segment_index_bytes)?;
+        if self.indexes_checked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let check = self
+            .offset_index
+            .sanity_check(i64::MAX, self.size)
+            .and_then(|()| self.time_index.sanity_check(i64::MAX));
+        match check {
+            Ok(()) => self.indexes_checked.store(true, Ordering::Release),
+            Err(reason) => {
+                tracing::warn!(segment = %self.log_path.display(), %reason, "rebuilding inconsistent index");
+                self.recover(config)?;
+            }
+        }
+        Ok(())
     }
 
-    /// Cuts the index files to their real size (no longer active, or loaded as an
-    /// older segment). A no-op for files already trimmed.
-    pub fn trim_indexes(&mut self) -> Result<(), StorageError> {
-        self.offset_index.trim()?;
-        self.time_index.trim()
+    /// Drops the in-memory index entries of a segment that is no longer active (all
+    /// of them are written); reads map the index files from now on.
+    pub fn deactivate(&mut self) {
+        self.offset_index.deactivate();
+        self.time_index.deactivate();
     }
 
     /// Ends this segment's active life (roll, close): records the final max timestamp
-    /// entry, trims the indexes and fsyncs everything.
+    /// entry, fsyncs everything and drops the in-memory index entries. On failure
+    /// the segment stays active and usable.
     pub fn finalize(&mut self) -> Result<(), StorageError> {
-        self.time_index
-            .append_final(self.max_timestamp, self.offset_of_max_timestamp)?;
-        self.trim_indexes()?;
-        self.flush()
+        let time_entries = self.time_index.entries();
+        self.time_index.append_final(
+            self.cursor.max_timestamp,
+            self.cursor.offset_of_max_timestamp,
+        );
+        if let Err(error) = self.time_index.write_pending() {
+            let _ = self.time_index.truncate_entries(time_entries);
+            return Err(error);
+        }
+        self.flush()?;
+        self.deactivate();
+        Ok(())
     }
 
-    /// fsyncs the log file and both indexes.
+    /// fsyncs the log file and the index files written while active.
     pub fn flush(&self) -> Result<(), StorageError> {
-        self.log.sync_data().map_err(io_error(&self.log_path))?;
-        self.offset_index.flush()?;
-        self.time_index.flush()
-    }
-
-    /// The whole batches from `position` on that fit in `max_bytes`, as a slice
-    /// of the file (nothing is copied); with `min_one_batch` the first batch is
-    /// included even when larger. Only batch headers are read: the offset index
-    /// (whose entries are batch start positions) skips the walk to the last
-    /// indexed batch that starts within the limit.
-    pub fn slice_batches(
-        &self,
-        position: u64,
-        max_bytes: usize,
-        min_one_batch: bool,
-    ) -> Result<FileSlice, StorageError> {
-        let limit = position.saturating_add(max_bytes as u64).min(self.size);
-        let mut end = position.max(self.indexed_position_at_or_below(limit));
-        while end < limit {
-            let header = self.read_header_at(end)?;
-            let next = end + header.size() as u64;
-            if next > limit {
-                break;
-            }
-            end = next;
-        }
-        if end == position && min_one_batch && position < self.size {
-            end = position + self.read_header_at(position)?.size() as u64;
-        }
-        Ok(FileSlice::new(
-            self.log.clone(),
-            position,
-            (end - position) as usize,
-        ))
-    }
-
-    /// The position of the last offset index entry at or below `position`
-    /// (0 when none): a batch boundary.
-    fn indexed_position_at_or_below(&self, position: u64) -> u64 {
-        let entries = self.offset_index.entries();
-        let (mut low, mut high) = (0, entries);
-        while low < high {
-            let middle = (low + high) / 2;
-            if u64::from(self.offset_index.entry(middle).1) <= position {
-                low = middle + 1;
-            } else {
-                high = middle;
-            }
-        }
-        match low {
-            0 => 0,
-            n => u64::from(self.offset_index.entry(n - 1).1),
-        }
+        self.log_file()?
+            .sync_data()
+            .map_err(io_error(&self.log_path))?;
+        self.offset_index.sync()?;
+        self.time_index.sync()
     }
 
     /// Closes and removes the segment's files.
