@@ -12,11 +12,12 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use strata_protocol::{check_frame_size, decode_request, encode_unsupported_api_versions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::broker::Broker;
+use crate::frame::Frame;
 use crate::handlers;
 
 /// Requests read ahead of the one being handled, per connection.
@@ -77,7 +78,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: watch::
         };
         let response = match decode_request(frame) {
             Ok(request) => match handlers::handle(&broker, request).await {
-                Ok(Some(bytes)) => bytes,
+                Ok(Some(response)) => response,
                 Ok(None) => continue, // acks=0 produce: Kafka sends nothing back
                 Err(error) => {
                     tracing::error!(?peer, %error, "closing connection");
@@ -87,13 +88,17 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: watch::
             Err(strata_protocol::DecodeError::UnsupportedApiVersionsVersion {
                 correlation_id,
                 ..
-            }) => encode_unsupported_api_versions(correlation_id, &handlers::supported_versions()),
+            }) => Frame::from_bytes(encode_unsupported_api_versions(
+                correlation_id,
+                &handlers::supported_versions(),
+            )),
             Err(error) => {
                 tracing::info!(?peer, %error, "closing connection");
                 break;
             }
         };
-        if writer.write_all(&response).await.is_err() {
+        if let Err(error) = response.write_to(&mut writer).await {
+            tracing::debug!(?peer, %error, "closing connection: response not sent");
             break;
         }
     }

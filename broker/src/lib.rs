@@ -5,6 +5,8 @@
 //!   clean shutdown.
 //! - [`connection`]: one task per connection: framing, bounded read-ahead,
 //!   responses in request order.
+//! - [`frame`]: responses in pieces, fetched records sent from segment files
+//!   with sendfile.
 //! - `handlers`: one module per API family, and the table of what
 //!   ApiVersions advertises.
 //! - [`broker`]: shared state — identity, configuration, topics — and the
@@ -19,6 +21,7 @@ pub mod broker;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod frame;
 mod handlers;
 pub mod metadata_store;
 pub mod partition;

@@ -5,9 +5,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use kafka_protocol::error::ResponseError;
 
-use bytes::Bytes;
 use strata_storage::batch::BatchHeader;
-use strata_storage::{AppendInfo, Log, LogConfig, StorageError};
+use strata_storage::{AppendInfo, FileSlice, Log, LogConfig, StorageError};
 use tokio::sync::watch;
 
 use crate::error::ApiError;
@@ -34,10 +33,13 @@ pub struct Partition {
     log_end_offset: watch::Sender<i64>,
 }
 
-/// What a fetch read from one partition.
+/// What a fetch read from one partition: whole batches as ranges of the
+/// segment files (not yet copied), and the offsets at the time of the read.
 #[derive(Debug)]
 pub struct ReadResult {
-    pub records: Bytes,
+    pub records: Vec<FileSlice>,
+    /// Total bytes of `records`.
+    pub len: usize,
     pub high_watermark: i64,
     pub log_start_offset: i64,
 }
@@ -114,8 +116,10 @@ impl Partition {
         Ok((info, log.log_start_offset()))
     }
 
-    /// Reads whole batches from `offset` on. On a single broker the high
-    /// watermark is the log end offset: every appended batch is committed.
+    /// Locates whole batches from `offset` on. The lock is held only to find
+    /// them (batch headers and the index); the record bytes are copied or
+    /// sent by the caller afterwards. On a single broker the high watermark
+    /// is the log end offset: every appended batch is committed.
     pub fn read(
         &self,
         offset: i64,
@@ -125,8 +129,9 @@ impl Partition {
         let log = self.log();
         let high_watermark = log.log_end_offset();
         let log_start_offset = log.log_start_offset();
-        match log.read(offset, max_bytes, min_one_batch) {
+        match log.read_slices(offset, max_bytes, min_one_batch) {
             Ok(records) => Ok(ReadResult {
+                len: records.iter().map(FileSlice::len).sum(),
                 records,
                 high_watermark,
                 log_start_offset,

@@ -19,6 +19,9 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 
 pub use kafka_protocol;
 
+mod holes;
+pub use holes::{encode_response_with_holes, HoleyFrame};
+
 /// Kafka's error code for a request version the broker does not support.
 pub const UNSUPPORTED_VERSION: i16 = 35;
 
@@ -182,8 +185,13 @@ pub fn encode_unsupported_api_versions(correlation_id: i32, supported: &[ApiVers
 }
 
 fn patch_size(buf: &mut BytesMut) {
-    let size = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&size.to_be_bytes());
+    let size = buf.len() - 4;
+    patch_size_to(buf, size);
+}
+
+/// Writes `size` into the 4-byte size prefix of `buf`.
+fn patch_size_to(buf: &mut BytesMut, size: usize) {
+    buf[..4].copy_from_slice(&(size as i32).to_be_bytes());
 }
 
 /// Splits a size-prefixed response frame into header correlation id and body

@@ -10,9 +10,11 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use strata_storage::FileSlice;
 use tokio::time::Instant;
 
 use crate::broker::Broker;
+use crate::frame::placeholder;
 use crate::partition::Partition;
 
 /// `isolation_level` 1: only committed (transactionally) records. Without
@@ -26,12 +28,44 @@ struct Target {
     partition: Option<Arc<Partition>>,
 }
 
+/// A fetch response whose record sets are [`placeholder`]s, and the file
+/// ranges that replace them, in the order the encoder meets them.
+pub struct FetchReply {
+    pub response: FetchResponse,
+    pub holes: Vec<Vec<FileSlice>>,
+}
+
+impl FetchReply {
+    /// The response with every placeholder replaced by the bytes it stands
+    /// for, for callers that need plain bytes.
+    #[cfg(test)]
+    pub fn into_response(mut self) -> std::io::Result<FetchResponse> {
+        let mut holes = self.holes.into_iter();
+        for partition in self
+            .response
+            .responses
+            .iter_mut()
+            .flat_map(|topic| topic.partitions.iter_mut())
+        {
+            if let Some(records) = partition
+                .records
+                .as_mut()
+                .filter(|r| crate::frame::is_placeholder(r))
+            {
+                let slices = holes.next().unwrap_or_default();
+                *records = strata_storage::read_slices(&slices)?;
+            }
+        }
+        Ok(self.response)
+    }
+}
+
 /// Answers at once when `min_bytes` are available, a partition has an error,
 /// or `max_wait_ms` is 0; otherwise waits for appends to any requested
 /// partition (its log-end-offset watch), re-reading after each, and answers
 /// with what there is when the wait runs out. Fetch sessions (KIP-227) are
 /// not kept: session id 0 tells the client every fetch is a full one.
-pub async fn handle(broker: &Broker, request: FetchRequest) -> FetchResponse {
+pub async fn handle(broker: &Broker, request: FetchRequest) -> FetchReply {
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let read_committed = request.isolation_level == READ_COMMITTED;
     let topics: Vec<(TopicName, Vec<Target>)> = request
@@ -62,26 +96,35 @@ pub async fn handle(broker: &Broker, request: FetchRequest) -> FetchResponse {
 
     let mut timed_out = false;
     loop {
-        let (responses, bytes, errored) = read_all(&topics, request.max_bytes, read_committed);
-        let enough = bytes >= request.min_bytes.max(0) as usize;
-        if enough || errored || timed_out || watches.is_empty() || request.max_wait_ms <= 0 {
-            return FetchResponse::default().with_responses(responses);
+        let read = read_all(&topics, request.max_bytes, read_committed);
+        let enough = read.bytes >= request.min_bytes.max(0) as usize;
+        if enough || read.errored || timed_out || watches.is_empty() || request.max_wait_ms <= 0 {
+            return FetchReply {
+                response: FetchResponse::default().with_responses(read.responses),
+                holes: read.holes,
+            };
         }
         let any_append = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
         timed_out = tokio::time::timeout_at(deadline, any_append).await.is_err();
     }
 }
 
-/// Reads every target once. Returns the topic responses, the record bytes
-/// they carry, and whether any partition answered with an error.
-fn read_all(
-    topics: &[(TopicName, Vec<Target>)],
-    max_bytes: i32,
-    read_committed: bool,
-) -> (Vec<FetchableTopicResponse>, usize, bool) {
+/// One pass over every requested partition.
+struct ReadAll {
+    responses: Vec<FetchableTopicResponse>,
+    holes: Vec<Vec<FileSlice>>,
+    /// Record bytes the responses carry.
+    bytes: usize,
+    /// Whether any partition answered with an error.
+    errored: bool,
+}
+
+/// Reads every target once, within the request's `max_bytes`.
+fn read_all(topics: &[(TopicName, Vec<Target>)], max_bytes: i32, read_committed: bool) -> ReadAll {
     let mut remaining = max_bytes.max(0) as usize;
     let mut total = 0;
     let mut errored = false;
+    let mut holes = Vec::new();
     let responses = topics
         .iter()
         .map(|(name, targets)| {
@@ -92,8 +135,8 @@ fn read_all(
                     // KIP-74: the first batch of the response is returned whole
                     // even when larger than the limits, so a big batch can't
                     // stall a consumer.
-                    let data = read_partition(target, limit, total == 0, read_committed);
-                    let len = data.records.as_ref().map_or(0, Bytes::len);
+                    let (data, len) =
+                        read_partition(target, limit, total == 0, read_committed, &mut holes);
                     remaining = remaining.saturating_sub(len);
                     total += len;
                     errored |= data.error_code != 0;
@@ -105,15 +148,24 @@ fn read_all(
                 .with_partitions(partitions)
         })
         .collect();
-    (responses, total, errored)
+    ReadAll {
+        responses,
+        holes,
+        bytes: total,
+        errored,
+    }
 }
 
+/// One partition's answer and the record bytes it carries. Records up to
+/// [`crate::frame::PLACEHOLDER_LEN`] become a placeholder plus an entry in
+/// `holes`; a larger set (a single oversized batch) is copied in.
 fn read_partition(
     target: &Target,
     limit: usize,
     min_one_batch: bool,
     read_committed: bool,
-) -> PartitionData {
+    holes: &mut Vec<Vec<FileSlice>>,
+) -> (PartitionData, usize) {
     // librdkafka needs an empty, never null, record set to see the end of a
     // partition.
     let response = PartitionData::default()
@@ -121,9 +173,10 @@ fn read_partition(
         .with_records(Some(Bytes::new()))
         .with_aborted_transactions(read_committed.then(Vec::new));
     let Some(partition) = &target.partition else {
-        return response
+        let response = response
             .with_error_code(ResponseError::UnknownTopicOrPartition.code())
             .with_high_watermark(-1);
+        return (response, 0);
     };
     let with_offsets = |response: PartitionData, high_watermark: i64, log_start_offset: i64| {
         response
@@ -134,14 +187,31 @@ fn read_partition(
     if limit == 0 && !min_one_batch {
         let high_watermark = partition.high_watermark();
         let log_start_offset = partition.log().log_start_offset();
-        return with_offsets(response, high_watermark, log_start_offset);
+        return (with_offsets(response, high_watermark, log_start_offset), 0);
     }
     match partition.read(target.request.fetch_offset, limit, min_one_batch) {
-        Ok(read) => with_offsets(response, read.high_watermark, read.log_start_offset)
-            .with_records(Some(read.records)),
+        Ok(read) => {
+            let response = with_offsets(response, read.high_watermark, read.log_start_offset);
+            if read.len == 0 {
+                return (response, 0);
+            }
+            if let Some(stand_in) = placeholder(read.len) {
+                holes.push(read.records);
+                return (response.with_records(Some(stand_in)), read.len);
+            }
+            match strata_storage::read_slices(&read.records) {
+                Ok(bytes) => (response.with_records(Some(bytes)), read.len),
+                Err(error) => {
+                    tracing::error!(topic = %partition.topic, partition = partition.index, %error, "fetch read failed");
+                    let code = ResponseError::KafkaStorageError.code();
+                    (response.with_error_code(code), 0)
+                }
+            }
+        }
         Err((error, high_watermark, log_start_offset)) => {
-            with_offsets(response, high_watermark, log_start_offset)
-                .with_error_code(error.kafka_error_code())
+            let response = with_offsets(response, high_watermark, log_start_offset)
+                .with_error_code(error.kafka_error_code());
+            (response, 0)
         }
     }
 }
@@ -228,14 +298,14 @@ mod tests {
         let started = Instant::now();
         let waiting = tokio::spawn({
             let broker = broker.clone();
-            async move { handle(&broker, fetch_at_tail(60_000)).await }
+            async move { handle(&broker, fetch_at_tail(60_000)).await.into_response() }
         });
         tokio::task::yield_now().await;
         let partition = broker.topic("t").expect("topic").partitions[0].clone();
         partition
             .append(&mut one_record_batch(), now_ms())
             .expect("append");
-        let response = waiting.await.expect("fetch task");
+        let response = waiting.await.expect("fetch task").expect("read records");
         assert!(!records_of(&response).is_empty(), "the appended batch");
         assert!(
             started.elapsed() < Duration::from_secs(60),
@@ -249,7 +319,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let broker = broker_with_topic(dir.path());
         let started = Instant::now();
-        let response = handle(&broker, fetch_at_tail(500)).await;
+        let response = handle(&broker, fetch_at_tail(500))
+            .await
+            .into_response()
+            .expect("read records");
         assert_eq!(started.elapsed(), Duration::from_millis(500));
         let partition = &response.responses[0].partitions[0];
         assert_eq!(partition.error_code, 0);

@@ -4,13 +4,14 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
-use strata_protocol::{encode_response, EncodeError, Request};
+use strata_protocol::{encode_response, encode_response_with_holes, EncodeError, Request};
 
 use crate::broker::Broker;
+use crate::frame::Frame;
+use fetch::FetchReply;
 
 mod admin;
 mod api_versions;
@@ -73,10 +74,7 @@ pub enum HandleError {
 
 /// Handles one request and encodes its response (size prefix included);
 /// `None` when the request gets no response (produce with acks=0).
-pub async fn handle(
-    broker: &Arc<Broker>,
-    request: Request,
-) -> Result<Option<BytesMut>, HandleError> {
+pub async fn handle(broker: &Arc<Broker>, request: Request) -> Result<Option<Frame>, HandleError> {
     let Request {
         header,
         api_key,
@@ -97,7 +95,10 @@ pub async fn handle(
             Some(response) => ResponseKind::Produce(response),
             None => return Ok(None),
         },
-        RequestKind::Fetch(request) => ResponseKind::Fetch(fetch::handle(broker, request).await),
+        RequestKind::Fetch(request) => {
+            let reply = fetch::handle(broker, request).await;
+            return Ok(Some(encode_fetch(reply, version, header.correlation_id)?));
+        }
         RequestKind::ListOffsets(request) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, request, version))
         }
@@ -130,12 +131,37 @@ pub async fn handle(
         }
         _ => return Err(HandleError::Unsupported { api_key, version }),
     };
-    Ok(Some(encode_response(
+    Ok(Some(Frame::from_bytes(encode_response(
         api_key,
         version,
         header.correlation_id,
         &response,
-    )?))
+    )?)))
+}
+
+/// Encodes a fetch response without copying its records: the placeholders
+/// become holes that the connection fills from the segment files.
+fn encode_fetch(
+    reply: FetchReply,
+    version: i16,
+    correlation_id: i32,
+) -> Result<Frame, HandleError> {
+    let holes: Vec<&[u8]> = reply
+        .response
+        .responses
+        .iter()
+        .flat_map(|topic| topic.partitions.iter())
+        .filter_map(|partition| partition.records.as_deref())
+        .filter(|records| crate::frame::is_placeholder_slice(records))
+        .collect();
+    let frame = encode_response_with_holes(
+        ApiKey::Fetch,
+        version,
+        correlation_id,
+        &reply.response,
+        &holes,
+    )?;
+    Ok(Frame::from_holes(frame, reply.holes))
 }
 
 /// A protocol string from a Rust one.
