@@ -171,6 +171,17 @@ impl FileCache {
         self.lock().limit
     }
 
+    /// Closes everything cached (tests: forces reopens).
+    #[cfg(test)]
+    pub(crate) fn clear(&self) {
+        let drained: Vec<Entry> = {
+            let mut inner = self.lock();
+            inner.by_age.clear();
+            inner.entries.drain().map(|(_, entry)| entry).collect()
+        };
+        drop(drained);
+    }
+
     /// Handles cached right now.
     pub(crate) fn len(&self) -> usize {
         self.lock().entries.len()

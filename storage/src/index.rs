@@ -241,6 +241,8 @@ impl IndexFile {
         let file = self.write_handle()?;
         if let Err(source) = file.write_all_at(&memory[self.written..], self.written as u64) {
             let _ = file.set_len(self.written as u64);
+            // Reopen next time rather than trust a descriptor that failed.
+            fd_cache::global().forget(self.key);
             return Err(StorageError::Io {
                 path: self.path.clone(),
                 source,

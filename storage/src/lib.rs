@@ -38,6 +38,8 @@ mod recovery;
 mod segment;
 
 #[cfg(test)]
+mod disk_failure_tests;
+#[cfg(test)]
 mod log_tests;
 #[cfg(test)]
 mod model_tests;

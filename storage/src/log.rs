@@ -234,9 +234,17 @@ impl Log {
         if self.active().size() == 0 {
             return Ok(());
         }
-        self.active_mut().finalize()?;
+        // The new segment first: if it cannot be created (a full disk) or the old
+        // one cannot be finalized, the old one stays the active segment, unchanged,
+        // and the next append tries again.
         let log_end_offset = self.log_end_offset();
         let segment = Segment::create(&self.dir, log_end_offset, &self.config)?;
+        if let Err(error) = self.active_mut().finalize() {
+            if let Err(leftover) = segment.delete() {
+                tracing::warn!(%leftover, "could not remove the segment of a failed roll");
+            }
+            return Err(error);
+        }
         self.segments.push(segment);
         self.dir_dirty = true;
         self.sync_dir()?;

@@ -238,8 +238,10 @@ impl Segment {
             self.time_index.entries(),
         );
         if let Err(source) = log.write_all_at(records, self.size) {
-            // Leave no partial batch behind the valid data.
+            // Leave no partial batch behind the valid data, and reopen the file next
+            // time rather than trust a descriptor that failed.
             let _ = log.set_len(self.size);
+            fd_cache::global().forget((self.id, FileKind::Log));
             return Err(StorageError::Io {
                 path: self.log_path.clone(),
                 source,
