@@ -16,6 +16,8 @@
 //! * `log` — [`Log`]: the segment list of a partition; append, read, roll, flush,
 //!   truncate, timestamp lookups.
 //! * `recovery` — [`Log::open`]: loading segments, crash recovery, index rebuilds.
+//! * `cleaner` — log compaction ([`Log::plan_cleaning`], [`CleaningJob`],
+//!   [`Log::compact_now`]) and the crash-safe swap of cleaned segments.
 //! * [`checkpoint`] — Kafka's text checkpoint files, written atomically.
 //! * `file_slice` — [`FileSlice`]: what reads return, a range of a segment file
 //!   to send without copying.
@@ -28,6 +30,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+mod cleaner;
 mod error;
 mod fd_cache;
 mod file_slice;
@@ -48,6 +51,7 @@ mod recovery_tests;
 #[cfg(test)]
 mod retention_tests;
 
+pub use cleaner::{CleanStats, CleanedGroup, CleaningJob};
 pub use error::StorageError;
 pub use fd_cache::{open_file_limit, open_files, set_open_file_limit, DEFAULT_OPEN_FILE_LIMIT};
 pub use file_slice::{read_slices, FileSlice};

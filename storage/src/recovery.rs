@@ -38,6 +38,8 @@ impl Log {
         now_ms: i64,
     ) -> Result<Log, StorageError> {
         fs::create_dir_all(dir).map_err(io_error(dir))?;
+        // A cleaning interrupted by a crash: finish or undo it before listing segments.
+        crate::cleaner::finish_interrupted_swaps(dir)?;
         let bases = find_segments(dir)?;
         let mut segments = Vec::with_capacity(bases.len().max(1));
         // Segments whose bytes were scanned or whose indexes were rebuilt: what the
