@@ -1,6 +1,7 @@
 //! Model-based property test: random appends, rolls, flushes, reads, truncations,
-//! timestamp lookups, crashes (the active segment cut at a random byte past the last
-//! flush) and clean reopens, checked against an in-memory list of batches.
+//! timestamp lookups, retention, DeleteRecords, crashes (the active segment cut at a
+//! random byte past the last flush) and clean reopens, checked against an in-memory
+//! list of batches and the log start offset.
 
 use std::fs::OpenOptions;
 use std::path::Path;
@@ -35,6 +36,15 @@ enum Op {
         cut: u16,
     },
     Reopen,
+    /// One retention pass with these limits (`None`: unlimited).
+    Retention {
+        ms: Option<i64>,
+        bytes: Option<u16>,
+    },
+    /// DeleteRecords at a fraction of the offset range.
+    DeleteRecords {
+        at: u16,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -49,6 +59,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0i64..1_100).prop_map(|timestamp| Op::Lookup { timestamp }),
         2 => any::<u16>().prop_map(|cut| Op::Crash { cut }),
         1 => Just(Op::Reopen),
+        1 => (prop::option::of(0i64..1_500), prop::option::of(0u16..3_000))
+            .prop_map(|(ms, bytes)| Op::Retention { ms, bytes }),
+        1 => any::<u16>().prop_map(|at| Op::DeleteRecords { at }),
     ]
 }
 
@@ -60,9 +73,11 @@ struct StoredBatch {
     timestamps: Vec<i64>,
 }
 
-/// The expected log: every batch in offset order.
+/// The expected log: every batch in offset order (those wholly below the log
+/// start offset may or may not still be in a segment), and the log start offset.
 struct Model {
     batches: Vec<StoredBatch>,
+    start: i64,
 }
 
 impl Model {
@@ -86,14 +101,18 @@ impl Model {
         out
     }
 
-    /// (offset, timestamp) of every record in offset order.
+    /// (offset, timestamp) of every record at or above the log start offset,
+    /// in offset order.
     fn records(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
-        self.batches.iter().flat_map(|b| {
-            b.timestamps
-                .iter()
-                .enumerate()
-                .map(move |(i, &ts)| (b.header.base_offset + i as i64, ts))
-        })
+        self.batches
+            .iter()
+            .flat_map(|b| {
+                b.timestamps
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, &ts)| (b.header.base_offset + i as i64, ts))
+            })
+            .filter(|&(offset, _)| offset >= self.start)
     }
 }
 
@@ -118,6 +137,7 @@ fn run(config: LogConfig, ops: Vec<Op>) {
     let mut log = Log::open(&path, config.clone(), 0, true, 0).expect("open");
     let mut model = Model {
         batches: Vec::new(),
+        start: 0,
     };
     let mut now = 1_000;
     for op in ops {
@@ -153,7 +173,8 @@ fn run(config: LogConfig, ops: Vec<Op>) {
                 max_bytes,
                 min_one_batch,
             } => {
-                let offset = fraction(at, model.end() as u64) as i64;
+                let span = (model.end() - model.start) as u64;
+                let offset = model.start + fraction(at, span) as i64;
                 let got = log
                     .read(offset, max_bytes.into(), min_one_batch)
                     .expect("read");
@@ -165,11 +186,19 @@ fn run(config: LogConfig, ops: Vec<Op>) {
                     "read at {offset}"
                 );
                 assert!(log.read(model.end() + 1, 100, true).is_err());
+                if model.start > 0 {
+                    assert!(log.read(model.start - 1, 100, true).is_err());
+                }
             }
             Op::Truncate { at } => {
-                let offset = fraction(at, model.end() as u64) as i64;
+                // A follower truncates above its log start offset (below it,
+                // the log restarts empty at the offset: Kafka's
+                // truncateFullyAndStartAt, tested in log_tests).
+                let span = (model.end() - model.start) as u64;
+                let offset = model.start + fraction(at, span) as i64;
                 log.truncate_to(offset).expect("truncate");
                 model.batches.retain(|b| b.header.last_offset() < offset);
+                model.start = model.start.min(model.end());
             }
             Op::Lookup { timestamp } => {
                 let expected = model.records().find(|&(_, ts)| ts >= timestamp);
@@ -177,9 +206,13 @@ fn run(config: LogConfig, ops: Vec<Op>) {
                     log.offset_for_timestamp(timestamp).expect("lookup"),
                     expected
                 );
-                let max = model.records().map(|(_, ts)| ts).max();
-                let expected_max = max.and_then(|m| model.records().find(|&(_, ts)| ts == m));
-                assert_eq!(log.max_timestamp().expect("max"), expected_max);
+                // Records below the start offset may still count for the max
+                // timestamp (as in Kafka) while their segment exists.
+                if model.start == 0 {
+                    let max = model.records().map(|(_, ts)| ts).max();
+                    let expected_max = max.and_then(|m| model.records().find(|&(_, ts)| ts == m));
+                    assert_eq!(log.max_timestamp().expect("max"), expected_max);
+                }
             }
             Op::Crash { cut } => {
                 let recovery_point = log.recovery_point();
@@ -216,20 +249,68 @@ fn run(config: LogConfig, ops: Vec<Op>) {
                 assert!(model.end() >= recovery_point, "flushed data survives");
                 log =
                     Log::open(&path, config.clone(), recovery_point, false, now).expect("recover");
+                // The broker restores the start offset from its checkpoint.
+                model.start = model.start.min(model.end());
+                log.restore_log_start_offset(model.start);
             }
             Op::Reopen => {
                 log.close().expect("close");
                 log = Log::open(&path, config.clone(), 0, true, now).expect("clean reopen");
+                log.restore_log_start_offset(model.start);
+            }
+            Op::Retention { ms, bytes } => {
+                let limits = LogConfig {
+                    retention_ms: ms.unwrap_or(-1),
+                    retention_bytes: bytes.map_or(-1, i64::from),
+                    ..config.clone()
+                };
+                log.set_config(limits);
+                let old_start = log.log_start_offset();
+                let deleted = log.apply_retention(now).expect("retention");
+                log.set_config(config.clone());
+                let new_start = log.log_start_offset();
+                assert!(new_start >= old_start && new_start <= model.end());
+                // Segments wholly below the start offset may go without moving it.
+                assert!(new_start == old_start || deleted > 0);
+                // Deleted batches qualified: all old enough, or the log stays
+                // at least retention.bytes large.
+                let gone = model.batches.iter().filter(|b| {
+                    b.header.base_offset >= old_start && b.header.last_offset() < new_start
+                });
+                let old_enough =
+                    |b: &StoredBatch| ms.is_some_and(|ms| now - b.header.max_timestamp > ms);
+                let big_enough = bytes.is_some_and(|limit| log.size_bytes() >= u64::from(limit));
+                for batch in gone {
+                    assert!(
+                        old_enough(batch) || big_enough,
+                        "deleted {:?}",
+                        batch.header
+                    );
+                }
+                model.start = new_start;
+            }
+            Op::DeleteRecords { at } => {
+                let span = (model.end() - model.start) as u64;
+                let offset = model.start + fraction(at, span) as i64;
+                assert_eq!(
+                    log.delete_records_before(offset).expect("delete records"),
+                    offset
+                );
+                model.start = offset;
+                assert!(log.delete_records_before(model.end() + 1).is_err());
             }
         }
         assert_eq!(log.log_end_offset(), model.end());
+        assert_eq!(log.log_start_offset(), model.start);
         assert!(log.recovery_point() <= log.log_end_offset());
         let all = log
             .read(log.log_start_offset(), usize::MAX, true)
             .expect("read all");
         assert_eq!(
             all.as_ref(),
-            model.expected_read(0, usize::MAX, true).as_slice()
+            model
+                .expected_read(model.start, usize::MAX, true)
+                .as_slice()
         );
     }
 }
