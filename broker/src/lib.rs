@@ -11,6 +11,7 @@
 //!   ApiVersions advertises.
 //! - [`broker`]: shared state — identity, configuration, topics — and the
 //!   operations that change topics.
+//! - [`cleaner`]: the log cleaner task that compacts compacted topics.
 //! - [`partition`]: a partition's log and the watch that wakes fetches.
 //! - [`producer_state`]: idempotent producers' sequence checks.
 //! - [`metadata_store`]: topic metadata on disk.
@@ -18,6 +19,7 @@
 //! - [`error`]: the one mapping of failures to Kafka error codes.
 
 pub mod broker;
+pub mod cleaner;
 pub mod config;
 pub mod connection;
 pub mod error;

@@ -116,8 +116,10 @@ impl Server {
     }
 }
 
-/// `flush.ms` checks, recovery-point checkpoints and retention.
+/// `flush.ms` checks, recovery-point checkpoints, retention and the log cleaner.
 async fn periodic_work(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
+    // Its own task: a cleaning may take long and must not delay flushes.
+    let cleaner = tokio::spawn(crate::cleaner::run(broker.clone(), stopped.clone()));
     let mut flush_tick = tokio::time::interval(FLUSH_CHECK_INTERVAL);
     let mut checkpoint_tick = tokio::time::interval(RECOVERY_POINT_INTERVAL);
     // The registry keeps the value at least 1.
@@ -141,7 +143,11 @@ async fn periodic_work(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) 
                     tracing::error!(%error, "could not write recovery points");
                 }
             }
-            _ = stopped.changed() => return,
+            _ = stopped.changed() => {
+                // Shutdown flushes the logs after this returns: no swap may be running.
+                let _ = cleaner.await;
+                return;
+            }
         }
     }
 }
