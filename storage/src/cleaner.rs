@@ -570,7 +570,14 @@ impl CleaningJob {
             .expect("built before the first group");
         let base_offset = self.sources[range.start].identity.base_offset;
         let scratch = self.dir.join(SCRATCH_DIR);
-        fs::create_dir_all(&scratch).map_err(io_error(&scratch))?;
+        // Not create_dir_all: a partition directory deleted meanwhile (topic deletion)
+        // must not come back.
+        match fs::create_dir(&scratch) {
+            Err(error) if error.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(io_error(&scratch)(error));
+            }
+            _ => {}
+        }
         let mut writer = GroupWriter::new(Segment::create(&scratch, base_offset, &self.config)?);
         let last_with_batches = range
             .clone()
