@@ -82,6 +82,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         .data_dir
         .or_else(|| explicit_log_dir(&config))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let open_files = raise_open_file_limit();
+    // Segment files share a bounded cache; the rest is for client connections.
+    let segment_files = (open_files / 4).clamp(64, strata_storage::DEFAULT_OPEN_FILE_LIMIT as u64);
+    strata_storage::set_open_file_limit(segment_files as usize);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -101,6 +105,40 @@ fn serve(args: ServeArgs) -> Result<()> {
         server.run(shutdown_signal()).await?;
         Ok(())
     })
+}
+
+/// Raises the soft limit on open file descriptors to the hard limit, as Kafka's
+/// operations guide asks of operators (a broker holds a descriptor per connection,
+/// plus segment files), and returns the soft limit in force. A failure only costs
+/// head room, so it is logged, not fatal.
+fn raise_open_file_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` we own; no other memory is touched.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot read RLIMIT_NOFILE");
+        return 1024;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit reads one `rlimit` we own.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            tracing::info!(
+                from = limit.rlim_cur,
+                to = raised.rlim_cur,
+                "raised the open file limit"
+            );
+            limit = raised;
+        } else {
+            tracing::warn!(error = %std::io::Error::last_os_error(), soft = limit.rlim_cur, "cannot raise the open file limit");
+        }
+    }
+    limit.rlim_cur
 }
 
 /// `log.dirs` (or `log.dir`) when the configuration sets it. Kafka's own
