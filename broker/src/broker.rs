@@ -506,6 +506,7 @@ impl Broker {
         for topic in self.topics() {
             for partition in &topic.partitions {
                 partition.log().flush()?;
+                partition.write_producer_snapshot();
             }
         }
         self.write_checkpoints()?;

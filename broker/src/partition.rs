@@ -45,19 +45,16 @@ pub struct ReadResult {
 }
 
 impl Partition {
-    /// Wraps an opened log. Idempotent producers' sequence state is rebuilt
-    /// from the batch headers in the log, so that a retry arriving after a
-    /// restart is still recognised as a duplicate.
+    /// Wraps an opened log. Idempotent producers' sequence state is restored
+    /// from the newest producer snapshot and the batch headers after it, so
+    /// that a retry arriving after a restart is still recognised as a
+    /// duplicate; if batches had to be read, a snapshot at the log end offset
+    /// spares the next start from reading them again.
     pub fn new(topic: String, index: i32, log: Log) -> Self {
         let (log_end_offset, _) = watch::channel(log.log_end_offset());
-        let mut producers = ProducerStates::default();
-        let rebuilt = log.for_each_batch_header(|header| {
-            if let Some(batch) = ProducerBatch::from_header(header) {
-                producers.record(&batch, header.base_offset);
-            }
-        });
-        if let Err(error) = rebuilt {
-            tracing::warn!(%topic, partition = index, %error, "could not rebuild producer state");
+        let (producers, walked_from) = ProducerStates::load(&log);
+        if walked_from < log.log_end_offset() {
+            producers.write_snapshot(&log);
         }
         Partition {
             topic,
@@ -108,9 +105,15 @@ impl Partition {
                 return Ok((duplicate, log.log_start_offset()));
             }
         }
+        let segments_before = log.segment_count();
         let info = log.append(records, LEADER_EPOCH, now_ms)?;
         if let Some((batch, _)) = &producer_batch {
             producers.record(batch, info.base_offset);
+        }
+        if log.segment_count() != segments_before {
+            // Rolled: snapshot producer state, as Kafka does, so a start after
+            // a crash reads only the batches since.
+            producers.write_snapshot(&log);
         }
         self.log_end_offset.send_replace(log.log_end_offset());
         Ok((info, log.log_start_offset()))
@@ -159,6 +162,17 @@ impl Partition {
         let high_watermark = log.log_end_offset();
         let offset = if offset == -1 { high_watermark } else { offset };
         Ok(log.delete_records_before(offset)?)
+    }
+
+    /// Writes a producer-state snapshot at the log end offset (clean shutdown),
+    /// so the next start reads no batch header at all.
+    pub fn write_producer_snapshot(&self) {
+        let log = self.log();
+        let producers = self
+            .producers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        producers.write_snapshot(&log);
     }
 
     pub fn high_watermark(&self) -> i64 {

@@ -19,6 +19,7 @@
 //! * `cleaner` — log compaction ([`Log::plan_cleaning`], [`CleaningJob`],
 //!   [`Log::compact_now`]) and the crash-safe swap of cleaned segments.
 //! * [`checkpoint`] — Kafka's text checkpoint files, written atomically.
+//! * [`snapshot`] — producer-state snapshot files (framing, CRC, newest valid one).
 //! * `file_slice` — [`FileSlice`]: what reads return, a range of a segment file
 //!   to send without copying.
 //! * [`inspect`] — read-only walks over segment files for tools (`strata dump-log`).
@@ -39,6 +40,7 @@ pub mod inspect;
 mod log;
 mod recovery;
 mod segment;
+pub mod snapshot;
 
 #[cfg(test)]
 mod disk_failure_tests;
