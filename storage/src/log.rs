@@ -522,18 +522,19 @@ impl Log {
     }
 
     /// The record with the largest timestamp (the first one on ties), as
-    /// (offset, timestamp): ListOffsets MAX_TIMESTAMP, KIP-734.
+    /// (offset, timestamp): ListOffsets MAX_TIMESTAMP, KIP-734. A segment whose
+    /// newest timestamp belongs to a batch emptied by compaction has no record
+    /// to show for it; the next best segment answers then.
     pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, StorageError> {
-        let mut best: Option<&Segment> = None;
-        for segment in &self.segments {
-            if best.is_none_or(|b| segment.max_timestamp() > b.max_timestamp()) {
-                best = Some(segment);
+        let mut candidates: Vec<&Segment> = self.segments.iter().collect();
+        // Stable: among equal maxima the older segment comes first.
+        candidates.sort_by_key(|segment| std::cmp::Reverse(segment.max_timestamp()));
+        for segment in candidates {
+            if let Some(found) = segment.max_timestamp_record()? {
+                return Ok(Some(found));
             }
         }
-        match best {
-            Some(segment) => segment.max_timestamp_record(),
-            None => Ok(None),
-        }
+        Ok(None)
     }
 
     /// fsyncs the active segment (older ones are fsynced when rolled) and the directory

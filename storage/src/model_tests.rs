@@ -1,12 +1,15 @@
 //! Model-based property test: random appends, rolls, flushes, reads, truncations,
 //! timestamp lookups, retention, DeleteRecords, crashes (the active segment cut at a
 //! random byte past the last flush) and clean reopens, checked against an in-memory
-//! list of batches and the log start offset.
+//! list of batches and the log start offset. Compaction (`Log::compact_now`) joins
+//! them: from the first compaction on, reads are compared record by record (the
+//! cleaner re-encodes batches that lose records), and follower truncation is no
+//! longer drawn (it never meets a compacted log in a single broker).
 
 use std::fs::OpenOptions;
 use std::path::Path;
 
-use kafka_protocol::records::Compression;
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use proptest::prelude::*;
 
 use crate::batch::test_support::batch_with_timestamps;
@@ -45,6 +48,9 @@ enum Op {
     DeleteRecords {
         at: u16,
     },
+    /// Compact every inactive segment (records are keyed by their index in
+    /// their batch: `key-0`, `key-1`, ...).
+    Compact,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -62,6 +68,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (prop::option::of(0i64..1_500), prop::option::of(0u16..3_000))
             .prop_map(|(ms, bytes)| Op::Retention { ms, bytes }),
         1 => any::<u16>().prop_map(|at| Op::DeleteRecords { at }),
+        1 => Just(Op::Compact),
     ]
 }
 
@@ -71,6 +78,8 @@ struct StoredBatch {
     bytes: Vec<u8>,
     header: BatchHeader,
     timestamps: Vec<i64>,
+    /// Per record: not yet removed by compaction.
+    alive: Vec<bool>,
 }
 
 /// The expected log: every batch in offset order (those wholly below the log
@@ -78,6 +87,8 @@ struct StoredBatch {
 struct Model {
     batches: Vec<StoredBatch>,
     start: i64,
+    /// A compaction ran: batch bytes on disk may differ from `bytes`.
+    compacted: bool,
 }
 
 impl Model {
@@ -104,15 +115,88 @@ impl Model {
     /// (offset, timestamp) of every record at or above the log start offset,
     /// in offset order.
     fn records(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.keyed_records()
+            .map(|(offset, _, timestamp)| (offset, timestamp))
+    }
+
+    /// (offset, key index, timestamp) of every live record at or above the log
+    /// start offset, in offset order.
+    fn keyed_records(&self) -> impl Iterator<Item = (i64, usize, i64)> + '_ {
         self.batches
             .iter()
             .flat_map(|b| {
                 b.timestamps
                     .iter()
                     .enumerate()
-                    .map(move |(i, &ts)| (b.header.base_offset + i as i64, ts))
+                    .filter(|&(i, _)| b.alive[i])
+                    .map(move |(i, &ts)| (b.header.base_offset + i as i64, i, ts))
             })
-            .filter(|&(offset, _)| offset >= self.start)
+            .filter(|&(offset, _, _)| offset >= self.start)
+    }
+
+    /// Compaction of everything below `end`: a record goes when a later record
+    /// below `end` has the same key.
+    fn compact(&mut self, end: i64) {
+        let mut latest = std::collections::HashMap::new();
+        for batch in &self.batches {
+            for i in 0..batch.timestamps.len() {
+                let offset = batch.header.base_offset + i as i64;
+                if offset < end && batch.alive[i] {
+                    latest.insert(i, offset);
+                }
+            }
+        }
+        for batch in &mut self.batches {
+            for i in 0..batch.timestamps.len() {
+                let offset = batch.header.base_offset + i as i64;
+                if offset < end && latest.get(&i).is_some_and(|&last| last > offset) {
+                    batch.alive[i] = false;
+                }
+            }
+        }
+        self.compacted = true;
+    }
+
+    /// Checks a read at `offset` record by record: the records at or after
+    /// `offset` are the live ones from there on, in order, with nothing
+    /// skipped; with `min_one_batch` and live records ahead, at least one
+    /// batch comes back.
+    fn check_read_records(&self, got: &[u8], offset: i64, max_bytes: usize, min_one_batch: bool) {
+        let mut buf = bytes::Bytes::copy_from_slice(got);
+        let batches = RecordBatchDecoder::decode_all(&mut buf).expect("read decodes");
+        let read: Vec<(i64, usize, i64)> = batches
+            .iter()
+            .flat_map(|set| set.records.iter())
+            .filter(|r| r.offset >= offset)
+            .map(|r| {
+                let key = r.key.as_ref().expect("keyed records");
+                let index = std::str::from_utf8(key)
+                    .ok()
+                    .and_then(|k| k.strip_prefix("key-"))
+                    .and_then(|i| i.parse().ok())
+                    .expect("key-<index>");
+                (r.offset, index, r.timestamp)
+            })
+            .collect();
+        let live: Vec<(i64, usize, i64)> = self
+            .keyed_records()
+            .filter(|&(o, _, _)| o >= offset)
+            .take(read.len())
+            .collect();
+        assert_eq!(read, live, "records read at {offset}");
+        if batches.len() > 1 {
+            assert!(
+                got.len() <= max_bytes,
+                "{} bytes read, limit {max_bytes}",
+                got.len()
+            );
+        }
+        if min_one_batch && self.keyed_records().any(|(o, _, _)| o >= offset) {
+            assert!(
+                !batches.is_empty(),
+                "min_one_batch read nothing at {offset}"
+            );
+        }
     }
 }
 
@@ -138,6 +222,7 @@ fn run(config: LogConfig, ops: Vec<Op>) {
     let mut model = Model {
         batches: Vec::new(),
         start: 0,
+        compacted: false,
     };
     let mut now = 1_000;
     for op in ops {
@@ -157,6 +242,7 @@ fn run(config: LogConfig, ops: Vec<Op>) {
                     model.batches.push(StoredBatch {
                         bytes: records[position..position + size].to_vec(),
                         header,
+                        alive: vec![true; timestamps.len()],
                         timestamps,
                     });
                     position += size;
@@ -178,18 +264,23 @@ fn run(config: LogConfig, ops: Vec<Op>) {
                 let got = log
                     .read(offset, max_bytes.into(), min_one_batch)
                     .expect("read");
-                assert_eq!(
-                    got.as_ref(),
-                    model
-                        .expected_read(offset, max_bytes.into(), min_one_batch)
-                        .as_slice(),
-                    "read at {offset}"
-                );
+                if model.compacted {
+                    model.check_read_records(&got, offset, max_bytes.into(), min_one_batch);
+                } else {
+                    assert_eq!(
+                        got.as_ref(),
+                        model
+                            .expected_read(offset, max_bytes.into(), min_one_batch)
+                            .as_slice(),
+                        "read at {offset}"
+                    );
+                }
                 assert!(log.read(model.end() + 1, 100, true).is_err());
                 if model.start > 0 {
                     assert!(log.read(model.start - 1, 100, true).is_err());
                 }
             }
+            Op::Truncate { .. } if model.compacted => {}
             Op::Truncate { at } => {
                 // A follower truncates above its log start offset (below it,
                 // the log restarts empty at the offset: Kafka's
@@ -207,8 +298,9 @@ fn run(config: LogConfig, ops: Vec<Op>) {
                     expected
                 );
                 // Records below the start offset may still count for the max
-                // timestamp (as in Kafka) while their segment exists.
-                if model.start == 0 {
+                // timestamp (as in Kafka) while their segment exists, and so may
+                // a batch emptied by compaction (its header keeps its maximum).
+                if model.start == 0 && !model.compacted {
                     let max = model.records().map(|(_, ts)| ts).max();
                     let expected_max = max.and_then(|m| model.records().find(|&(_, ts)| ts == m));
                     assert_eq!(log.max_timestamp().expect("max"), expected_max);
@@ -280,7 +372,8 @@ fn run(config: LogConfig, ops: Vec<Op>) {
                 let old_enough =
                     |b: &StoredBatch| ms.is_some_and(|ms| now - b.header.max_timestamp > ms);
                 let big_enough = bytes.is_some_and(|limit| log.size_bytes() >= u64::from(limit));
-                for batch in gone {
+                // (A compacted batch's timestamps are those of its live records.)
+                for batch in gone.filter(|_| !model.compacted) {
                     assert!(
                         old_enough(batch) || big_enough,
                         "deleted {:?}",
@@ -299,6 +392,17 @@ fn run(config: LogConfig, ops: Vec<Op>) {
                 model.start = offset;
                 assert!(log.delete_records_before(model.end() + 1).is_err());
             }
+            Op::Compact => {
+                log.set_config(LogConfig {
+                    cleanup_compact: true,
+                    ..config.clone()
+                });
+                let stats = log.compact_now(now).expect("compact");
+                log.set_config(config.clone());
+                if stats.segments_cleaned > 0 {
+                    model.compact(stats.first_dirty_offset);
+                }
+            }
         }
         assert_eq!(log.log_end_offset(), model.end());
         assert_eq!(log.log_start_offset(), model.start);
@@ -306,12 +410,25 @@ fn run(config: LogConfig, ops: Vec<Op>) {
         let all = log
             .read(log.log_start_offset(), usize::MAX, true)
             .expect("read all");
-        assert_eq!(
-            all.as_ref(),
-            model
-                .expected_read(model.start, usize::MAX, true)
-                .as_slice()
-        );
+        if model.compacted {
+            model.check_read_records(&all, model.start, usize::MAX, true);
+            let everything = model.keyed_records().count();
+            let mut buf = all.clone();
+            let read = RecordBatchDecoder::decode_all(&mut buf).expect("decodes");
+            let count = read
+                .iter()
+                .flat_map(|set| set.records.iter())
+                .filter(|r| r.offset >= model.start)
+                .count();
+            assert_eq!(count, everything, "every live record is read");
+        } else {
+            assert_eq!(
+                all.as_ref(),
+                model
+                    .expected_read(model.start, usize::MAX, true)
+                    .as_slice()
+            );
+        }
     }
 }
 
