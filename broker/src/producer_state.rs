@@ -223,6 +223,10 @@ impl ProducerStates {
     /// Writes a snapshot of this state as of the log end offset. Failure only
     /// costs a longer walk at the next start, so it is logged, not returned.
     pub fn write_snapshot(&self, log: &Log) {
+        // State only changes with the log end offset: a snapshot there is current.
+        if snapshot::exists(log.dir(), log.log_end_offset()) {
+            return;
+        }
         if let Err(error) = snapshot::write(log.dir(), log.log_end_offset(), &self.encode()) {
             tracing::warn!(dir = %log.dir().display(), %error, "could not write a producer snapshot");
         }

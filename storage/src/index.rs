@@ -276,11 +276,21 @@ impl IndexFile {
     }
 
     /// Replaces the file content with the entries in memory (after a rebuild) and
-    /// fsyncs it.
+    /// fsyncs it, unless the file already holds exactly those entries (the common
+    /// case after a crash: a start-up over thousands of partitions then writes and
+    /// fsyncs nothing).
     fn rewrite(&mut self) -> Result<(), StorageError> {
         let Some(memory) = &self.memory else {
             return Ok(());
         };
+        match std::fs::read(&self.path) {
+            Ok(on_disk) if on_disk == *memory => {
+                self.written = memory.len();
+                self.aligned = true;
+                return Ok(());
+            }
+            _ => {}
+        }
         let file = self.write_handle()?;
         file.set_len(0).map_err(io_error(&self.path))?;
         file.write_all_at(memory, 0).map_err(io_error(&self.path))?;

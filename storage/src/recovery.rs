@@ -42,8 +42,9 @@ impl Log {
         crate::cleaner::finish_interrupted_swaps(dir)?;
         let bases = find_segments(dir)?;
         let mut segments = Vec::with_capacity(bases.len().max(1));
-        // Segments whose bytes were scanned or whose indexes were rebuilt: what the
-        // recovery read may still sit only in the page cache.
+        // Segments holding scanned offsets at or above the recovery point: bytes the
+        // recovery read may still sit only in the page cache. (Rebuilt index files
+        // are fsynced when written; data below the recovery point already was.)
         let mut rebuilt = Vec::with_capacity(bases.len().max(1));
         let mut dir_dirty = false;
         if bases.is_empty() {
@@ -73,8 +74,8 @@ impl Log {
                 } else {
                     segment.load_clean(bases.get(i + 1).copied(), &config)?
                 };
+                rebuilt.push(scan && segment.next_offset() > recovery_point);
                 segments.push(segment);
-                rebuilt.push(scan || truncated);
                 if truncated {
                     for &later in &bases[i + 1..] {
                         tracing::warn!(dir = %dir.display(), base_offset = later, "deleting segment after a truncated one");
@@ -89,8 +90,7 @@ impl Log {
                 }
             }
         }
-        // Recovered bytes and rebuilt indexes may only be in the page cache; make them
-        // durable before the recovery point claims them.
+        // Make recovered bytes durable before the recovery point claims them.
         for (segment, rebuilt) in segments.iter().zip(&rebuilt) {
             if *rebuilt {
                 segment.flush()?;

@@ -62,6 +62,11 @@ fn list(dir: &Path) -> Result<Vec<i64>, StorageError> {
     Ok(offsets)
 }
 
+/// Whether a snapshot at `offset` exists (valid or not).
+pub fn exists(dir: &Path, offset: i64) -> bool {
+    snapshot_path(dir, offset).exists()
+}
+
 /// Writes the snapshot of the state after every batch below `offset`, then
 /// removes all but the newest [`SNAPSHOTS_KEPT`] snapshots.
 pub fn write(dir: &Path, offset: i64, payload: &[u8]) -> Result<(), StorageError> {
