@@ -246,7 +246,7 @@ fn delete_records_moves_the_low_watermark_for_good() {
 }
 
 #[test]
-fn delete_records_on_a_compacted_topic_is_a_policy_violation() {
+fn compacted_topics_refuse_delete_records_and_keyless_records() {
     let broker = Broker::start(&[]);
     let bootstrap = broker.bootstrap();
     let topic = unique_topic("delete-records-compacted");
@@ -259,6 +259,10 @@ fn delete_records_on_a_compacted_topic_is_a_policy_violation() {
             .payload("v"),
     );
     flush_and_check(&producer);
+    // Records without a key have no place in a compacted topic: INVALID_RECORD.
+    let mut client = RawClient::connect(&bootstrap);
+    let (error_code, _) = client.produce(&topic, 0, encode_batch(&[b"no key"], now_ms()).freeze());
+    assert_eq!(error_code, 87, "INVALID_RECORD for a keyless record");
     let result = delete_records(&bootstrap, &topic, 0, Offset::Offset(1));
     let error = partition_error(&result, &topic, 0);
     assert!(

@@ -47,6 +47,12 @@ pub enum StorageError {
     #[error("invalid record batch at position {position}: {reason}")]
     InvalidBatch { position: u64, reason: String },
 
+    /// A record Kafka's validation refuses although its batch is well formed, e.g.
+    /// a record without a key for a compacted topic. The broker answers
+    /// INVALID_RECORD.
+    #[error("invalid record: {reason}")]
+    InvalidRecord { reason: String },
+
     /// A batch larger than `max.message.bytes` (size counts the 12-byte log overhead,
     /// as Kafka does).
     #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
@@ -75,6 +81,8 @@ const CORRUPT_MESSAGE: i16 = 2;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 /// Kafka error code MESSAGE_TOO_LARGE.
 const MESSAGE_TOO_LARGE: i16 = 10;
+/// Kafka error code INVALID_RECORD.
+const INVALID_RECORD: i16 = 87;
 /// Kafka error code KAFKA_STORAGE_ERROR.
 const KAFKA_STORAGE_ERROR: i16 = 56;
 
@@ -87,6 +95,7 @@ impl StorageError {
             | StorageError::CrcMismatch { .. }
             | StorageError::InvalidBatch { .. } => CORRUPT_MESSAGE,
             StorageError::MessageTooLarge { .. } => MESSAGE_TOO_LARGE,
+            StorageError::InvalidRecord { .. } => INVALID_RECORD,
             StorageError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
         }
     }

@@ -161,6 +161,9 @@ impl Log {
                 header,
                 *position as u64,
             )?;
+            if self.config.cleanup_compact {
+                require_keys(&records[*position..*position + header.size()])?;
+            }
         }
         let base_offset = self.log_end_offset();
         let offsets: i64 = batches
@@ -217,9 +220,18 @@ impl Log {
         }
         let max_bytes = self.config.segment_bytes.min(MAX_SEGMENT_BYTES);
         let too_big = active.size() + append_bytes > max_bytes;
+        // A compacted log also rolls by max.compaction.lag.ms, so that records
+        // do not wait in the active segment, which is never cleaned (KIP-354).
+        let roll_ms = if self.config.cleanup_compact {
+            self.config
+                .segment_ms
+                .min(self.config.max_compaction_lag_ms)
+        } else {
+            self.config.segment_ms
+        };
         let too_old = active
             .first_append_ms
-            .is_some_and(|first| now_ms.saturating_sub(first) > self.config.segment_ms);
+            .is_some_and(|first| now_ms.saturating_sub(first) > roll_ms);
         let offsets_overflow = last_offset - active.base_offset() > i64::from(i32::MAX);
         if too_big || too_old || offsets_overflow || active.indexes_full() {
             self.roll(now_ms)?;
@@ -674,4 +686,26 @@ fn largest_timestamp(segment: &Segment) -> i64 {
         .ok()
         .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(i64::MAX, |age| age.as_millis() as i64)
+}
+
+/// Kafka's rule for compacted topics: every record must have a key, or the
+/// cleaner could not tell which one is the latest. Needs the records, so the
+/// batch is decoded (and decompressed) — only for compacted topics.
+fn require_keys(batch: &[u8]) -> Result<(), StorageError> {
+    let mut bytes = Bytes::copy_from_slice(batch);
+    let sets =
+        RecordBatchDecoder::decode_all(&mut bytes).map_err(|error| StorageError::InvalidBatch {
+            position: 0,
+            reason: format!("cannot decode records: {error}"),
+        })?;
+    if sets
+        .iter()
+        .flat_map(|set| set.records.iter())
+        .any(|record| record.key.is_none() && !record.control)
+    {
+        return Err(StorageError::InvalidRecord {
+            reason: "Compacted topic cannot accept message without key".into(),
+        });
+    }
+    Ok(())
 }

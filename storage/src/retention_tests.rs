@@ -161,3 +161,76 @@ fn timestamp_lookups_skip_deleted_records() {
     );
     assert_eq!(log.offset_for_timestamp(104).expect("lookup"), None);
 }
+
+#[test]
+fn compacted_logs_refuse_records_without_keys() {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        cleanup_compact: true,
+        ..small_config()
+    };
+    let mut log = open(dir.path(), config);
+    let keyless = |compression| {
+        let record = Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: -1,
+            timestamp: 1,
+            key: None,
+            value: Some(bytes::Bytes::from_static(b"v")),
+            headers: Default::default(),
+            delete_horizon: false,
+        };
+        let mut buf = bytes::BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            [&record],
+            &RecordEncodeOptions {
+                version: 2,
+                compression,
+            },
+        )
+        .expect("encode");
+        buf.to_vec()
+    };
+    for compression in [Compression::None, Compression::Gzip] {
+        let error = log.append(&mut keyless(compression), 0, 1).unwrap_err();
+        assert_eq!(error.kafka_error_code(), 87, "{error}");
+    }
+    // Keyed records (the test batches have keys) are fine.
+    assert_eq!(
+        log.append(&mut batch(2, 1), 0, 1)
+            .expect("append")
+            .base_offset,
+        0
+    );
+    assert_eq!(log.log_end_offset(), 2);
+}
+
+#[test]
+fn compacted_logs_roll_by_max_compaction_lag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        cleanup_compact: true,
+        max_compaction_lag_ms: 100,
+        ..small_config()
+    };
+    let mut log = open(dir.path(), config);
+    log.append(&mut batch(1, 1_000), 0, 1_000).expect("append");
+    log.append(&mut batch(1, 1_050), 0, 1_050).expect("append");
+    assert_eq!(log.segment_count(), 1);
+    log.append(&mut batch(1, 1_200), 0, 1_200).expect("append");
+    assert_eq!(
+        log.segment_count(),
+        2,
+        "rolled once the first append was 100 ms old"
+    );
+}
