@@ -65,6 +65,14 @@ impl Topic {
     }
 }
 
+/// Partition `index` of a topic a handler looked up once per request topic
+/// (`None`: no such topic); UNKNOWN_TOPIC_OR_PARTITION if either is missing.
+pub fn partition_of(topic: Option<&Topic>, index: i32) -> Result<&Arc<Partition>, ApiError> {
+    topic
+        .and_then(|t| t.partition(index))
+        .ok_or_else(|| ApiError::from(ResponseError::UnknownTopicOrPartition))
+}
+
 /// The broker: identity, configuration and topics.
 pub struct Broker {
     pub config: BrokerConfig,

@@ -358,25 +358,50 @@ pub(crate) mod test_support {
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
 
-    /// One batch of `count` records with timestamps `timestamps[i]` (or `base_ts + i`).
-    pub fn batch_with_timestamps(timestamps: &[i64], compression: Compression) -> Vec<u8> {
-        let records: Vec<Record> = timestamps
+    /// One record of a test batch: key and value (`None` = no key / tombstone).
+    pub type Kv<'a> = (Option<&'a str>, Option<&'a str>);
+
+    /// Producer fields of a test batch.
+    #[derive(Clone, Copy)]
+    pub struct Producer {
+        pub id: i64,
+        pub epoch: i16,
+        pub base_sequence: i32,
+    }
+
+    /// A plain (non-idempotent) producer.
+    pub const NO_PRODUCER: Producer = Producer {
+        id: -1,
+        epoch: -1,
+        base_sequence: -1,
+    };
+
+    /// One batch as a client encodes it: record `i` has `records[i]`'s key and
+    /// value and timestamp `timestamps[i]`.
+    pub fn encode_batch(
+        records: &[Kv<'_>],
+        timestamps: &[i64],
+        compression: Compression,
+        producer: Producer,
+    ) -> Vec<u8> {
+        let records: Vec<Record> = records
             .iter()
+            .zip(timestamps)
             .enumerate()
-            .map(|(i, &timestamp)| Record {
+            .map(|(i, ((key, value), &timestamp))| Record {
                 transactional: false,
                 control: false,
                 partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
+                producer_id: producer.id,
+                producer_epoch: producer.epoch,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
                 // The encoder starts a new batch when offset - sequence changes, so keep
-                // it constant (base sequence -1, as for a non-idempotent producer).
-                sequence: i as i32 - 1,
+                // it constant (base sequence -1 for a non-idempotent producer).
+                sequence: producer.base_sequence.wrapping_add(i as i32),
                 timestamp,
-                key: Some(Bytes::from(format!("key-{i}"))),
-                value: Some(Bytes::from(format!("value-{i}-{}", "x".repeat(i % 7)))),
+                key: key.map(|k| Bytes::from(k.to_string())),
+                value: value.map(|v| Bytes::from(v.to_string())),
                 headers: Default::default(),
                 delete_horizon: false,
             })
@@ -392,6 +417,24 @@ pub(crate) mod test_support {
         )
         .expect("encoding a small batch cannot fail");
         buf.to_vec()
+    }
+
+    /// One batch of `timestamps.len()` records with timestamps `timestamps[i]`,
+    /// keys `key-<i>` and values `value-<i>-<padding>`.
+    pub fn batch_with_timestamps(timestamps: &[i64], compression: Compression) -> Vec<u8> {
+        let texts: Vec<(String, String)> = (0..timestamps.len())
+            .map(|i| {
+                (
+                    format!("key-{i}"),
+                    format!("value-{i}-{}", "x".repeat(i % 7)),
+                )
+            })
+            .collect();
+        let records: Vec<Kv<'_>> = texts
+            .iter()
+            .map(|(key, value)| (Some(key.as_str()), Some(value.as_str())))
+            .collect();
+        encode_batch(&records, timestamps, compression, NO_PRODUCER)
     }
 
     /// One uncompressed batch of `count` records, timestamps `base_ts`, `base_ts + 1`, ...

@@ -164,43 +164,15 @@ fn timestamp_lookups_skip_deleted_records() {
 
 #[test]
 fn compacted_logs_refuse_records_without_keys() {
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use crate::batch::test_support::{encode_batch, NO_PRODUCER};
+    use kafka_protocol::records::Compression;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = LogConfig {
         cleanup_compact: true,
         ..small_config()
     };
     let mut log = open(dir.path(), config);
-    let keyless = |compression| {
-        let record = Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: -1,
-            timestamp: 1,
-            key: None,
-            value: Some(bytes::Bytes::from_static(b"v")),
-            headers: Default::default(),
-            delete_horizon: false,
-        };
-        let mut buf = bytes::BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            [&record],
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .expect("encode");
-        buf.to_vec()
-    };
+    let keyless = |compression| encode_batch(&[(None, Some("v"))], &[1], compression, NO_PRODUCER);
     for compression in [Compression::None, Compression::Gzip] {
         let error = log.append(&mut keyless(compression), 0, 1).unwrap_err();
         assert_eq!(error.kafka_error_code(), 87, "{error}");

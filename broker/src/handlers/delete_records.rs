@@ -7,8 +7,7 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
-use crate::broker::Broker;
-use crate::error::ApiError;
+use crate::broker::{partition_of, Broker};
 
 /// Applies each partition's deletion and, if any log start offset moved,
 /// persists the start offsets before answering, so that deleted records do
@@ -24,10 +23,7 @@ pub fn handle(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRecordsRe
                 .partitions
                 .into_iter()
                 .map(|wanted| {
-                    let result = resolved
-                        .as_ref()
-                        .and_then(|t| t.partition(wanted.partition_index))
-                        .ok_or_else(|| ApiError::from(ResponseError::UnknownTopicOrPartition))
+                    let result = partition_of(resolved.as_deref(), wanted.partition_index)
                         .and_then(|p| p.delete_records(wanted.offset));
                     let response = DeleteRecordsPartitionResult::default()
                         .with_partition_index(wanted.partition_index);

@@ -6,7 +6,7 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use crate::broker::Broker;
+use crate::broker::{partition_of, Broker};
 use crate::error::ApiError;
 use crate::partition::{Partition, LEADER_EPOCH};
 
@@ -29,10 +29,7 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
                 .map(|wanted| {
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(wanted.partition_index);
-                    let result = resolved
-                        .as_ref()
-                        .and_then(|t| t.partition(wanted.partition_index))
-                        .ok_or_else(|| ApiError::from(ResponseError::UnknownTopicOrPartition))
+                    let result = partition_of(resolved.as_deref(), wanted.partition_index)
                         .and_then(|p| lookup(p, wanted.timestamp));
                     match result {
                         Ok((offset, timestamp)) => response

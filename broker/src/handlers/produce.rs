@@ -4,7 +4,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
-use crate::broker::{now_ms, Broker};
+use crate::broker::{now_ms, partition_of, Broker};
 use crate::error::ApiError;
 
 /// Appends every partition's batches. acks 1 and -1 both answer once the
@@ -59,9 +59,7 @@ fn append(
     records: Option<bytes::Bytes>,
     now: i64,
 ) -> Result<(strata_storage::AppendInfo, i64), ApiError> {
-    let partition = topic
-        .and_then(|t| t.partition(index))
-        .ok_or(ResponseError::UnknownTopicOrPartition)?;
+    let partition = partition_of(topic, index)?;
     let records = records.ok_or_else(|| {
         ApiError::new(
             ResponseError::CorruptMessage,

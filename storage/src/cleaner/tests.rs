@@ -4,12 +4,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType as RecordTimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
+use crate::batch::test_support::{encode_batch, Kv, Producer, NO_PRODUCER};
 use crate::batch::{self, BatchHeader};
 use crate::{Log, LogConfig, TimestampType};
 
@@ -28,23 +26,6 @@ fn compact_config() -> LogConfig {
     }
 }
 
-/// One record of a test batch: key and value (`None` = tombstone / no key).
-type Kv<'a> = (Option<&'a str>, Option<&'a str>);
-
-/// Producer fields of a test batch.
-#[derive(Clone, Copy)]
-struct Producer {
-    id: i64,
-    epoch: i16,
-    base_sequence: i32,
-}
-
-const NO_PRODUCER: Producer = Producer {
-    id: -1,
-    epoch: -1,
-    base_sequence: -1,
-};
-
 /// A batch as a client encodes it (kafka-protocol), all records at `timestamp`.
 fn encode(
     records: &[Kv<'_>],
@@ -52,36 +33,12 @@ fn encode(
     compression: Compression,
     producer: Producer,
 ) -> Vec<u8> {
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: producer.id,
-            producer_epoch: producer.epoch,
-            timestamp_type: RecordTimestampType::Creation,
-            offset: i as i64,
-            sequence: producer.base_sequence.wrapping_add(i as i32),
-            timestamp,
-            key: key.map(|k| Bytes::from(k.to_string())),
-            value: value.map(|v| Bytes::from(v.to_string())),
-            headers: Default::default(),
-            delete_horizon: false,
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        records.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
+    encode_batch(
+        records,
+        &vec![timestamp; records.len()],
+        compression,
+        producer,
     )
-    .expect("encodes");
-    buf.to_vec()
 }
 
 /// (offset, key, value) of a record.
