@@ -18,8 +18,9 @@ use crate::{Log, LogConfig};
 
 #[derive(Clone, Debug)]
 enum Op {
-    /// Append one produce request of batches, each with these record timestamps.
-    Append(Vec<Vec<i64>>),
+    /// Append one produce request of batches, each with these record timestamps
+    /// and codec (`Compression` by index: none, gzip, snappy, lz4, zstd).
+    Append(Vec<(Vec<i64>, usize)>),
     Roll,
     Flush,
     /// Read at a fraction of the offset range, with a byte limit.
@@ -53,10 +54,18 @@ enum Op {
     Compact,
 }
 
+const CODECS: [Compression; 5] = [
+    Compression::None,
+    Compression::Gzip,
+    Compression::Snappy,
+    Compression::Lz4,
+    Compression::Zstd,
+];
+
 fn op() -> impl Strategy<Value = Op> {
     let timestamps = prop::collection::vec(0i64..1_000, 1..5);
     prop_oneof![
-        6 => prop::collection::vec(timestamps, 1..3).prop_map(Op::Append),
+        6 => prop::collection::vec((timestamps, 0usize..CODECS.len()), 1..3).prop_map(Op::Append),
         1 => Just(Op::Roll),
         1 => Just(Op::Flush),
         3 => (any::<u16>(), 0u16..600, any::<bool>())
@@ -230,13 +239,13 @@ fn run(config: LogConfig, ops: Vec<Op>) {
         match op {
             Op::Append(batches) => {
                 let mut records = Vec::new();
-                for timestamps in &batches {
-                    records.extend(batch_with_timestamps(timestamps, Compression::None));
+                for (timestamps, codec) in &batches {
+                    records.extend(batch_with_timestamps(timestamps, CODECS[*codec]));
                 }
                 let info = log.append(&mut records, 1, now).expect("append");
                 assert_eq!(info.base_offset, model.end());
                 let mut position = 0;
-                for timestamps in batches {
+                for (timestamps, _) in batches {
                     let header = BatchHeader::parse(&records[position..]).expect("header");
                     let size = header.size();
                     model.batches.push(StoredBatch {
