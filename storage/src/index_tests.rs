@@ -1,7 +1,7 @@
 //! Unit tests of the offset and time indexes.
 
-use crate::fd_cache::{next_segment_id, FileKind};
 use super::*;
+use crate::fd_cache::{next_segment_id, FileKind};
 
 fn offset_index(path: &Path, base: i64) -> OffsetIndex {
     OffsetIndex::new(path, base, (next_segment_id(), FileKind::OffsetIndex))
