@@ -12,6 +12,7 @@
 //! - [`broker`]: shared state — identity, configuration, topics — and the
 //!   operations that change topics.
 //! - [`cleaner`]: the log cleaner task that compacts compacted topics.
+//! - [`group`]: the classic consumer-group state machine (pure logic, no I/O).
 //! - [`partition`]: a partition's log and the watch that wakes fetches.
 //! - [`producer_state`]: idempotent producers' sequence checks.
 //! - [`metadata_store`]: topic metadata on disk.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod frame;
+pub mod group;
 mod handlers;
 pub mod metadata_store;
 pub mod partition;
