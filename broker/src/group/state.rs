@@ -49,6 +49,10 @@ impl JoinTimer {
 
 /// The state of one consumer group (or any group using the classic protocol,
 /// e.g. Kafka Connect workers: the protocol type is opaque here).
+///
+/// Every event method first fires the timers due at its `now_ms` (so a caller
+/// late with [`tick`](Group::tick) sees what a punctual one would: a heartbeat
+/// exactly at its session deadline is too late), then applies the event.
 #[derive(Debug, Clone)]
 pub struct Group {
     group_id: String,

@@ -639,3 +639,36 @@ fn delete_only_an_empty_group() {
         Some(ResponseError::CoordinatorNotAvailable)
     );
 }
+
+#[test]
+fn members_that_never_sync_are_dropped_at_the_rebalance_timeout() {
+    let mut group = Group::new("g", config(3_000));
+    let (a, _) = join_with_id(&mut group, 0, join_request("", "a"));
+    let (b, _) = join_with_id(&mut group, 0, join_request("", "b"));
+    group.tick(3_000);
+    group.tick(STABLE_AT);
+    let mut leader_sync = sync_request(&a, 1);
+    leader_sync.assignments = vec![(a.clone(), assignment_for(&a))];
+    now(group.sync(STABLE_AT, leader_sync).reply);
+    assert_eq!(group.state(), GroupState::Stable);
+    // b stays alive by heartbeating but never asks for its assignment.
+    for at in [14_000, 22_000, 30_000, 35_000] {
+        assert_eq!(group.heartbeat(at, &b, None, 1).reply, None);
+        assert_eq!(group.heartbeat(at, &a, None, 1).reply, None);
+    }
+    group.tick(STABLE_AT + i64::from(REBALANCE_MS));
+    assert!(group.member(&b).is_none());
+    assert_eq!(group.state(), GroupState::PreparingRebalance);
+}
+
+#[test]
+fn unloading_answers_parked_requests_with_not_coordinator() {
+    let mut group = Group::new("g", config(3_000));
+    let (a, _) = join_with_id(&mut group, 0, join_request("", "a"));
+    let outcome = group.unload(ResponseError::NotCoordinator);
+    let joins = join_responses(&outcome.deliveries);
+    assert_eq!(joins.len(), 1);
+    assert_eq!(joins[0].0, a);
+    assert_eq!(joins[0].1.error, Some(ResponseError::NotCoordinator));
+    assert_eq!(group.state(), GroupState::Dead);
+}
