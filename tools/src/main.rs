@@ -12,6 +12,9 @@ use strata_broker::{BrokerConfig, Server, ServerOptions};
 #[derive(Parser)]
 #[command(name = "strata", version, about = "A Kafka-compatible streaming log")]
 struct Cli {
+    /// HOST:PORT of a Kafka-compatible broker, for the client commands (topic, cluster).
+    #[arg(long, global = true, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -27,6 +30,14 @@ enum Command {
     ///
     /// Example: strata dump-log --records strata-data/orders-0/00000000000000000000.log
     DumpLog(dump_log::DumpLogArgs),
+    /// Create, list, describe, delete and reconfigure topics.
+    ///
+    /// Example: strata topic create orders --partitions 3 --bootstrap 127.0.0.1:9092
+    Topic(topic::TopicArgs),
+    /// Show the cluster: its id, controller and brokers.
+    ///
+    /// Example: strata cluster info --bootstrap 127.0.0.1:9092
+    Cluster(cluster::ClusterArgs),
 }
 
 #[derive(clap::Args)]
@@ -49,7 +60,10 @@ struct ServeArgs {
 }
 
 mod alloc;
+mod client;
+mod cluster;
 mod dump_log;
+mod topic;
 
 /// See `alloc.rs`: keeps a hostile element count in a request from aborting
 /// the process through one giant allocation.
@@ -71,6 +85,8 @@ fn main() -> Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve(args).map(|()| ExitCode::SUCCESS),
         Command::DumpLog(args) => Ok(dump_log::run(&args)),
+        Command::Topic(args) => Ok(topic::run(&cli.bootstrap, &args)),
+        Command::Cluster(args) => Ok(cluster::run(&cli.bootstrap, &args)),
     }
 }
 

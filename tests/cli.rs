@@ -1,0 +1,363 @@
+//! The `strata topic` and `strata cluster` commands, run as the real binary against
+//! a real broker: what they print on stdout, their exit codes, and the one-line
+//! errors for an unreachable broker, an unknown topic, invalid partition counts and
+//! invalid config values. What the commands create is cross-checked with librdkafka.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::Command;
+
+use common::*;
+
+/// Runs `strata --bootstrap BOOTSTRAP ARGS...`.
+fn strata(bootstrap: &str, args: &[&str]) -> CommandOutput {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
+    command.arg("--bootstrap").arg(bootstrap).args(args);
+    run_command(&mut command, b"")
+}
+
+/// Asserts success and returns stdout.
+fn success(output: CommandOutput) -> String {
+    assert_eq!(output.status.code(), Some(0), "{}", output.describe());
+    assert_eq!(output.stderr, "", "{}", output.describe());
+    output.stdout
+}
+
+/// Asserts exit code 1, nothing on stdout and exactly one `error:` line on stderr
+/// containing every one of `expected`; returns that line.
+fn failure(output: CommandOutput, expected: &[&str]) -> String {
+    assert_eq!(output.status.code(), Some(1), "{}", output.describe());
+    assert_eq!(output.stdout, "", "{}", output.describe());
+    let lines: Vec<&str> = output.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", output.describe());
+    assert!(lines[0].starts_with("error: "), "{}", output.describe());
+    for part in expected {
+        assert!(
+            lines[0].contains(part),
+            "{part:?} missing: {}",
+            output.describe()
+        );
+    }
+    lines[0].to_string()
+}
+
+/// Whitespace-separated cells of each line, for table assertions.
+fn cells(stdout: &str) -> Vec<Vec<String>> {
+    stdout
+        .lines()
+        .map(|line| line.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+fn row(cells: &[&str]) -> Vec<String> {
+    cells.iter().map(|c| c.to_string()).collect()
+}
+
+#[test]
+fn cluster_info_shows_id_controller_and_brokers() {
+    let broker = Broker::start(&[]);
+    let bootstrap = broker.bootstrap();
+    let stdout = success(strata(&bootstrap, &["cluster", "info"]));
+    let (host, port) = bootstrap.rsplit_once(':').expect("HOST:PORT");
+    let table = cells(&stdout);
+    assert_eq!(table[0][..2], row(&["cluster", "id:"]), "{stdout}");
+    assert_eq!(table[0].len(), 3, "a cluster id: {stdout}");
+    assert_eq!(table[1], row(&["controller:", "1"]), "{stdout}");
+    assert_eq!(table[2], row(&["brokers:", "1"]), "{stdout}");
+    assert!(table[3].is_empty(), "{stdout}");
+    assert_eq!(
+        table[4],
+        row(&["BROKER", "HOST", "PORT", "RACK"]),
+        "{stdout}"
+    );
+    assert_eq!(table[5], row(&["1", host, port, "-"]), "{stdout}");
+    assert_eq!(table.len(), 6, "{stdout}");
+}
+
+#[test]
+fn topic_lifecycle_create_list_describe_alter_grow_delete() {
+    let broker = Broker::start(&[]);
+    let bootstrap = broker.bootstrap();
+    let orders = unique_topic("orders");
+    let events = unique_topic("events");
+
+    assert_eq!(
+        success(strata(&bootstrap, &["topic", "list"])),
+        "no topics\n"
+    );
+    let stdout = success(strata(
+        &bootstrap,
+        &[
+            "topic",
+            "create",
+            &orders,
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "1",
+            "--config",
+            "retention.ms=86400000",
+            "--config",
+            "cleanup.policy=compact",
+        ],
+    ));
+    assert_eq!(
+        stdout,
+        format!("created topic {orders} (partitions: 3, replication factor: 1)\n")
+    );
+    // A librdkafka client sees what the command created.
+    wait_for_topic(&bootstrap, &orders, 3);
+    // Without --partitions the broker's num.partitions (1) applies.
+    assert_eq!(
+        success(strata(&bootstrap, &["topic", "create", &events])),
+        format!("created topic {events} (partitions: 1, replication factor: 1)\n")
+    );
+
+    let table = cells(&success(strata(&bootstrap, &["topic", "list"])));
+    let mut expected = vec![row(&[&events, "1", "1"]), row(&[&orders, "3", "1"])];
+    expected.sort();
+    expected.insert(0, row(&["TOPIC", "PARTITIONS", "REPLICATION"]));
+    assert_eq!(table, expected);
+
+    let stdout = success(strata(&bootstrap, &["topic", "describe", &orders]));
+    let table = cells(&stdout);
+    assert_eq!(table[0], row(&["topic:", &orders]), "{stdout}");
+    assert_eq!(table[1][..2], row(&["topic", "id:"]), "{stdout}");
+    assert_eq!(table[2], row(&["partitions:", "3"]), "{stdout}");
+    assert_eq!(table[3], row(&["replication", "factor:", "1"]), "{stdout}");
+    assert_eq!(
+        table[5..],
+        [
+            row(&["PARTITION", "LEADER", "REPLICAS", "ISR"]),
+            row(&["0", "1", "1", "1"]),
+            row(&["1", "1", "1", "1"]),
+            row(&["2", "1", "1", "1"]),
+            vec![],
+            row(&["CONFIG", "VALUE"]),
+            row(&["cleanup.policy", "compact"]),
+            row(&["retention.ms", "86400000"]),
+        ],
+        "{stdout}"
+    );
+
+    let stdout = success(strata(
+        &bootstrap,
+        &[
+            "topic",
+            "alter-config",
+            &orders,
+            "--set",
+            "retention.ms=3600000",
+            "--set",
+            "segment.bytes=1048576",
+            "--delete",
+            "cleanup.policy",
+        ],
+    ));
+    assert_eq!(
+        stdout,
+        format!(
+            "set retention.ms=3600000 on topic {orders}\nset segment.bytes=1048576 on topic {orders}\ndeleted cleanup.policy from topic {orders}\n"
+        )
+    );
+    let stdout = success(strata(&bootstrap, &["topic", "describe", &orders]));
+    let table = cells(&stdout);
+    assert_eq!(
+        table[table.len() - 3..],
+        [
+            row(&["CONFIG", "VALUE"]),
+            row(&["retention.ms", "3600000"]),
+            row(&["segment.bytes", "1048576"]),
+        ],
+        "{stdout}"
+    );
+
+    assert_eq!(
+        success(strata(
+            &bootstrap,
+            &["topic", "add-partitions", &orders, "--total", "5"]
+        )),
+        format!("topic {orders} now has 5 partitions\n")
+    );
+    wait_for_topic(&bootstrap, &orders, 5);
+    let stdout = success(strata(&bootstrap, &["topic", "describe", &events]));
+    assert!(stdout.contains("\nconfigs: all defaults\n"), "{stdout}");
+    let stdout = success(strata(&bootstrap, &["topic", "describe", &orders]));
+    assert!(stdout.contains("partitions:         5\n"), "{stdout}");
+    assert!(
+        stdout.contains("\n4          1       1         1\n"),
+        "{stdout}"
+    );
+
+    assert_eq!(
+        success(strata(&bootstrap, &["topic", "delete", &events])),
+        format!("deleted topic {events}\n")
+    );
+    let table = cells(&success(strata(&bootstrap, &["topic", "list"])));
+    assert_eq!(
+        table,
+        [
+            row(&["TOPIC", "PARTITIONS", "REPLICATION"]),
+            row(&[&orders, "5", "1"])
+        ]
+    );
+}
+
+#[test]
+fn unreachable_broker_is_one_line_and_exit_code_1() {
+    // A port that was free a moment ago: nothing listens there.
+    let closed = {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        listener.local_addr().expect("bound address").to_string()
+    };
+    for args in [
+        &["topic", "list"][..],
+        &["topic", "describe", "orders"],
+        &["cluster", "info"],
+    ] {
+        failure(
+            strata(&closed, args),
+            &[&format!("cannot reach broker at {closed}"), "refused"],
+        );
+    }
+    failure(
+        strata("no-such-host.invalid:9092", &["topic", "list"]),
+        &["cannot resolve broker address", "no-such-host.invalid:9092"],
+    );
+}
+
+#[test]
+fn broker_refusals_name_the_error_code_and_cause() {
+    let broker = Broker::start(&[]);
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("refused");
+    success(strata(
+        &bootstrap,
+        &["topic", "create", &topic, "--partitions", "2"],
+    ));
+
+    // Unknown topic: describe, delete, alter-config, add-partitions.
+    let missing = unique_topic("missing");
+    for args in [
+        vec!["topic", "describe", &missing],
+        vec!["topic", "delete", &missing],
+        vec!["topic", "alter-config", &missing, "--set", "retention.ms=1"],
+        vec!["topic", "add-partitions", &missing, "--total", "3"],
+    ] {
+        failure(
+            strata(&bootstrap, &args),
+            &[&format!("{missing:?}"), "UNKNOWN_TOPIC_OR_PARTITION"],
+        );
+    }
+    // describe must not auto-create what it looks at.
+    let table = cells(&success(strata(&bootstrap, &["topic", "list"])));
+    assert_eq!(table.len(), 2, "{table:?}");
+
+    // Invalid partition counts.
+    failure(
+        strata(
+            &bootstrap,
+            &["topic", "create", &missing, "--partitions", "0"],
+        ),
+        &["cannot create topic", "INVALID_PARTITIONS (error code 37)"],
+    );
+    failure(
+        strata(
+            &bootstrap,
+            &["topic", "add-partitions", &topic, "--total", "1"],
+        ),
+        &[
+            "cannot add partitions",
+            "INVALID_PARTITIONS (error code 37)",
+        ],
+    );
+
+    // Invalid config values, at create time and when altering.
+    failure(
+        strata(
+            &bootstrap,
+            &["topic", "create", &missing, "--config", "retention.ms=soon"],
+        ),
+        &[
+            "cannot create topic",
+            "INVALID_CONFIG (error code 40)",
+            "soon",
+        ],
+    );
+    failure(
+        strata(
+            &bootstrap,
+            &[
+                "topic",
+                "alter-config",
+                &topic,
+                "--set",
+                "cleanup.policy=sometimes",
+            ],
+        ),
+        &[
+            "cannot alter configs",
+            "INVALID_CONFIG (error code 40)",
+            "sometimes",
+        ],
+    );
+
+    failure(
+        strata(&bootstrap, &["topic", "create", &topic]),
+        &["TOPIC_ALREADY_EXISTS (error code 36)"],
+    );
+    // Nothing above changed the topic.
+    let table = cells(&success(strata(&bootstrap, &["topic", "list"])));
+    assert_eq!(table[1], row(&[&topic, "2", "1"]));
+}
+
+#[test]
+fn bad_arguments_fail_before_connecting() {
+    // No broker at all: these never get as far as connecting.
+    let closed = "127.0.0.1:1";
+    failure(
+        strata(closed, &["topic", "alter-config", "orders"]),
+        &["--set KEY=VALUE or --delete KEY"],
+    );
+    let output = strata(
+        closed,
+        &["topic", "create", "orders", "--config", "retention.ms"],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", output.describe());
+    assert!(
+        output.stderr.contains("expected KEY=VALUE"),
+        "{}",
+        output.describe()
+    );
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    for args in [
+        &["topic"][..],
+        &["topic", "create"],
+        &["topic", "list"],
+        &["topic", "describe"],
+        &["topic", "delete"],
+        &["topic", "alter-config"],
+        &["topic", "add-partitions"],
+        &["cluster"],
+        &["cluster", "info"],
+    ] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
+        command.args(args).arg("--help");
+        let output = run_command(&mut command, b"");
+        assert_eq!(output.status.code(), Some(0), "{}", output.describe());
+        assert!(
+            output.stdout.contains("Example: strata "),
+            "{args:?}: {}",
+            output.describe()
+        );
+        assert!(
+            output.stdout.contains("--bootstrap"),
+            "{}",
+            output.describe()
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! `strata cluster info`: the cluster id, the controller and the brokers, as the
+//! bootstrap broker reports them.
+//!
+//! DescribeCluster (KIP-700, Kafka 2.8+) is asked when the broker supports it;
+//! older brokers get a Metadata request, which carries the same facts.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use kafka_protocol::messages::{DescribeClusterRequest, MetadataRequest};
+
+use crate::client::{broker_error, Client};
+use crate::topic::render_table;
+
+#[derive(clap::Args)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    command: ClusterCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum ClusterCommand {
+    /// Show the cluster id, the controller and every broker's address.
+    ///
+    /// Example: strata cluster info --bootstrap 127.0.0.1:9092
+    Info,
+}
+
+/// What `cluster info` prints, from whichever request answered.
+struct ClusterInfo {
+    cluster_id: Option<String>,
+    controller_id: i32,
+    /// node id, host, port, rack
+    brokers: Vec<(i32, String, i32, Option<String>)>,
+}
+
+/// Runs one `strata cluster` command against `bootstrap`; errors become one line on stderr.
+pub fn run(bootstrap: &str, args: &ClusterArgs) -> ExitCode {
+    let result = match args.command {
+        ClusterCommand::Info => info(bootstrap),
+    };
+    match result {
+        Ok(output) => {
+            print!("{output}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn info(bootstrap: &str) -> Result<String> {
+    let mut client = Client::connect(bootstrap)?;
+    let info = if client.supports::<DescribeClusterRequest>() {
+        let response = client.send(&DescribeClusterRequest::default())?;
+        broker_error(response.error_code, response.error_message.as_ref())?;
+        ClusterInfo {
+            cluster_id: Some(response.cluster_id.as_str().to_string()),
+            controller_id: response.controller_id.0,
+            brokers: response
+                .brokers
+                .iter()
+                .map(|b| {
+                    let rack = b.rack.as_ref().map(|r| r.as_str().to_string());
+                    (b.broker_id.0, b.host.as_str().to_string(), b.port, rack)
+                })
+                .collect(),
+        }
+    } else {
+        let request = MetadataRequest::default()
+            .with_topics(Some(vec![]))
+            .with_allow_auto_topic_creation(false);
+        let response = client.send(&request)?;
+        ClusterInfo {
+            cluster_id: response.cluster_id.as_ref().map(|c| c.as_str().to_string()),
+            controller_id: response.controller_id.0,
+            brokers: response
+                .brokers
+                .iter()
+                .map(|b| {
+                    let rack = b.rack.as_ref().map(|r| r.as_str().to_string());
+                    (b.node_id.0, b.host.as_str().to_string(), b.port, rack)
+                })
+                .collect(),
+        }
+    };
+    Ok(render(info))
+}
+
+fn render(mut info: ClusterInfo) -> String {
+    info.brokers.sort();
+    let controller = if info.controller_id < 0 {
+        "none".to_string()
+    } else {
+        info.controller_id.to_string()
+    };
+    let mut out = format!(
+        "cluster id: {}\ncontroller: {controller}\nbrokers:    {}\n\n",
+        info.cluster_id.as_deref().unwrap_or("(none)"),
+        info.brokers.len()
+    );
+    let rows: Vec<Vec<String>> = info
+        .brokers
+        .into_iter()
+        .map(|(id, host, port, rack)| {
+            vec![
+                id.to_string(),
+                host,
+                port.to_string(),
+                rack.unwrap_or_else(|| "-".to_string()),
+            ]
+        })
+        .collect();
+    out.push_str(&render_table(&["BROKER", "HOST", "PORT", "RACK"], &rows));
+    out
+}
