@@ -208,6 +208,21 @@ fn api_name(api_key: i16) -> String {
     }
 }
 
+/// Ends a command: its output on stdout and success, or its error as one line
+/// on stderr and a failure exit code.
+pub fn finish(result: Result<String>) -> std::process::ExitCode {
+    match result {
+        Ok(output) => {
+            print!("{output}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// `Ok` for error code 0; otherwise an error naming the code the way Kafka's
 /// documentation does (`UNKNOWN_TOPIC_OR_PARTITION`), with the broker's message.
 pub fn broker_error(error_code: i16, message: Option<&StrBytes>) -> Result<()> {

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use kafka_protocol::messages::{DescribeClusterRequest, MetadataRequest};
 
-use crate::client::{broker_error, Client};
+use crate::client::{broker_error, finish, Client};
 use crate::topic::render_table;
 
 #[derive(clap::Args)]
@@ -39,16 +39,7 @@ pub fn run(bootstrap: &str, args: &ClusterArgs) -> ExitCode {
     let result = match args.command {
         ClusterCommand::Info => info(bootstrap),
     };
-    match result {
-        Ok(output) => {
-            print!("{output}");
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    finish(result)
 }
 
 fn info(bootstrap: &str) -> Result<String> {

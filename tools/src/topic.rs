@@ -24,7 +24,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use crate::client::{broker_error, Client, REQUEST_TIMEOUT_MS};
+use crate::client::{broker_error, finish, Client, REQUEST_TIMEOUT_MS};
 
 /// ConfigResource type of a topic (KIP-133).
 const TOPIC_RESOURCE: i8 = 2;
@@ -103,16 +103,7 @@ enum TopicCommand {
 
 /// Runs one `strata topic` command against `bootstrap`; errors become one line on stderr.
 pub fn run(bootstrap: &str, args: &TopicArgs) -> ExitCode {
-    match execute(bootstrap, &args.command) {
-        Ok(output) => {
-            print!("{output}");
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    finish(execute(bootstrap, &args.command))
 }
 
 /// Carries out a command and returns what it prints on success.
