@@ -11,11 +11,11 @@
 
 use bytes::buf::UninitSlice;
 use bytes::{BufMut, BytesMut};
-use kafka_protocol::messages::{ApiKey, ResponseHeader};
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::Encodable;
 
-use crate::{anyhow_like, patch_size_to, EncodeError};
+use crate::{encode_frame, patch_size_to, EncodeError};
 
 /// An encoded response, size prefix included, missing the bytes of its holes.
 #[derive(Debug)]
@@ -38,32 +38,24 @@ pub fn encode_response_with_holes<T: Encodable>(
     body: &T,
     holes: &[&[u8]],
 ) -> Result<HoleyFrame, EncodeError> {
-    let error = |e: anyhow_like::Reason| EncodeError {
-        api_key,
-        version,
-        reason: e.0,
-    };
     let mut buf = HoleBuf {
         inner: BytesMut::with_capacity(256),
         holes,
         offsets: Vec::with_capacity(holes.len()),
     };
-    buf.inner.put_i32(0); // size, patched below
-    ResponseHeader::default()
-        .with_correlation_id(correlation_id)
-        .encode(&mut buf, api_key.response_header_version(version))
-        .map_err(|e| error(e.into()))?;
-    body.encode(&mut buf, version)
-        .map_err(|e| error(e.into()))?;
+    encode_frame(&mut buf, api_key, version, correlation_id, |buf| {
+        body.encode(buf, version).map_err(Into::into)
+    })?;
     if buf.offsets.len() != holes.len() {
-        return Err(error(
-            format!(
+        return Err(EncodeError {
+            api_key,
+            version,
+            reason: format!(
                 "{} of {} holes were not found in the encoded fields",
                 holes.len() - buf.offsets.len(),
                 holes.len()
-            )
-            .into(),
-        ));
+            ),
+        });
     }
     let hole_bytes: usize = holes.iter().map(|hole| hole.len()).sum();
     let mut bytes = buf.inner;

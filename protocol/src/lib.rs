@@ -10,11 +10,12 @@
 //! See <https://kafka.apache.org/protocol.html#protocol_common> for the framing
 //! and header rules.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
 };
+use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 pub use kafka_protocol;
@@ -151,21 +152,34 @@ pub fn encode_response(
     correlation_id: i32,
     body: &ResponseKind,
 ) -> Result<BytesMut, EncodeError> {
+    let mut buf = BytesMut::with_capacity(64);
+    encode_frame(&mut buf, api_key, version, correlation_id, |buf| {
+        body.encode(buf, version).map_err(Into::into)
+    })?;
+    patch_size(&mut buf);
+    Ok(buf)
+}
+
+/// Writes a response frame into `buf`: a size prefix to patch later, the
+/// response header the API key and version demand, then the body.
+fn encode_frame<B: ByteBufMut>(
+    buf: &mut B,
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: impl FnOnce(&mut B) -> Result<(), anyhow_like::Reason>,
+) -> Result<(), EncodeError> {
     let error = |e: anyhow_like::Reason| EncodeError {
         api_key,
         version,
         reason: e.0,
     };
-    let mut buf = BytesMut::with_capacity(64);
-    buf.put_i32(0); // size, patched below
+    buf.put_i32(0); // size, patched by the caller
     ResponseHeader::default()
         .with_correlation_id(correlation_id)
-        .encode(&mut buf, api_key.response_header_version(version))
+        .encode(buf, api_key.response_header_version(version))
         .map_err(|e| error(e.into()))?;
-    body.encode(&mut buf, version)
-        .map_err(|e| error(e.into()))?;
-    patch_size(&mut buf);
-    Ok(buf)
+    body(buf).map_err(error)
 }
 
 /// The answer Kafka gives to an ApiVersions request at a version it does not
@@ -208,6 +222,7 @@ pub fn split_response(mut frame: Bytes, api_key: ApiKey, version: i16) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BufMut;
     use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest};
     use kafka_protocol::protocol::StrBytes;
 
