@@ -278,38 +278,8 @@ impl LogCleaner {
 mod tests {
     use std::collections::BTreeMap;
 
-    use bytes::{Bytes, BytesMut};
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
-
     use super::*;
-    use crate::broker::Endpoint;
-
-    fn batch(key: &str, value: Option<&str>, timestamp: i64) -> Vec<u8> {
-        let record = Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: -1,
-            timestamp,
-            key: Some(Bytes::from(key.to_string())),
-            value: value.map(|v| Bytes::from(v.to_string())),
-            headers: Default::default(),
-            delete_horizon: false,
-        };
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        RecordBatchEncoder::encode(&mut buf, [record].iter(), &options).expect("encodes");
-        buf.to_vec()
-    }
+    use crate::test_support::{one_record_batch, open_broker};
 
     #[test]
     fn settings_default_to_kafkas() {
@@ -328,11 +298,7 @@ mod tests {
     #[test]
     fn a_round_cleans_compacted_logs_and_checkpoints_their_first_dirty_offset() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let endpoint = Endpoint {
-            host: "127.0.0.1".to_string(),
-            port: 9092,
-        };
-        let broker = Broker::open(BrokerConfig::new(), dir.path(), endpoint).expect("open");
+        let broker = open_broker(dir.path());
         let compacted = BTreeMap::from([
             ("cleanup.policy".to_string(), "compact".to_string()),
             ("min.cleanable.dirty.ratio".to_string(), "0.01".to_string()),
@@ -345,7 +311,7 @@ mod tests {
             let now = now_ms();
             for value in ["1", "2", "3"] {
                 partition
-                    .append(&mut batch("k", Some(value), now), now)
+                    .append(&mut one_record_batch(Some("k"), Some(value), now), now)
                     .expect("append");
             }
             partition.log().roll(now).expect("roll");

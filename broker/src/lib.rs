@@ -31,6 +31,8 @@ pub mod metadata_store;
 pub mod partition;
 pub mod producer_state;
 pub mod server;
+#[cfg(test)]
+mod test_support;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;

@@ -220,41 +220,12 @@ fn read_partition(
 mod tests {
     use std::collections::BTreeMap;
 
-    use bytes::BytesMut;
     use kafka_protocol::messages::fetch_request::FetchTopic;
     use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
 
     use super::*;
-    use crate::broker::{now_ms, Endpoint};
-    use crate::config::BrokerConfig;
-
-    fn one_record_batch() -> BytesMut {
-        let record = Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: -1,
-            timestamp: now_ms(),
-            key: None,
-            value: Some(Bytes::from_static(b"wake up")),
-            headers: Default::default(),
-        };
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        RecordBatchEncoder::encode(&mut buf, [&record], &options).expect("encode a batch");
-        buf
-    }
+    use crate::broker::now_ms;
+    use crate::test_support::{one_record_batch, open_broker};
 
     fn fetch_at_tail(max_wait_ms: i32) -> FetchRequest {
         FetchRequest::default()
@@ -270,11 +241,7 @@ mod tests {
     }
 
     fn broker_with_topic(dir: &std::path::Path) -> Arc<Broker> {
-        let endpoint = Endpoint {
-            host: "127.0.0.1".into(),
-            port: 9092,
-        };
-        let broker = Broker::open(BrokerConfig::new(), dir, endpoint).expect("open broker");
+        let broker = open_broker(dir);
         broker
             .create_topic("t", 1, 1, BTreeMap::new(), false)
             .expect("create topic");
@@ -303,7 +270,10 @@ mod tests {
         tokio::task::yield_now().await;
         let partition = broker.topic("t").expect("topic").partitions[0].clone();
         partition
-            .append(&mut one_record_batch(), now_ms())
+            .append(
+                &mut one_record_batch(None, Some("wake up"), now_ms()),
+                now_ms(),
+            )
             .expect("append");
         let response = waiting.await.expect("fetch task").expect("read records");
         assert!(!records_of(&response).is_empty(), "the appended batch");
