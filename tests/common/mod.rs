@@ -174,6 +174,11 @@ impl Broker {
         let _ = child.wait();
     }
 
+    /// The broker's process id (for looking at it in /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the broker is not running").id()
+    }
+
     /// Whether the process is still running (used after bad input: it must not die).
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
