@@ -29,12 +29,18 @@
 //!   rebalances (the clients just rejoin once more after revoking), so nothing
 //!   here is specific to it.
 
+mod records;
 mod state;
 mod types;
 
 #[cfg(test)]
 mod tests;
 
+pub use records::{
+    decode_group_value, decode_key, decode_offset_value, encode_group_value, encode_key,
+    encode_offset_value, partition_for, GroupValue, MemberValue, OffsetValue, OffsetsKey,
+    RecordError,
+};
 pub use state::Group;
 pub use types::{
     Delivery, GroupConfig, GroupState, JoinRequest, JoinResponse, JoinedMember, LeaveMember,
