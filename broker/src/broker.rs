@@ -13,6 +13,7 @@ use strata_storage::{checkpoint, Log, CLEAN_SHUTDOWN_FILE};
 use uuid::Uuid;
 
 use crate::config::BrokerConfig;
+use crate::coordinator::GroupCoordinator;
 use crate::error::{ApiError, BrokerError};
 use crate::metadata_store::{self, StoredTopic};
 use crate::partition::Partition;
@@ -58,6 +59,9 @@ impl Topic {
     pub fn id(&self) -> Uuid {
         self.stored.id
     }
+    pub fn partition_count(&self) -> i32 {
+        self.stored.partitions
+    }
     pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
         usize::try_from(index)
             .ok()
@@ -86,6 +90,8 @@ pub struct Broker {
     /// Serialises changes to the topic set and the metadata file.
     admin: std::sync::Mutex<()>,
     producer_ids: std::sync::Mutex<ProducerIdBlock>,
+    /// Consumer groups and their committed offsets.
+    pub groups: GroupCoordinator,
 }
 
 /// Milliseconds since the Unix epoch, as Kafka timestamps are.
@@ -165,6 +171,7 @@ impl Broker {
                 next: allocated,
                 end: allocated,
             }),
+            groups: GroupCoordinator::new(&config),
             config,
             node_id,
             cluster_id,
@@ -174,6 +181,9 @@ impl Broker {
             admin: std::sync::Mutex::new(()),
         };
         broker.write_checkpoints()?;
+        broker
+            .groups
+            .restore(crate::coordinator::store::load(&broker)?);
         tracing::info!(
             topics = broker.topics().len(),
             data_dir = %data_dir.display(),

@@ -77,7 +77,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: watch::
             _ = shutdown.changed() => break,
         };
         let response = match decode_request(frame) {
-            Ok(request) => match handlers::handle(&broker, request).await {
+            Ok(request) => match handlers::handle(&broker, request, peer).await {
                 Ok(Some(response)) => response,
                 Ok(None) => continue, // acks=0 produce: Kafka sends nothing back
                 Err(error) => {

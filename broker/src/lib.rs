@@ -12,7 +12,10 @@
 //! - [`broker`]: shared state — identity, configuration, topics — and the
 //!   operations that change topics.
 //! - [`cleaner`]: the log cleaner task that compacts compacted topics.
-//! - [`group`]: the classic consumer-group state machine (pure logic, no I/O).
+//! - [`group`]: the classic consumer-group state machine (pure logic, no I/O)
+//!   and the `__consumer_offsets` record schemas.
+//! - [`coordinator`]: the group coordinator around it: parked requests,
+//!   timers, committed offsets, `__consumer_offsets`.
 //! - [`partition`]: a partition's log and the watch that wakes fetches.
 //! - [`producer_state`]: idempotent producers' sequence checks.
 //! - [`metadata_store`]: topic metadata on disk.
@@ -23,6 +26,7 @@ pub mod broker;
 pub mod cleaner;
 pub mod config;
 pub mod connection;
+pub mod coordinator;
 pub mod error;
 pub mod frame;
 pub mod group;

@@ -102,6 +102,9 @@ impl Server {
         }
         tracing::info!("shutting down");
         let _ = stop.send(true);
+        // Parked JoinGroup/SyncGroup requests are answered now, so that their
+        // connections can close at once.
+        self.broker.groups.shutdown();
         drop(self.listener);
         let _ = tokio::time::timeout(Duration::from_secs(10), async {
             while connections.join_next().await.is_some() {}
@@ -116,7 +119,8 @@ impl Server {
     }
 }
 
-/// `flush.ms` checks, recovery-point checkpoints, retention and the log cleaner.
+/// `flush.ms` checks, recovery-point checkpoints, retention, offset expiry
+/// and the log cleaner.
 async fn periodic_work(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
     // Its own task: a cleaning may take long and must not delay flushes.
     let cleaner = tokio::spawn(crate::cleaner::run(broker.clone(), stopped.clone()));
@@ -126,11 +130,18 @@ async fn periodic_work(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) 
     let retention_interval =
         Duration::from_millis(broker.config.log_retention_check_interval_ms().max(1) as u64);
     let mut retention_tick = tokio::time::interval(retention_interval);
+    let offsets_interval =
+        Duration::from_millis(broker.config.offsets_retention_check_interval_ms().max(1) as u64);
+    let mut offsets_tick = tokio::time::interval(offsets_interval);
     loop {
         tokio::select! {
             _ = retention_tick.tick() => {
                 let broker = broker.clone();
                 let _ = tokio::task::spawn_blocking(move || broker.apply_retention()).await;
+            }
+            _ = offsets_tick.tick() => {
+                let broker = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || broker.groups.expire_offsets(&broker)).await;
             }
             _ = flush_tick.tick() => {
                 let broker = broker.clone();

@@ -233,6 +233,42 @@ impl BrokerConfig {
         self.integer("group.initial.rebalance.delay.ms")
     }
 
+    /// `group.min.session.timeout.ms`.
+    pub fn group_min_session_timeout_ms(&self) -> i32 {
+        self.int("group.min.session.timeout.ms")
+    }
+
+    /// `group.max.session.timeout.ms`.
+    pub fn group_max_session_timeout_ms(&self) -> i32 {
+        self.int("group.max.session.timeout.ms")
+    }
+
+    /// `group.max.size`.
+    pub fn group_max_size(&self) -> usize {
+        usize::try_from(self.integer("group.max.size")).unwrap_or(usize::MAX)
+    }
+
+    /// `offsets.retention.minutes`, in milliseconds.
+    pub fn offsets_retention_ms(&self) -> i64 {
+        self.integer("offsets.retention.minutes")
+            .saturating_mul(60_000)
+    }
+
+    /// `offsets.retention.check.interval.ms`.
+    pub fn offsets_retention_check_interval_ms(&self) -> i64 {
+        self.integer("offsets.retention.check.interval.ms")
+    }
+
+    /// `offset.metadata.max.bytes`.
+    pub fn offset_metadata_max_bytes(&self) -> usize {
+        usize::try_from(self.integer("offset.metadata.max.bytes")).unwrap_or(usize::MAX)
+    }
+
+    /// `offsets.topic.segment.bytes`.
+    pub fn offsets_topic_segment_bytes(&self) -> i64 {
+        self.integer("offsets.topic.segment.bytes")
+    }
+
     /// `log.retention.check.interval.ms`.
     pub fn log_retention_check_interval_ms(&self) -> i64 {
         self.integer("log.retention.check.interval.ms")

@@ -167,7 +167,7 @@ const fn key(
     }
 }
 
-use ConfigType::{Boolean, Double, Int, List, Long, String as Str};
+use ConfigType::{Boolean, Double, Int, List, Long, Short, String as Str};
 use Status::{Enforced, Stored};
 use Validator::{Any, AtLeast, Between, ListOf, OneOf};
 
@@ -271,8 +271,14 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         "Replication factor of automatically created topics and of CreateTopics requests that ask for the default (-1)."),
     key("delete.topic.enable", Boolean, Some("true"), Any, &[], Enforced,
         "Allow DeleteTopics; when false it fails with TOPIC_DELETION_DISABLED."),
-    key("group.initial.rebalance.delay.ms", Int, Some("3000"), AtLeast(0), &[], Stored,
-        "How long the group coordinator waits for more members before the first rebalance of an empty group."),
+    key("group.initial.rebalance.delay.ms", Int, Some("3000"), AtLeast(0), &[], Enforced,
+        "How long the group coordinator waits for more members before the first rebalance of an empty group (KIP-134)."),
+    key("group.max.session.timeout.ms", Int, Some("1800000"), AtLeast(1), &[], Enforced,
+        "Longest session timeout a JoinGroup may ask for; longer gets INVALID_SESSION_TIMEOUT."),
+    key("group.max.size", Int, Some("2147483647"), AtLeast(1), &[], Enforced,
+        "Most members a group may have; more joins get GROUP_MAX_SIZE_REACHED."),
+    key("group.min.session.timeout.ms", Int, Some("6000"), AtLeast(1), &[], Enforced,
+        "Shortest session timeout a JoinGroup may ask for; shorter gets INVALID_SESSION_TIMEOUT."),
     key("listeners", Str, Some("PLAINTEXT://:9092"), Any, &[], Stored,
         "Addresses to listen on; accepted, but --listen decides today."),
     key("log.cleaner.backoff.ms", Long, Some("15000"), AtLeast(0), &[], Enforced,
@@ -339,8 +345,18 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         "This broker's id in metadata responses (Kafka requires it; Strata defaults to 1)."),
     key("num.partitions", Int, Some("1"), AtLeast(1), &[], Enforced,
         "Partition count of automatically created topics and of CreateTopics requests that ask for the default (-1)."),
-    key("offsets.topic.num.partitions", Int, Some("50"), AtLeast(1), &[], Stored,
-        "Partition count of the internal __consumer_offsets topic; do not change it once groups exist."),
+    key("offset.metadata.max.bytes", Int, Some("4096"), AtLeast(0), &[], Enforced,
+        "Longest metadata string an OffsetCommit may carry; longer gets OFFSET_METADATA_TOO_LARGE."),
+    key("offsets.retention.check.interval.ms", Long, Some("600000"), AtLeast(1), &[], Enforced,
+        "How often the group coordinator looks for committed offsets to expire."),
+    key("offsets.retention.minutes", Int, Some("10080"), AtLeast(1), &[], Enforced,
+        "How long committed offsets of an empty group are kept (from when the group became empty, or from the commit for groups without members ever)."),
+    key("offsets.topic.num.partitions", Int, Some("50"), AtLeast(1), &[], Enforced,
+        "Partition count of the internal __consumer_offsets topic, fixed when it is created; do not change it once groups exist."),
+    key("offsets.topic.replication.factor", Short, Some("3"), AtLeast(1), &[], Stored,
+        "Replication factor of __consumer_offsets; a single broker creates it with 1, as Kafka does when fewer brokers exist."),
+    key("offsets.topic.segment.bytes", Int, Some("104857600"), AtLeast(1), &[], Enforced,
+        "segment.bytes of __consumer_offsets, kept small so that compaction can run."),
     key("socket.request.max.bytes", Int, Some("104857600"), AtLeast(1), &[], Enforced,
         "Largest request frame accepted; a larger frame closes the connection."),
     key("unclean.leader.election.enable", Boolean, Some("false"), Any, &[], Stored,

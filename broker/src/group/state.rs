@@ -15,6 +15,7 @@ use indexmap::{IndexMap, IndexSet};
 use kafka_protocol::error::ResponseError;
 
 mod join;
+mod stored;
 
 use super::types::{
     Delivery, GroupConfig, GroupState, JoinRequest, JoinResponse, LeaveMember, LeaveResponse,

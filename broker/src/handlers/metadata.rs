@@ -86,6 +86,8 @@ fn describe_topic(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(topic.name()))))
         .with_topic_id(topic.id())
+        // Clients leave internal topics out of pattern subscriptions.
+        .with_is_internal(topic.name() == crate::coordinator::OFFSETS_TOPIC)
         .with_partitions(
             topic
                 .partitions

@@ -2,6 +2,7 @@
 //! advertised. A handler takes the typed request and returns the typed
 //! response; it never sees the socket.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
@@ -19,8 +20,10 @@ mod cluster;
 mod configs;
 mod delete_records;
 mod fetch;
+mod groups;
 mod list_offsets;
 mod metadata;
+mod offsets;
 mod produce;
 mod producer_id;
 
@@ -42,6 +45,17 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The advertised version ranges, as ApiVersions carries them.
@@ -72,9 +86,14 @@ pub enum HandleError {
     Encode(#[from] EncodeError),
 }
 
-/// Handles one request and encodes its response (size prefix included);
-/// `None` when the request gets no response (produce with acks=0).
-pub async fn handle(broker: &Arc<Broker>, request: Request) -> Result<Option<Frame>, HandleError> {
+/// Handles one request from the client at `peer` and encodes its response
+/// (size prefix included); `None` when the request gets no response
+/// (produce with acks=0).
+pub async fn handle(
+    broker: &Arc<Broker>,
+    request: Request,
+    peer: Option<SocketAddr>,
+) -> Result<Option<Frame>, HandleError> {
     let Request {
         header,
         api_key,
@@ -128,6 +147,44 @@ pub async fn handle(broker: &Arc<Broker>, request: Request) -> Result<Option<Fra
         }
         RequestKind::DescribeCluster(request) => {
             ResponseKind::DescribeCluster(cluster::describe(broker, &request))
+        }
+        RequestKind::FindCoordinator(request) => {
+            ResponseKind::FindCoordinator(groups::find_coordinator(broker, request, version))
+        }
+        RequestKind::JoinGroup(request) => {
+            let client_id = header.client_id.as_deref().unwrap_or_default();
+            // Written as Java's InetAddress prints it, as Kafka reports it.
+            let client_host = peer.map(|p| format!("/{}", p.ip())).unwrap_or_default();
+            let response =
+                groups::join_group(broker, request, version, client_id, &client_host).await;
+            ResponseKind::JoinGroup(response)
+        }
+        RequestKind::SyncGroup(request) => {
+            ResponseKind::SyncGroup(groups::sync_group(broker, request).await)
+        }
+        RequestKind::Heartbeat(request) => {
+            ResponseKind::Heartbeat(groups::heartbeat(broker, request))
+        }
+        RequestKind::LeaveGroup(request) => {
+            ResponseKind::LeaveGroup(groups::leave_group(broker, request, version))
+        }
+        RequestKind::ListGroups(request) => {
+            ResponseKind::ListGroups(groups::list_groups(broker, request))
+        }
+        RequestKind::DescribeGroups(request) => {
+            ResponseKind::DescribeGroups(groups::describe_groups(broker, request, version))
+        }
+        RequestKind::DeleteGroups(request) => {
+            ResponseKind::DeleteGroups(groups::delete_groups(broker, request))
+        }
+        RequestKind::OffsetCommit(request) => {
+            ResponseKind::OffsetCommit(offsets::commit(broker, request))
+        }
+        RequestKind::OffsetFetch(request) => {
+            ResponseKind::OffsetFetch(offsets::fetch(broker, request, version))
+        }
+        RequestKind::OffsetDelete(request) => {
+            ResponseKind::OffsetDelete(offsets::delete(broker, request))
         }
         _ => return Err(HandleError::Unsupported { api_key, version }),
     };

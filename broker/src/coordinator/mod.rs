@@ -1,0 +1,411 @@
+//! The group coordinator: the async shell around the pure [`Group`] state
+//! machine, and the keeper of committed offsets.
+//!
+//! - Each group is one [`GroupEntry`] behind its own mutex, so a slow or
+//!   dead member of one group never holds up another group, nor produce and
+//!   fetch (which never take these locks). A lock is held only while an
+//!   event is applied and its record written.
+//! - A JoinGroup or SyncGroup the state machine parks waits on a oneshot
+//!   channel, outside every lock; the event that completes the phase sends
+//!   the answers ([`Outcome::deliveries`]).
+//! - Each group with a pending deadline (session, rebalance, initial delay)
+//!   has one timer task sleeping until its earliest deadline; it ticks the
+//!   group and schedules the next one.
+//! - Group metadata and committed offsets are written to `__consumer_offsets`
+//!   ([`store`]) before the answers that depend on them are sent, and loaded
+//!   from it when the broker opens. Offsets of empty groups expire after
+//!   `offsets.retention.minutes` ([`offsets`]).
+//!
+//! Group timers run on a monotonic clock (milliseconds since the coordinator
+//! was created); the timestamps written to the log are wall-clock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::broker::{now_ms, Broker};
+use crate::config::BrokerConfig;
+use crate::group::{encode_group_value, encode_key, OffsetValue, OffsetsKey};
+use crate::group::{
+    Delivery, Group, GroupConfig, GroupState, JoinRequest, JoinResponse, LeaveMember,
+    LeaveResponse, Outcome, Reply, SyncRequest, SyncResponse,
+};
+
+pub mod offsets;
+pub mod store;
+
+pub use store::OFFSETS_TOPIC;
+
+/// One group: its membership state machine, its committed offsets and the
+/// requests waiting for it.
+pub struct GroupEntry {
+    pub group: Group,
+    /// The last committed offset per (topic, partition).
+    pub offsets: BTreeMap<(String, i32), OffsetValue>,
+    /// Wall-clock time the group entered its current state (Kafka's
+    /// `currentStateTimestamp`), -1 when unknown (loaded without metadata).
+    pub state_timestamp_ms: i64,
+    joins: HashMap<String, oneshot::Sender<JoinResponse>>,
+    syncs: HashMap<String, oneshot::Sender<SyncResponse>>,
+    /// The deadline a timer task is sleeping until, if any.
+    timer_at: Option<i64>,
+}
+
+impl GroupEntry {
+    fn new(group: Group) -> Self {
+        GroupEntry {
+            group,
+            offsets: BTreeMap::new(),
+            state_timestamp_ms: now_ms(),
+            joins: HashMap::new(),
+            syncs: HashMap::new(),
+            timer_at: None,
+        }
+    }
+}
+
+type SharedEntry = Arc<Mutex<GroupEntry>>;
+
+/// All groups of this broker (on a single broker it coordinates every group).
+pub struct GroupCoordinator {
+    config: GroupConfig,
+    offsets_retention_ms: i64,
+    offset_metadata_max_bytes: usize,
+    origin: Instant,
+    groups: Mutex<HashMap<String, SharedEntry>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl GroupCoordinator {
+    pub fn new(config: &BrokerConfig) -> Self {
+        GroupCoordinator {
+            config: GroupConfig {
+                initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms(),
+                min_session_timeout_ms: config.group_min_session_timeout_ms(),
+                max_session_timeout_ms: config.group_max_session_timeout_ms(),
+                max_size: config.group_max_size(),
+                ..GroupConfig::default()
+            },
+            offsets_retention_ms: config.offsets_retention_ms(),
+            offset_metadata_max_bytes: config.offset_metadata_max_bytes(),
+            origin: Instant::now(),
+            groups: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Builds the groups read back from `__consumer_offsets` at start.
+    pub fn restore(&self, loaded: BTreeMap<String, store::LoadedGroup>) {
+        let now = self.now();
+        let mut groups = lock(&self.groups);
+        for (group_id, loaded) in loaded {
+            let (group, state_timestamp_ms) = match &loaded.metadata {
+                Some(value) => (
+                    Group::from_value(group_id.clone(), self.config.clone(), now, value),
+                    value.current_state_timestamp_ms,
+                ),
+                None => (Group::new(group_id.clone(), self.config.clone()), -1),
+            };
+            let mut entry = GroupEntry::new(group);
+            entry.offsets = loaded.offsets;
+            entry.state_timestamp_ms = state_timestamp_ms;
+            groups.insert(group_id, Arc::new(Mutex::new(entry)));
+        }
+        tracing::info!(groups = groups.len(), "loaded consumer groups");
+    }
+
+    /// Milliseconds on the coordinator's monotonic clock.
+    fn now(&self) -> i64 {
+        self.origin.elapsed().as_millis() as i64
+    }
+
+    fn entry(&self, group_id: &str) -> Option<SharedEntry> {
+        lock(&self.groups).get(group_id).cloned()
+    }
+
+    fn entry_or_create(&self, group_id: &str) -> SharedEntry {
+        lock(&self.groups)
+            .entry(group_id.to_string())
+            .or_insert_with(|| {
+                let group = Group::new(group_id, self.config.clone());
+                Arc::new(Mutex::new(GroupEntry::new(group)))
+            })
+            .clone()
+    }
+
+    /// Forgets a group that is Dead (deleted, or expired), unless a new
+    /// entry has taken its place meanwhile.
+    fn forget_if_dead(&self, group_id: &str, entry: &SharedEntry) {
+        let mut groups = lock(&self.groups);
+        if groups.get(group_id).is_some_and(|e| Arc::ptr_eq(e, entry))
+            && lock(entry).group.state() == GroupState::Dead
+        {
+            groups.remove(group_id);
+        }
+    }
+
+    /// The ids of every group.
+    pub fn group_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = lock(&self.groups).keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Runs `read` on a group, if it exists.
+    pub fn with_group<R>(&self, group_id: &str, read: impl FnOnce(&GroupEntry) -> R) -> Option<R> {
+        let entry = self.entry(group_id)?;
+        let entry = lock(&entry);
+        (entry.group.state() != GroupState::Dead).then(|| read(&entry))
+    }
+
+    /// A JoinGroup. Waits (outside every lock) when the group parks it.
+    pub async fn join(
+        &self,
+        broker: &Arc<Broker>,
+        group_id: &str,
+        request: JoinRequest,
+    ) -> JoinResponse {
+        let member_id = request.member_id.clone();
+        let entry = if member_id.is_empty() {
+            self.entry_or_create(group_id)
+        } else {
+            match self.entry(group_id) {
+                Some(entry) => entry,
+                None => return JoinResponse::error(ResponseError::UnknownMemberId, member_id),
+            }
+        };
+        let waiting = {
+            let mut guard = lock(&entry);
+            let before = guard.group.state();
+            let outcome = guard.group.join(self.now(), request);
+            match self.settle(broker, group_id, &mut guard, before, outcome) {
+                Reply::Now(response) => return response,
+                Reply::Parked { member_id } => {
+                    let (sender, receiver) = oneshot::channel();
+                    guard.joins.insert(member_id.clone(), sender);
+                    (receiver, member_id)
+                }
+            }
+        };
+        let (receiver, member_id) = waiting;
+        // The sender goes away when a newer JoinGroup of the same member
+        // replaced this one: the member is told to find the coordinator and
+        // try again.
+        receiver.await.unwrap_or_else(|_| {
+            JoinResponse::error(ResponseError::CoordinatorNotAvailable, member_id)
+        })
+    }
+
+    /// A SyncGroup. A follower's waits for the leader's.
+    pub async fn sync(
+        &self,
+        broker: &Arc<Broker>,
+        group_id: &str,
+        request: SyncRequest,
+    ) -> SyncResponse {
+        let Some(entry) = self.entry(group_id) else {
+            return SyncResponse::error(ResponseError::UnknownMemberId);
+        };
+        let receiver = {
+            let mut guard = lock(&entry);
+            let before = guard.group.state();
+            let outcome = guard.group.sync(self.now(), request);
+            match self.settle(broker, group_id, &mut guard, before, outcome) {
+                Reply::Now(response) => return response,
+                Reply::Parked { member_id } => {
+                    let (sender, receiver) = oneshot::channel();
+                    guard.syncs.insert(member_id, sender);
+                    receiver
+                }
+            }
+        };
+        receiver
+            .await
+            .unwrap_or_else(|_| SyncResponse::error(ResponseError::CoordinatorNotAvailable))
+    }
+
+    /// A Heartbeat: None when all is well.
+    pub fn heartbeat(
+        &self,
+        broker: &Arc<Broker>,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+    ) -> Option<ResponseError> {
+        let Some(entry) = self.entry(group_id) else {
+            return Some(ResponseError::UnknownMemberId);
+        };
+        let mut guard = lock(&entry);
+        let before = guard.group.state();
+        let outcome =
+            guard
+                .group
+                .heartbeat(self.now(), member_id, group_instance_id, generation_id);
+        self.settle(broker, group_id, &mut guard, before, outcome)
+    }
+
+    /// A LeaveGroup for one or more members.
+    pub fn leave(
+        &self,
+        broker: &Arc<Broker>,
+        group_id: &str,
+        members: Vec<LeaveMember>,
+    ) -> LeaveResponse {
+        let Some(entry) = self.entry(group_id) else {
+            return LeaveResponse {
+                error: Some(ResponseError::UnknownMemberId),
+                members: Vec::new(),
+            };
+        };
+        let mut guard = lock(&entry);
+        let before = guard.group.state();
+        let outcome = guard.group.leave(self.now(), members);
+        self.settle(broker, group_id, &mut guard, before, outcome)
+    }
+
+    /// DeleteGroups for one group: only an Empty group can go. Its offsets
+    /// and metadata are deleted from `__consumer_offsets` (tombstones).
+    pub fn delete(&self, broker: &Arc<Broker>, group_id: &str) -> Result<(), ResponseError> {
+        let entry = self.entry(group_id).ok_or(ResponseError::GroupIdNotFound)?;
+        let result = {
+            let mut guard = lock(&entry);
+            let before = guard.group.state();
+            let outcome = guard.group.delete();
+            self.settle(broker, group_id, &mut guard, before, outcome)
+        };
+        self.forget_if_dead(group_id, &entry);
+        result
+    }
+
+    /// Answers every parked request with NOT_COORDINATOR, so that clients
+    /// look for the coordinator again; for a broker that is shutting down.
+    pub fn shutdown(&self) {
+        let entries: Vec<SharedEntry> = lock(&self.groups).values().cloned().collect();
+        for entry in entries {
+            let mut guard = lock(&entry);
+            let outcome = guard.group.unload(ResponseError::NotCoordinator);
+            deliver(&mut guard, outcome.deliveries);
+        }
+    }
+
+    /// Applies what an event produced: records the state change time,
+    /// writes the group's record if the event changed what is stored, sends
+    /// the answers owed to parked requests and makes sure a timer will wake
+    /// the group at its next deadline.
+    fn settle<T>(
+        &self,
+        broker: &Arc<Broker>,
+        group_id: &str,
+        entry: &mut GroupEntry,
+        before: GroupState,
+        outcome: Outcome<T>,
+    ) -> T {
+        if entry.group.state() != before {
+            entry.state_timestamp_ms = now_ms();
+        }
+        if outcome.persist {
+            self.store_group(broker, group_id, entry);
+        }
+        deliver(entry, outcome.deliveries);
+        self.schedule_timer(broker, group_id, entry);
+        outcome.reply
+    }
+
+    /// Writes the group's metadata record; for a deleted (Dead) group,
+    /// tombstones for it and for each of its offsets.
+    fn store_group(&self, broker: &Arc<Broker>, group_id: &str, entry: &mut GroupEntry) {
+        let group_key = encode_key(&OffsetsKey::Group {
+            group: group_id.to_string(),
+        });
+        let records: Vec<(Bytes, Option<Bytes>)> = if entry.group.state() == GroupState::Dead {
+            let offsets = std::mem::take(&mut entry.offsets);
+            offsets
+                .into_keys()
+                .map(|(topic, partition)| {
+                    let key = OffsetsKey::Offset {
+                        group: group_id.to_string(),
+                        topic,
+                        partition,
+                    };
+                    (encode_key(&key), None)
+                })
+                .chain(std::iter::once((group_key, None)))
+                .collect()
+        } else {
+            let value = entry.group.to_value(entry.state_timestamp_ms);
+            vec![(group_key, Some(encode_group_value(&value)))]
+        };
+        // Kafka sends the members an error and rebalances again when this
+        // write fails; Strata logs it and goes on (the in-memory state stays
+        // right, a restart would reload the previous generation).
+        if let Err(error) = store::append(broker, group_id, records) {
+            tracing::error!(group = group_id, %error, "could not store group metadata");
+        }
+    }
+
+    /// Makes sure a timer task will tick the group at its next deadline. A
+    /// timer already due at or before it is enough: when it fires it
+    /// schedules the next one.
+    fn schedule_timer(&self, broker: &Arc<Broker>, group_id: &str, entry: &mut GroupEntry) {
+        let Some(deadline) = entry.group.next_deadline() else {
+            return;
+        };
+        if entry.timer_at.is_some_and(|at| at <= deadline) {
+            return;
+        }
+        entry.timer_at = Some(deadline);
+        let wake = self.origin + Duration::from_millis(deadline.max(0) as u64);
+        let broker = broker.clone();
+        let group_id = group_id.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(wake).await;
+            broker.groups.on_timer(&broker, &group_id, deadline);
+        });
+    }
+
+    fn on_timer(&self, broker: &Arc<Broker>, group_id: &str, deadline: i64) {
+        let Some(entry) = self.entry(group_id) else {
+            return;
+        };
+        let mut guard = lock(&entry);
+        if guard.timer_at == Some(deadline) {
+            guard.timer_at = None;
+        }
+        let before = guard.group.state();
+        let outcome = guard.group.tick(self.now());
+        self.settle(broker, group_id, &mut guard, before, outcome);
+    }
+}
+
+/// Sends answers to parked requests. A request whose client went away has
+/// no receiver any more; its answer is dropped.
+fn deliver(entry: &mut GroupEntry, deliveries: Vec<Delivery>) {
+    for delivery in deliveries {
+        match delivery {
+            Delivery::Join {
+                member_id,
+                response,
+            } => {
+                if let Some(sender) = entry.joins.remove(&member_id) {
+                    let _ = sender.send(response);
+                }
+            }
+            Delivery::Sync {
+                member_id,
+                response,
+            } => {
+                if let Some(sender) = entry.syncs.remove(&member_id) {
+                    let _ = sender.send(response);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! `__consumer_offsets`: where groups and their committed offsets live.
+//!
+//! The topic is created on first use (a FindCoordinator for a group, or the
+//! first write), compacted, with `offsets.topic.num.partitions` partitions;
+//! a group's records go to partition `abs(hashCode(group id)) % partitions`,
+//! as in Kafka, so a data directory's groups can be read by Kafka's tools
+//! and vice versa. Keys and values use Kafka's schemas
+//! (Kafka's key and value schemas, `group/records.rs`); a null value deletes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use strata_storage::batch::{self, LOG_OVERHEAD};
+
+use crate::broker::{now_ms, Broker, Topic};
+use crate::error::{ApiError, BrokerError};
+use crate::group::{
+    decode_group_value, decode_key, decode_offset_value, partition_for, GroupValue, OffsetValue,
+    OffsetsKey, RecordError,
+};
+
+/// The internal topic's name, as Kafka's.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// What one read of the offsets batch reads at most while loading.
+const LOAD_READ_BYTES: usize = 4 << 20;
+
+/// The topic, created if it does not exist yet.
+pub fn offsets_topic(broker: &Broker) -> Result<Arc<Topic>, ApiError> {
+    if let Some(topic) = broker.topic(OFFSETS_TOPIC) {
+        return Ok(topic);
+    }
+    let configs = BTreeMap::from([
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        (
+            "segment.bytes".to_string(),
+            broker.config.offsets_topic_segment_bytes().to_string(),
+        ),
+        ("compression.type".to_string(), "producer".to_string()),
+    ]);
+    let partitions = broker.config.offsets_topic_num_partitions();
+    match broker.create_topic(OFFSETS_TOPIC, partitions, 1, configs, false) {
+        Ok(topic) => Ok(topic),
+        // Created by a concurrent request in between.
+        Err(error) if error.code == ResponseError::TopicAlreadyExists => broker
+            .topic(OFFSETS_TOPIC)
+            .ok_or_else(|| ResponseError::CoordinatorNotAvailable.into()),
+        Err(error) => {
+            tracing::error!(%error, "could not create {OFFSETS_TOPIC}");
+            Err(ResponseError::CoordinatorNotAvailable.into())
+        }
+    }
+}
+
+/// Appends `records` (key, value or None to delete) for `group_id` as one
+/// batch to the group's partition. The error is the one an OffsetCommit
+/// carries when its write fails, mapped as Kafka maps log errors for it.
+pub fn append(
+    broker: &Broker,
+    group_id: &str,
+    records: Vec<(Bytes, Option<Bytes>)>,
+) -> Result<(), ApiError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let topic = offsets_topic(broker)?;
+    let index = partition_for(group_id, topic.partition_count());
+    let partition = topic
+        .partition(index)
+        .ok_or(ResponseError::CoordinatorNotAvailable)?;
+    let now = now_ms();
+    let records: Vec<Record> = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder starts a new batch whenever offset minus sequence
+            // changes; a batch without producer has base sequence -1.
+            sequence: i as i32 - 1,
+            timestamp: now,
+            key: Some(key),
+            value,
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: batch::MAGIC,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, records.iter(), &options)
+        .map_err(|error| ApiError::new(ResponseError::UnknownServerError, format!("{error}")))?;
+    let mut batch = buf.to_vec();
+    partition
+        .append(&mut batch, now)
+        .map(|_| ())
+        .map_err(|error| {
+            tracing::error!(group = group_id, %error, "could not write to {OFFSETS_TOPIC}");
+            if matches!(
+                error.code,
+                ResponseError::MessageTooLarge | ResponseError::RecordListTooLarge
+            ) {
+                ApiError::from(ResponseError::InvalidCommitOffsetSize)
+            } else {
+                ApiError::from(ResponseError::CoordinatorNotAvailable)
+            }
+        })
+}
+
+/// One group as read back from the topic.
+#[derive(Debug, Default)]
+pub struct LoadedGroup {
+    /// The last group metadata record, unless deleted.
+    pub metadata: Option<GroupValue>,
+    /// The last committed offset per (topic, partition), unless deleted.
+    pub offsets: BTreeMap<(String, i32), OffsetValue>,
+}
+
+/// Reads every partition of the topic from its start: the last record per
+/// key wins and a null value deletes, which is what compaction keeps too.
+/// Records the broker cannot decode (a newer Kafka's group types) are
+/// skipped with a warning.
+pub fn load(broker: &Broker) -> Result<BTreeMap<String, LoadedGroup>, BrokerError> {
+    let mut groups: BTreeMap<String, LoadedGroup> = BTreeMap::new();
+    let Some(topic) = broker.topic(OFFSETS_TOPIC) else {
+        return Ok(groups);
+    };
+    let mut skipped = 0usize;
+    for index in 0..topic.partition_count() {
+        let Some(partition) = topic.partition(index) else {
+            continue;
+        };
+        let log = partition.log();
+        let mut offset = log.log_start_offset();
+        while offset < log.log_end_offset() {
+            let bytes = log.read(offset, LOAD_READ_BYTES, true)?;
+            let batches = match batch::validate_all(&bytes) {
+                Ok(batches) => batches,
+                Err(_) => break, // nothing whole at `offset`: the log is read
+            };
+            for (position, header) in batches {
+                offset = header.last_offset() + 1;
+                if header.is_control() {
+                    continue;
+                }
+                let end = position + LOG_OVERHEAD + header.batch_length as usize;
+                let mut one = bytes.slice(position..end);
+                let Ok(set) = RecordBatchDecoder::decode(&mut one) else {
+                    skipped += 1;
+                    continue;
+                };
+                for record in set.records {
+                    if apply(&mut groups, record.key.as_deref(), record.value.as_deref()).is_err() {
+                        skipped += 1;
+                    }
+                }
+            }
+        }
+    }
+    if skipped > 0 {
+        tracing::warn!(skipped, "{OFFSETS_TOPIC}: skipped records of unknown kinds");
+    }
+    groups.retain(|_, group| group.metadata.is_some() || !group.offsets.is_empty());
+    Ok(groups)
+}
+
+/// Applies one record to the groups being loaded.
+fn apply(
+    groups: &mut BTreeMap<String, LoadedGroup>,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+) -> Result<(), RecordError> {
+    let key = decode_key(key.unwrap_or_default())?;
+    match key {
+        OffsetsKey::Offset {
+            group,
+            topic,
+            partition,
+        } => {
+            let offsets = &mut groups.entry(group).or_default().offsets;
+            match value {
+                Some(value) => {
+                    offsets.insert((topic, partition), decode_offset_value(value)?);
+                }
+                None => {
+                    offsets.remove(&(topic, partition));
+                }
+            }
+        }
+        OffsetsKey::Group { group } => {
+            groups.entry(group).or_default().metadata =
+                value.map(decode_group_value).transpose()?;
+        }
+    }
+    Ok(())
+}
