@@ -141,7 +141,9 @@ async fn periodic_work(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) 
             }
             _ = offsets_tick.tick() => {
                 let broker = broker.clone();
-                let _ = tokio::task::spawn_blocking(move || broker.groups.expire_offsets(&broker)).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    broker.groups.expire_offsets(&broker, crate::broker::now_ms())
+                }).await;
             }
             _ = flush_tick.tick() => {
                 let broker = broker.clone();

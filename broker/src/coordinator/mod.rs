@@ -38,6 +38,8 @@ use crate::group::{
 
 pub mod offsets;
 pub mod store;
+#[cfg(test)]
+mod tests;
 
 pub use store::OFFSETS_TOPIC;
 

@@ -203,9 +203,8 @@ impl GroupCoordinator {
     /// time (an offset committed with an explicit retention expires at its
     /// own time; a group that never had members counts from each commit, as
     /// in Kafka), and then forgets Empty groups that have nothing left.
-    /// Returns how many offsets expired.
-    pub fn expire_offsets(&self, broker: &Arc<Broker>) -> usize {
-        let now = now_ms();
+    /// Returns how many offsets expired. `now` is wall-clock milliseconds.
+    pub fn expire_offsets(&self, broker: &Arc<Broker>, now: i64) -> usize {
         let entries: Vec<(String, super::SharedEntry)> = lock(&self.groups)
             .iter()
             .map(|(id, entry)| (id.clone(), entry.clone()))

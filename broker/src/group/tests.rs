@@ -672,3 +672,97 @@ fn unloading_answers_parked_requests_with_not_coordinator() {
     assert_eq!(joins[0].1.error, Some(ResponseError::NotCoordinator));
     assert_eq!(group.state(), GroupState::Dead);
 }
+
+#[test]
+fn a_stored_group_loads_stable_with_its_members_and_assignments() {
+    let (group, ids) = stable_group(&["c1", "c2"]);
+    let value = group.to_value(1_234);
+    assert_eq!(value.generation, 1);
+    assert_eq!(value.protocol.as_deref(), Some("range"));
+    assert_eq!(value.leader.as_deref(), Some(ids[0].as_str()));
+    assert_eq!(value.current_state_timestamp_ms, 1_234);
+    assert_eq!(value.members.len(), 2);
+    assert_eq!(value.members[1].subscription, Bytes::from("c2/range"));
+    assert_eq!(value.members[1].assignment, assignment_for(&ids[1]));
+
+    // Loaded on another clock: sessions start at the load.
+    let mut loaded = Group::from_value("g", config(3_000), 50_000, &value);
+    assert_eq!(loaded.state(), GroupState::Stable);
+    assert_eq!(loaded.generation_id(), 1);
+    assert_eq!(loaded.leader_id(), Some(ids[0].as_str()));
+    assert_eq!(loaded.next_deadline(), Some(50_000 + i64::from(SESSION_MS)));
+    assert_eq!(loaded.heartbeat(50_100, &ids[1], None, 1).reply, None);
+    let response = now(loaded.sync(50_200, sync_request(&ids[1], 1)).reply);
+    assert_eq!(response.assignment, assignment_for(&ids[1]));
+    assert_eq!(
+        loaded.to_value(1_234),
+        value,
+        "nothing lost in a round trip"
+    );
+
+    let empty = GroupValue {
+        protocol_type: "consumer".into(),
+        generation: 4,
+        protocol: None,
+        leader: None,
+        current_state_timestamp_ms: -1,
+        members: Vec::new(),
+    };
+    let loaded = Group::from_value("g", config(0), 0, &empty);
+    assert_eq!(loaded.state(), GroupState::Empty);
+    assert_eq!(loaded.generation_id(), 4);
+    assert_eq!(loaded.protocol_type(), Some("consumer"));
+}
+
+#[test]
+fn offset_commits_follow_the_members_and_generation() {
+    let (mut group, ids) = stable_group(&["c1", "c2"]);
+    let commit = |group: &mut Group, member: &str, generation: i32| {
+        group
+            .validate_offset_commit(STABLE_AT + 100, member, None, generation)
+            .reply
+    };
+    assert_eq!(commit(&mut group, &ids[0], 1), Ok(()));
+    assert_eq!(
+        commit(&mut group, &ids[0], 0),
+        Err(ResponseError::IllegalGeneration)
+    );
+    assert_eq!(
+        commit(&mut group, "stranger", 1),
+        Err(ResponseError::UnknownMemberId)
+    );
+    // Without member id and generation: only for a group without members.
+    assert_eq!(
+        commit(&mut group, "", -1),
+        Err(ResponseError::UnknownMemberId)
+    );
+    // A commit keeps the session alive like a heartbeat.
+    let before = group.member(&ids[1]).map(|m| m.session_deadline_ms);
+    assert_eq!(commit(&mut group, &ids[1], 1), Ok(()));
+    assert!(group.member(&ids[1]).map(|m| m.session_deadline_ms) > before);
+
+    // While a rebalance is prepared, members of the last generation may commit.
+    let newcomer = join_with_id(&mut group, STABLE_AT + 200, join_request("", "c3")).0;
+    assert_eq!(group.state(), GroupState::PreparingRebalance);
+    assert_eq!(commit(&mut group, &ids[0], 1), Ok(()));
+    // Between the join answers and the assignment they may not.
+    parked(
+        group
+            .join(STABLE_AT + 300, join_request(&ids[0], "c1"))
+            .reply,
+    );
+    // The last to rejoin completes the join phase and is answered at once.
+    let rejoined = now(group
+        .join(STABLE_AT + 300, join_request(&ids[1], "c2"))
+        .reply);
+    assert_eq!(rejoined.generation_id, 2);
+    assert!(group.member(&newcomer).is_some());
+    assert_eq!(group.state(), GroupState::CompletingRebalance);
+    assert_eq!(
+        commit(&mut group, &ids[0], 2),
+        Err(ResponseError::RebalanceInProgress)
+    );
+
+    let mut empty = Group::new("g", config(0));
+    assert_eq!(commit(&mut empty, "", -1), Ok(()));
+}
