@@ -15,6 +15,13 @@
 #   ACKS=1  COMPRESSION=none                  producer settings
 #   RUN_TIMEOUT=600                           seconds before one bench run is killed
 #   RUST_LOG=warn                             broker log level (logs go to a file)
+#
+# MODE=group measures consumer groups instead: for each DELAYS value of
+# group.initial.rebalance.delay.ms (default "0 3000") and MEMBERS count (default "1 3"),
+# MESSAGES_GROUP (default 2000000) messages of SIZE_SMALL bytes on GROUP_PARTITIONS
+# (default 6) partitions are produced, then consumed by a new subscribe-style group;
+# prints the time from subscribe to each member's first message and the group's
+# throughput (counted from the subscribe).
 set -euo pipefail
 
 MESSAGES_SMALL=${MESSAGES_SMALL:-5000000}
@@ -70,11 +77,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Starts a broker on a fresh data directory; sets BROKER_PID and BOOTSTRAP.
+# Starts a broker on a fresh data directory (extra `serve` arguments: "$@"); sets
+# BROKER_PID and BOOTSTRAP.
 start_broker() {
     local data=$WORK/data-$RUN_ID
     mkdir -p "$data"
-    "$STRATA" serve --listen 127.0.0.1:0 --data-dir "$data" \
+    "$STRATA" serve --listen 127.0.0.1:0 --data-dir "$data" "$@" \
         >"$WORK/stdout-$RUN_ID" 2>"$WORK/broker-$RUN_ID.log" &
     BROKER_PID=$!
     BOOTSTRAP=""
@@ -95,6 +103,26 @@ start_broker() {
 median() { sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 
 SHUTDOWN_FAILURES=0
+
+if [ "${MODE:-}" = group ]; then
+    echo "strata group bench: runs=$RUNS, $(nproc) cores shared by clients and broker"
+    for delay in ${DELAYS:-0 3000}; do
+        for members in ${MEMBERS:-1 3}; do
+            for run in $(seq "$RUNS"); do
+                RUN_ID="group-${delay}ms-${members}m-$run"
+                start_broker --set "group.initial.rebalance.delay.ms=$delay"
+                "$BENCH" --bootstrap "$BOOTSTRAP" --topic "bench-$RUN_ID" \
+                    --messages "${MESSAGES_GROUP:-2000000}" --size "$SIZE_SMALL" \
+                    --partitions "${GROUP_PARTITIONS:-6}" --members "$members" --mode group |
+                    sed "s/^/[$RUN_ID] /"
+                stop_broker || SHUTDOWN_FAILURES=$((SHUTDOWN_FAILURES + 1))
+                rm -rf "$WORK/data-$RUN_ID"
+            done
+        done
+    done
+    exit "$SHUTDOWN_FAILURES"
+fi
+
 RESULTS=$WORK/results   # lines: size partitions messages phase msgs_per_s mb_per_s seconds
 : >"$RESULTS"
 echo "strata bench: acks=$ACKS compression=$COMPRESSION runs=$RUNS, $(nproc) cores shared by client and broker"

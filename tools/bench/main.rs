@@ -8,6 +8,10 @@
 //! - consume: assign()s every partition from the beginning (no consumer group: nothing
 //!   is joined or committed) and reads until N messages have arrived.
 //!
+//! - group: M consumers subscribe together in one new consumer group (auto commit
+//!   on) and read until N messages have arrived between them; prints the time from
+//!   subscribe to each member's first message and the group's throughput.
+//!
 //! Each phase prints one line: `produce: N msgs, S bytes each, P partitions: X msgs/s,
 //! Y MB/s (T s)`, where MB is 10^6 bytes of message payload (keys and headers: none).
 
@@ -58,6 +62,9 @@ struct Args {
     /// Extra librdkafka property for the producer, `key=value` (repeatable).
     #[arg(long = "producer-config", value_name = "KEY=VALUE")]
     producer_config: Vec<String>,
+    /// Members of the consumer group in --mode group.
+    #[arg(long, default_value_t = 3)]
+    members: usize,
     /// Extra librdkafka property for the consumer, `key=value` (repeatable).
     #[arg(long = "consumer-config", value_name = "KEY=VALUE")]
     consumer_config: Vec<String>,
@@ -68,6 +75,8 @@ enum Mode {
     Produce,
     Consume,
     Both,
+    /// Produce, then consume with a subscribe-style consumer group.
+    Group,
 }
 
 fn main() -> Result<()> {
@@ -80,9 +89,16 @@ fn main() -> Result<()> {
         let (partitions, elapsed) = produce(&args)?;
         report("produce", &args, partitions, elapsed);
     }
-    if args.mode != Mode::Produce {
-        let (partitions, elapsed) = consume(&args)?;
-        report("consume", &args, partitions, elapsed);
+    match args.mode {
+        Mode::Produce => {}
+        Mode::Group => {
+            let (partitions, elapsed) = consume_in_group(&args)?;
+            report("group consume", &args, partitions, elapsed);
+        }
+        Mode::Consume | Mode::Both => {
+            let (partitions, elapsed) = consume(&args)?;
+            report("consume", &args, partitions, elapsed);
+        }
     }
     Ok(())
 }
@@ -300,6 +316,74 @@ fn consume(args: &Args) -> Result<(usize, Duration)> {
             args.size
         );
     }
+    Ok((partitions, elapsed))
+}
+
+/// `--members` consumers subscribe at the same moment in a new group; returns
+/// when they have received `--messages` between them. Prints each member's
+/// time from subscribe to its first message. The throughput counts from the
+/// subscribe, so it includes the rebalance.
+fn consume_in_group(args: &Args) -> Result<(usize, Duration)> {
+    let group = format!("{}-group", args.topic);
+    let mut config = client_config(args);
+    config
+        .set("group.id", &group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("fetch.queue.backoff.ms", "10");
+    apply_overrides(&mut config, &args.consumer_config)?;
+    let consumers: Vec<BaseConsumer> = (0..args.members.max(1))
+        .map(|_| config.create().context("create a group consumer"))
+        .collect::<Result<_>>()?;
+    let partitions = partition_count(consumers[0].client(), &args.topic)?;
+    let received = AtomicU64::new(0);
+    let start = Instant::now();
+    let firsts: Vec<Result<Option<Duration>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = consumers
+            .iter()
+            .map(|consumer| {
+                let received = &received;
+                scope.spawn(move || -> Result<Option<Duration>> {
+                    consumer.subscribe(&[&args.topic]).context("subscribe")?;
+                    let mut first = None;
+                    let mut last_progress = Instant::now();
+                    while received.load(Ordering::Relaxed) < args.messages {
+                        match consumer.poll(Duration::from_millis(50)) {
+                            Some(Ok(_)) => {
+                                first.get_or_insert_with(|| start.elapsed());
+                                received.fetch_add(1, Ordering::Relaxed);
+                                last_progress = Instant::now();
+                            }
+                            Some(Err(error)) => bail!("group consume failed: {error}"),
+                            None if last_progress.elapsed() > CONSUME_IDLE_TIMEOUT => {
+                                bail!("group consume: no message for {CONSUME_IDLE_TIMEOUT:?}")
+                            }
+                            None => {}
+                        }
+                    }
+                    Ok(first)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| bail!("a consumer thread panicked"))
+            })
+            .collect()
+    });
+    let elapsed = start.elapsed();
+    let firsts = firsts.into_iter().collect::<Result<Vec<_>>>()?;
+    let shown: Vec<String> = firsts
+        .iter()
+        .map(|f| f.map_or("none".to_string(), |d| format!("{} ms", d.as_millis())))
+        .collect();
+    println!(
+        "group: {} members, subscribe to first message: {}",
+        consumers.len(),
+        shown.join(", ")
+    );
     Ok((partitions, elapsed))
 }
 
