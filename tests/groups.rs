@@ -13,7 +13,6 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use common::*;
-use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::producer::BaseRecord;
@@ -30,23 +29,6 @@ const GROUP_SETTINGS: &[&str] = &[
 /// The environment variable that turns the ignored test `child_group_consumer`
 /// into a consumer process that the tests can kill.
 const CHILD_ENV: &str = "STRATA_CHILD_CONSUMER";
-
-fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
-    let admin = admin_client(bootstrap);
-    let results = block_on(admin.create_topics(
-        [&NewTopic::new(
-            topic,
-            partitions,
-            TopicReplication::Fixed(1),
-        )],
-        &admin_options(),
-    ))
-    .expect("CreateTopics");
-    for result in results {
-        result.unwrap_or_else(|(name, code)| panic!("creating {name}: {code:?}"));
-    }
-    wait_for_topic(bootstrap, topic, partitions as usize);
-}
 
 /// A subscribe-style consumer: auto commit every 200 ms of what poll returned,
 /// and on every revocation (librdkafka commits stored offsets when it loses

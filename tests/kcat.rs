@@ -120,3 +120,54 @@ fn kcat_consumes_what_librdkafka_produced_with_compression() {
     let consumed: Vec<&str> = output.stdout.lines().collect();
     assert_eq!(consumed, values, "values consumed by kcat");
 }
+
+/// kcat's balanced consumer (`-G`, old librdkafka's group code): a second run in the
+/// same group resumes where the first one's committed offsets left off.
+#[test]
+fn kcat_group_consumer_resumes_from_committed_offsets() {
+    let broker = Broker::start(&["group.initial.rebalance.delay.ms=0"]);
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("kcat-group");
+    let group = unique_topic("kcat-group");
+    create_topic(&bootstrap, &topic, 3);
+    let lines: Vec<String> = (0..90).map(|i| format!("line {i}")).collect();
+    for (partition, chunk) in lines.chunks(30).enumerate() {
+        let input = chunk.join("\n") + "\n";
+        let partition = partition.to_string();
+        kcat(
+            &["-b", &bootstrap, "-P", "-t", &topic, "-p", &partition],
+            input.as_bytes(),
+        );
+    }
+    let consume = |count: &str| {
+        let output = kcat(
+            &[
+                "-b",
+                &bootstrap,
+                "-G",
+                &group,
+                &topic,
+                "-c",
+                count,
+                "-q",
+                "-X",
+                "auto.offset.reset=earliest",
+            ],
+            b"",
+        );
+        output
+            .stdout
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let first = consume("50");
+    let second = consume("40");
+    assert_eq!(first.len(), 50);
+    assert_eq!(second.len(), 40);
+    let mut all: Vec<String> = first.into_iter().chain(second).collect();
+    all.sort();
+    let mut expected = lines.clone();
+    expected.sort();
+    assert_eq!(all, expected, "every line once across the two runs");
+}
