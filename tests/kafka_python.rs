@@ -58,3 +58,18 @@ fn kafka_python_default_idempotent_producer() {
     let broker = Broker::start(&[]);
     run_script("kafka_python_default_producer.py", &broker.bootstrap());
 }
+
+/// No initial-rebalance delay, so the first member usually forms a generation alone
+/// and the second one's join rebalances it (the script also passes with the 3 s
+/// default, where both usually land in the first generation; it only waits longer).
+#[test]
+fn kafka_python_consumer_group_split_commit_resume_describe() {
+    let broker = Broker::start(&["group.initial.rebalance.delay.ms=0"]);
+    run_script("kafka_python_groups.py", &broker.bootstrap());
+}
+
+#[test]
+fn kafka_python_offset_delete_and_delete_groups() {
+    let broker = Broker::start(&["group.initial.rebalance.delay.ms=0"]);
+    run_script("kafka_python_group_admin.py", &broker.bootstrap());
+}
