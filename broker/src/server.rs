@@ -132,7 +132,11 @@ async fn periodic_work(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) 
     let mut retention_tick = tokio::time::interval(retention_interval);
     let offsets_interval =
         Duration::from_millis(broker.config.offsets_retention_check_interval_ms().max(1) as u64);
-    let mut offsets_tick = tokio::time::interval(offsets_interval);
+    // Not at once: the first pass comes one interval after start, as in Kafka.
+    let mut offsets_tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + offsets_interval,
+        offsets_interval,
+    );
     loop {
         tokio::select! {
             _ = retention_tick.tick() => {

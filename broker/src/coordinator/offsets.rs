@@ -241,7 +241,9 @@ impl GroupCoordinator {
                 guard.offsets.remove(key);
             }
             expired_total += expired.len();
-            if guard.offsets.is_empty() {
+            // A group whose first member holds a MEMBER_ID_REQUIRED id is
+            // being formed, not abandoned.
+            if guard.offsets.is_empty() && guard.group.pending_member_ids().next().is_none() {
                 // Nothing left: the group goes, and with it its metadata.
                 let before = guard.group.state();
                 let outcome = guard.group.delete();

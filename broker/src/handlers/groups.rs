@@ -286,9 +286,6 @@ pub fn describe_groups(
             let described = DescribedGroup::default()
                 .with_group_id(group_id)
                 .with_authorized_operations(operations);
-            if id.is_empty() {
-                return described.with_error_code(ResponseError::InvalidGroupId.code());
-            }
             broker
                 .groups
                 .with_group(&id, |entry| describe(&entry.group, version))
@@ -357,17 +354,15 @@ fn describe(
 }
 
 /// DeleteGroups: each group separately; only Empty groups can be deleted.
+/// Like DescribeGroups and the offset APIs, it takes the empty group id as
+/// an ordinary one, as Kafka does for old clients.
 pub fn delete_groups(broker: &Arc<Broker>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let results = request
         .groups_names
         .into_iter()
         .map(|group_id| {
             let id = group_id.to_string();
-            let error = if id.is_empty() {
-                Some(ResponseError::InvalidGroupId)
-            } else {
-                broker.groups.delete(broker, &id).err()
-            };
+            let error = broker.groups.delete(broker, &id).err();
             DeletableGroupResult::default()
                 .with_group_id(group_id)
                 .with_error_code(error_code(error))

@@ -44,14 +44,12 @@ pub fn commit(broker: &Arc<Broker>, request: OffsetCommitRequest) -> OffsetCommi
             })
         })
         .collect();
-    let mut results = if group_id.is_empty() {
-        vec![Err(ResponseError::InvalidGroupId); offsets.len()].into_iter()
-    } else {
-        broker
-            .groups
-            .commit_offsets(broker, &group_id, &committer, offsets)
-            .into_iter()
-    };
+    // An empty group id is a group like any other here (Kafka keeps it valid
+    // for the offset and admin APIs, for old clients).
+    let mut results = broker
+        .groups
+        .commit_offsets(broker, &group_id, &committer, offsets)
+        .into_iter();
     let topics = request
         .topics
         .iter()
