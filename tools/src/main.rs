@@ -46,6 +46,10 @@ enum Command {
     ///
     /// Example: strata consume orders --from beginning --count 10 --print-key
     Consume(consume::ConsumeArgs),
+    /// Measure produce or consume throughput and latency.
+    ///
+    /// Example: strata perf produce bench --num-records 1000000 --record-size 100 --json
+    Perf(perf::PerfArgs),
 }
 
 #[derive(clap::Args)]
@@ -76,6 +80,7 @@ mod fetcher;
 mod leaders;
 mod offsets;
 mod partitioner;
+mod perf;
 mod produce;
 mod topic;
 
@@ -103,6 +108,7 @@ fn main() -> Result<ExitCode> {
         Command::Cluster(args) => Ok(cluster::run(&cli.bootstrap, &args)),
         Command::Produce(args) => Ok(produce::run(&cli.bootstrap, &args)),
         Command::Consume(args) => Ok(consume::run(&cli.bootstrap, &args)),
+        Command::Perf(args) => Ok(perf::run(&cli.bootstrap, &args)),
     }
 }
 
