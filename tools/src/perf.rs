@@ -15,8 +15,8 @@
 //!
 //! Every second a progress line goes to stderr (rates over the last second,
 //! p99 so far); at the end the totals go to stderr, or as one JSON object to
-//! stdout with `--json`. MB means 2^20 bytes of keys and values, as in Kafka's
-//! perf tools. Percentiles come from an HdrHistogram with microsecond
+//! stdout with `--json`. MB means 10^6 bytes of keys and values (batch and
+//! record overhead not counted), as in docs/benchmarks.md. Percentiles come from an HdrHistogram with microsecond
 //! resolution and 3 significant digits.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -43,7 +43,7 @@ use crate::produce::{
 
 /// How long `perf produce --partitions` waits for a topic it created to have leaders.
 const TOPIC_READY_TIMEOUT: Duration = Duration::from_secs(10);
-const BYTES_PER_MB: f64 = 1024.0 * 1024.0;
+const BYTES_PER_MB: f64 = 1_000_000.0;
 
 #[derive(clap::Args)]
 pub struct PerfArgs {
