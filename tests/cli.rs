@@ -344,6 +344,11 @@ fn every_command_has_help_with_an_example() {
         &["topic", "add-partitions"],
         &["cluster"],
         &["cluster", "info"],
+        &["produce"],
+        &["consume"],
+        &["perf"],
+        &["perf", "produce"],
+        &["perf", "consume"],
     ] {
         let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
         command.args(args).arg("--help");

@@ -1,6 +1,7 @@
-//! A small blocking Kafka client for the operator commands (`strata topic`,
-//! `strata cluster`): one TCP connection to the bootstrap broker, ApiVersions
-//! first, then one typed request at a time.
+//! A small blocking Kafka client for the `strata` client commands (`topic`,
+//! `cluster`, `produce`, `consume`, `perf`): one TCP connection per broker,
+//! ApiVersions first, then typed requests — one at a time, or several in flight
+//! ([`Client::start`] / [`Client::receive`]) where throughput matters.
 //!
 //! Why our own client rather than rdkafka: it keeps the `strata` binary free of
 //! librdkafka and a C toolchain, and since it only speaks the Kafka protocol
@@ -14,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
+use std::marker::PhantomData;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -38,6 +40,15 @@ const MAX_RESPONSE_BYTES: usize = 100 * 1024 * 1024;
 /// it names this client to the broker.
 const API_VERSIONS_VERSION: i16 = 3;
 const CLIENT_ID: &str = "strata-cli";
+
+/// A request written to the broker whose response has not been read yet.
+#[must_use = "the response must be read with Client::receive, in order"]
+pub struct InFlight<R> {
+    correlation_id: i32,
+    version: i16,
+    api_key: ApiKey,
+    response: PhantomData<fn() -> R>,
+}
 
 /// A connection to one broker, with the API versions it supports.
 pub struct Client {
@@ -136,6 +147,28 @@ impl Client {
 
     /// Writes one request frame at `version` and reads its response.
     fn round_trip<R: Request>(&mut self, request: &R, version: i16) -> Result<R::Response> {
+        let in_flight = self.write_request(request, version)?;
+        self.read_response(in_flight)
+    }
+
+    /// Writes a request without waiting for its answer, so several can be in
+    /// flight on this connection at once (a broker answers the requests of one
+    /// connection in the order it received them). Each [`InFlight`] must be passed
+    /// to [`Client::receive`] in the order the requests were started — except
+    /// for a Produce with acks=0, which Kafka never answers.
+    pub fn start<R: Request>(&mut self, request: &R) -> Result<InFlight<R>> {
+        let version = self.version_for::<R>()?;
+        self.write_request(request, version)
+            .with_context(|| format!("{} request to {}", api_name(R::KEY), self.bootstrap))
+    }
+
+    /// Reads the response to a request sent with [`Client::start`].
+    pub fn receive<R: Request>(&mut self, in_flight: InFlight<R>) -> Result<R::Response> {
+        self.read_response(in_flight)
+            .with_context(|| format!("{} request to {}", api_name(R::KEY), self.bootstrap))
+    }
+
+    fn write_request<R: Request>(&mut self, request: &R, version: i16) -> Result<InFlight<R>> {
         let api_key = ApiKey::try_from(R::KEY)
             .map_err(|()| anyhow!("api key {} is not a Kafka API", R::KEY))?;
         let correlation_id = self.next_correlation_id;
@@ -158,7 +191,21 @@ impl Client {
         self.stream
             .write_all(&frame)
             .with_context(|| format!("sending to {}", self.bootstrap))?;
+        Ok(InFlight {
+            correlation_id,
+            version,
+            api_key,
+            response: PhantomData,
+        })
+    }
 
+    fn read_response<R: Request>(&mut self, in_flight: InFlight<R>) -> Result<R::Response> {
+        let InFlight {
+            correlation_id,
+            version,
+            api_key,
+            ..
+        } = in_flight;
         let mut body = self.read_frame()?;
         let response_header =
             ResponseHeader::decode(&mut body, api_key.response_header_version(version))

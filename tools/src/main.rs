@@ -12,7 +12,7 @@ use strata_broker::{BrokerConfig, Server, ServerOptions};
 #[derive(Parser)]
 #[command(name = "strata", version, about = "A Kafka-compatible streaming log")]
 struct Cli {
-    /// HOST:PORT of a Kafka-compatible broker, for the client commands (topic, cluster).
+    /// HOST:PORT of a Kafka-compatible broker, for the client commands.
     #[arg(long, global = true, default_value = "127.0.0.1:9092")]
     bootstrap: String,
     #[command(subcommand)]
@@ -38,6 +38,18 @@ enum Command {
     ///
     /// Example: strata cluster info --bootstrap 127.0.0.1:9092
     Cluster(cluster::ClusterArgs),
+    /// Write records to a topic, one per line of stdin (or --file).
+    ///
+    /// Example: strata produce orders --key-separator : --header source=cli < orders.txt
+    Produce(produce::ProduceArgs),
+    /// Print a topic's records, one per line (or as JSON with --json).
+    ///
+    /// Example: strata consume orders --from beginning --count 10 --print-key
+    Consume(consume::ConsumeArgs),
+    /// Measure produce or consume throughput and latency.
+    ///
+    /// Example: strata perf produce bench --num-records 1000000 --record-size 100 --json
+    Perf(perf::PerfArgs),
 }
 
 #[derive(clap::Args)]
@@ -62,7 +74,14 @@ struct ServeArgs {
 mod alloc;
 mod client;
 mod cluster;
+mod consume;
 mod dump_log;
+mod fetcher;
+mod leaders;
+mod offsets;
+mod partitioner;
+mod perf;
+mod produce;
 mod topic;
 
 /// See `alloc.rs`: keeps a hostile element count in a request from aborting
@@ -87,6 +106,9 @@ fn main() -> Result<ExitCode> {
         Command::DumpLog(args) => Ok(dump_log::run(&args)),
         Command::Topic(args) => Ok(topic::run(&cli.bootstrap, &args)),
         Command::Cluster(args) => Ok(cluster::run(&cli.bootstrap, &args)),
+        Command::Produce(args) => Ok(produce::run(&cli.bootstrap, &args)),
+        Command::Consume(args) => Ok(consume::run(&cli.bootstrap, &args)),
+        Command::Perf(args) => Ok(perf::run(&cli.bootstrap, &args)),
     }
 }
 
