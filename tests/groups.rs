@@ -308,6 +308,12 @@ fn three_consumers_share_a_keyed_stream_then_one_leaves_and_one_crashes() {
     let first = Member::start(0, group_config(&bootstrap, &group), &topic, log.clone());
     let second = Member::start(1, group_config(&bootstrap, &group), &topic, log.clone());
     let mut third = ChildMember::start(2, &bootstrap, &group, &topic, log.clone());
+    // Range assignment of 6 partitions to 3 members: 2 each, so the child has
+    // the 2 the others lack.
+    wait_until("three members to share the partitions", || {
+        let (a, b) = (first.assignment(), second.assignment());
+        a.len() == 2 && b.len() == 2 && a.is_disjoint(&b)
+    });
     let phase1 = produce_keyed(&bootstrap, &topic, "p1", 24, 10);
     wait_for(&log, "phase 1 consumed", |got| {
         values_of(got).is_superset(&phase1.iter().cloned().collect())
