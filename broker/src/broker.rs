@@ -301,7 +301,7 @@ impl Broker {
         if !self.config.delete_topic_enable() {
             return Err(ResponseError::TopicDeletionDisabled.into());
         }
-        let _admin = self.lock_admin();
+        let admin = self.lock_admin();
         let topic = self
             .topic(name)
             .ok_or(ResponseError::UnknownTopicOrPartition)?;
@@ -317,6 +317,12 @@ impl Broker {
             }
         }
         tracing::info!(topic = name, "deleted topic");
+        // Not under the admin lock: a group's lock is taken before it when
+        // a commit creates __consumer_offsets.
+        drop(admin);
+        // Kafka deletes the committed offsets of a deleted topic, so that a
+        // topic created again under the name starts without them.
+        self.groups.forget_topic(self, name);
         Ok(topic.id())
     }
 

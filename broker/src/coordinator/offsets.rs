@@ -259,6 +259,36 @@ impl GroupCoordinator {
     }
 }
 
+impl GroupCoordinator {
+    /// Deletes every group's committed offsets of `topic` (a deleted topic).
+    pub fn forget_topic(&self, broker: &Broker, topic: &str) {
+        let entries: Vec<(String, super::SharedEntry)> = lock(&self.groups)
+            .iter()
+            .map(|(id, entry)| (id.clone(), entry.clone()))
+            .collect();
+        for (group_id, entry) in entries {
+            let mut guard = lock(&entry);
+            let gone: Vec<(String, i32)> = guard
+                .offsets
+                .keys()
+                .filter(|(t, _)| t == topic)
+                .cloned()
+                .collect();
+            let records = gone
+                .iter()
+                .map(|(t, partition)| (offset_key(&group_id, t, *partition), None))
+                .collect();
+            if let Err(error) = store::append(broker, &group_id, records) {
+                tracing::warn!(group = group_id, %error, "could not delete offsets of {topic}");
+                continue;
+            }
+            for key in &gone {
+                guard.offsets.remove(key);
+            }
+        }
+    }
+}
+
 /// The topics the members of a consumer group subscribe to, read from their
 /// ConsumerProtocolSubscription metadata (undecodable metadata counts as none).
 fn subscribed_topics(entry: &GroupEntry) -> BTreeSet<String> {

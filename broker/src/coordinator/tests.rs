@@ -113,3 +113,33 @@ async fn deleted_group_stays_deleted_after_a_reopen() {
     assert!(broker.groups.group_ids().is_empty());
     assert_eq!(fetched(&broker, "g", 0).offset, -1);
 }
+
+#[tokio::test]
+async fn deleting_a_topic_deletes_its_committed_offsets() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broker = Arc::new(open_broker(dir.path()));
+    for topic in ["t", "u"] {
+        broker
+            .create_topic(topic, 1, 1, Default::default(), false)
+            .expect("create topic");
+    }
+    let mut other = commit("u", 0, 9);
+    other.metadata = None;
+    let results = broker.groups.commit_offsets(
+        &broker,
+        "g",
+        &standalone(-1),
+        vec![commit("t", 0, 5), other],
+    );
+    assert_eq!(results, vec![Ok(()), Ok(())]);
+    broker.delete_topic("t").expect("delete topic");
+    assert_eq!(fetched(&broker, "g", 0).offset, -1);
+    drop(broker);
+    // Gone after a reopen too, and a topic created again under the name starts clean.
+    let broker = Arc::new(open_broker(dir.path()));
+    assert_eq!(fetched(&broker, "g", 0).offset, -1);
+    let kept = broker
+        .groups
+        .fetch_offsets("g", Some(vec![("u".to_string(), 0)]));
+    assert_eq!(kept[0].1.offset, 9);
+}
