@@ -14,6 +14,8 @@
 //! Every test binary includes this module with `mod common;` and uses a subset of it.
 #![allow(dead_code)]
 
+pub mod groups;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
