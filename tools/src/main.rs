@@ -46,6 +46,10 @@ enum Command {
     ///
     /// Example: strata consume orders --from beginning --count 10 --print-key
     Consume(consume::ConsumeArgs),
+    /// List, describe and delete consumer groups; reset their committed offsets.
+    ///
+    /// Example: strata group describe billing
+    Group(group::GroupArgs),
     /// Measure produce or consume throughput and latency.
     ///
     /// Example: strata perf produce bench --num-records 1000000 --record-size 100 --json
@@ -75,8 +79,10 @@ mod alloc;
 mod client;
 mod cluster;
 mod consume;
+mod coordinator;
 mod dump_log;
 mod fetcher;
+mod group;
 mod leaders;
 mod offsets;
 mod partitioner;
@@ -108,6 +114,7 @@ fn main() -> Result<ExitCode> {
         Command::Cluster(args) => Ok(cluster::run(&cli.bootstrap, &args)),
         Command::Produce(args) => Ok(produce::run(&cli.bootstrap, &args)),
         Command::Consume(args) => Ok(consume::run(&cli.bootstrap, &args)),
+        Command::Group(args) => Ok(group::run(&cli.bootstrap, &args)),
         Command::Perf(args) => Ok(perf::run(&cli.bootstrap, &args)),
     }
 }
