@@ -1,10 +1,11 @@
 //! The consumer group commands — `strata group list|describe|delete|reset-offsets`
-//! — run as the real binary against a real broker.
+//! and `strata consume --group` — run as the real binary against a real broker.
 //! Offsets and memberships they report or change are set up and checked with
 //! librdkafka. No assertion depends on timing: waits poll the group's state.
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -411,4 +412,178 @@ fn reset_offsets_plans_by_default_and_commits_each_mode() {
         ),
         &["UNKNOWN_TOPIC_OR_PARTITION"],
     );
+}
+
+/// `consume --group` arguments for `topic`, printing PARTITION:OFFSET and the value.
+fn consume_group(bootstrap: &str, topic: &str, group: &str, extra: &[&str]) -> CommandOutput {
+    let mut args = vec!["consume", topic, "--group", group, "--print-offset"];
+    args.extend_from_slice(extra);
+    strata(bootstrap, &args)
+}
+
+/// The `PARTITION:OFFSET\tVALUE` lines of a consume, parsed.
+fn records(stdout: &str) -> Vec<(i32, i64, String)> {
+    stdout
+        .lines()
+        .map(|line| {
+            let (position, value) = line.split_once('\t').expect("offset TAB value");
+            let (partition, offset) = position.split_once(':').expect("P:O");
+            (
+                partition.parse().expect("partition"),
+                offset.parse().expect("offset"),
+                value.to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn consume_group_resumes_where_the_last_run_committed() {
+    let broker = Broker::start(GROUP_SETTINGS);
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("resume");
+    create_topic(&bootstrap, &topic, 3);
+    let producer = create_producer(&producer_config(&bootstrap));
+    let mut expected = BTreeSet::new();
+    for partition in 0..3 {
+        expected.extend(produce_numbered(
+            &producer,
+            &topic,
+            partition,
+            &format!("p{partition}"),
+            10,
+        ));
+    }
+    let group = unique_topic("resumer");
+    let summary = |n: usize| format!("consumed {n} records from {topic}\n");
+
+    let first = success_with(
+        consume_group(
+            &bootstrap,
+            &topic,
+            &group,
+            &["--from", "beginning", "--count", "12"],
+        ),
+        &summary(12),
+    );
+    // No --from: the committed offsets decide where the second run starts.
+    let second = success_with(
+        consume_group(&bootstrap, &topic, &group, &["--count", "18"]),
+        &summary(18),
+    );
+    let mut seen = BTreeSet::new();
+    for (partition, offset, value) in records(&first).into_iter().chain(records(&second)) {
+        assert!(value.starts_with(&format!("p{partition}-")), "{value}");
+        assert!(
+            seen.insert((partition, offset)),
+            "{partition}:{offset} read twice"
+        );
+    }
+    let values: BTreeSet<String> = records(&first)
+        .into_iter()
+        .chain(records(&second))
+        .map(|(_, _, value)| value)
+        .collect();
+    assert_eq!(values, expected);
+
+    // Everything is committed: a third run finds nothing and there is no lag.
+    let third = success_with(
+        consume_group(&bootstrap, &topic, &group, &["--timeout-ms", "2000"]),
+        &summary(0),
+    );
+    assert_eq!(third, "");
+    assert_eq!(
+        committed(&bootstrap, &group, &topic, &[0, 1, 2]),
+        [10, 10, 10]
+    );
+    let described = describe_json(&bootstrap, &group);
+    assert_eq!(described["state"], "Empty", "{described}");
+    for partition in described["offsets"].as_array().expect("offsets") {
+        assert_eq!(partition["lag"], 0, "{described}");
+    }
+}
+
+#[test]
+fn concurrent_group_consumers_split_the_partitions() {
+    let broker = Broker::start(GROUP_SETTINGS);
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("split");
+    create_topic(&bootstrap, &topic, 4);
+    let group = unique_topic("splitters");
+    const PER_PARTITION: usize = 5;
+    // Range over 4 partitions and 2 members: two partitions each.
+    let count = (2 * PER_PARTITION).to_string();
+    let members: Vec<_> = (0..2)
+        .map(|_| {
+            let (bootstrap, topic, group, count) = (
+                bootstrap.clone(),
+                topic.clone(),
+                group.clone(),
+                count.clone(),
+            );
+            thread::spawn(move || {
+                consume_group(
+                    &bootstrap,
+                    &topic,
+                    &group,
+                    &[
+                        "--from",
+                        "beginning",
+                        "--count",
+                        &count,
+                        "--timeout-ms",
+                        "45000",
+                    ],
+                )
+            })
+        })
+        .collect();
+    // Produce only once both hold their share, so neither reads the other's.
+    wait_for_group(
+        &bootstrap,
+        &group,
+        "two members with partitions",
+        |described| {
+            let members = described["members"].as_array().cloned().unwrap_or_default();
+            described["state"] == "Stable"
+                && members.len() == 2
+                && members
+                    .iter()
+                    .all(|m| m["assignment"].as_array().is_some_and(|a| !a.is_empty()))
+        },
+    );
+    let producer = create_producer(&producer_config(&bootstrap));
+    let mut expected = BTreeSet::new();
+    for partition in 0..4 {
+        expected.extend(produce_numbered(
+            &producer,
+            &topic,
+            partition,
+            &format!("p{partition}"),
+            PER_PARTITION,
+        ));
+    }
+    let mut all = Vec::new();
+    let mut partitions_of: Vec<BTreeSet<i32>> = Vec::new();
+    for member in members {
+        let output = member.join().expect("consumer thread");
+        let stdout = success_with(output, &format!("consumed {count} records from {topic}\n"));
+        let got = records(&stdout);
+        partitions_of.push(got.iter().map(|(p, _, _)| *p).collect());
+        all.extend(got);
+    }
+    assert_eq!(partitions_of[0].len(), 2, "{partitions_of:?}");
+    assert!(
+        partitions_of[0].is_disjoint(&partitions_of[1]),
+        "{partitions_of:?}"
+    );
+    let mut by_value: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, _, value) in &all {
+        *by_value.entry(value.clone()).or_default() += 1;
+    }
+    assert!(
+        by_value.values().all(|&n| n == 1),
+        "duplicates: {by_value:?}"
+    );
+    assert_eq!(by_value.into_keys().collect::<BTreeSet<_>>(), expected);
 }

@@ -13,7 +13,7 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use bytes::{Buf, Bytes};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
@@ -22,10 +22,10 @@ use kafka_protocol::messages::offset_fetch_request::{
     OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
 };
 use kafka_protocol::messages::{
-    ConsumerProtocolAssignment, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
-    OffsetCommitRequest, OffsetFetchRequest,
+    ConsumerProtocolAssignment, ConsumerProtocolSubscription, FindCoordinatorRequest,
+    FindCoordinatorResponse, GroupId, OffsetCommitRequest, OffsetFetchRequest,
 };
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::client::{broker_error, error_name, Client};
 use crate::leaders::topic_name;
@@ -253,6 +253,36 @@ pub fn describe_refused(refused: &[((String, i32), ResponseError)]) -> String {
         .join(", ")
 }
 
+/// A subscription as JoinGroup metadata: version 0 (topics, no user data).
+pub fn encode_subscription(topics: &[&str]) -> Result<Bytes> {
+    let subscription = ConsumerProtocolSubscription::default()
+        .with_topics(topics.iter().map(|t| str_bytes(t)).collect());
+    encode_versioned(&subscription, 0)
+}
+
+/// An assignment as SyncGroup carries it: version 0, topic → partitions.
+pub fn encode_assignment(assignment: &BTreeMap<String, Vec<i32>>) -> Result<Bytes> {
+    use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
+    let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(
+        assignment
+            .iter()
+            .map(|(topic, partitions)| {
+                TopicPartition::default()
+                    .with_topic(topic_name(topic))
+                    .with_partitions(partitions.clone())
+            })
+            .collect(),
+    );
+    encode_versioned(&assignment, 0)
+}
+
+/// The topics of a member's JoinGroup metadata.
+pub fn decode_subscription(metadata: &Bytes) -> Result<Vec<String>> {
+    let subscription: ConsumerProtocolSubscription =
+        decode_versioned(metadata).context("decoding a ConsumerProtocolSubscription")?;
+    Ok(subscription.topics.iter().map(|t| t.to_string()).collect())
+}
+
 /// Topic → partitions of a SyncGroup or DescribeGroups assignment; empty bytes
 /// (a member given nothing) are an empty assignment.
 pub fn decode_assignment(bytes: &Bytes) -> Result<BTreeMap<String, Vec<i32>>> {
@@ -272,6 +302,15 @@ pub fn decode_assignment(bytes: &Bytes) -> Result<BTreeMap<String, Vec<i32>>> {
         partitions.sort_unstable();
     }
     Ok(topics)
+}
+
+fn encode_versioned<T: Encodable>(value: &T, version: i16) -> Result<Bytes> {
+    let mut buffer = BytesMut::new();
+    buffer.put_i16(version);
+    value
+        .encode(&mut buffer, version)
+        .context("encoding consumer protocol data")?;
+    Ok(buffer.freeze())
 }
 
 fn decode_versioned<T: Decodable>(bytes: &Bytes) -> Result<T> {
@@ -299,6 +338,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn assignments_round_trip_with_their_version() {
+        let mut assignment = BTreeMap::new();
+        assignment.insert("orders".to_string(), vec![0, 2]);
+        assignment.insert("events".to_string(), vec![1]);
+        let bytes = encode_assignment(&assignment).expect("encode");
+        assert_eq!(&bytes[..2], &[0, 0], "a leading i16 version 0");
+        assert_eq!(decode_assignment(&bytes).expect("decode"), assignment);
+        assert!(decode_assignment(&Bytes::new()).expect("empty").is_empty());
+        assert!(decode_assignment(&Bytes::from_static(&[0])).is_err());
+    }
+
+    #[test]
     fn assignments_decode_after_their_version() {
         // Version 0: one topic "t" with partitions 0 and 2, null user data.
         let bytes = Bytes::from_static(&[
@@ -306,7 +357,12 @@ mod tests {
         ]);
         let expected = BTreeMap::from([("t".to_string(), vec![0, 2])]);
         assert_eq!(decode_assignment(&bytes).expect("decode"), expected);
-        assert!(decode_assignment(&Bytes::new()).expect("empty").is_empty());
-        assert!(decode_assignment(&Bytes::from_static(&[0])).is_err());
+        assert_eq!(encode_assignment(&expected).expect("encode"), bytes);
+    }
+
+    #[test]
+    fn subscriptions_round_trip() {
+        let bytes = encode_subscription(&["a", "b"]).expect("encode");
+        assert_eq!(decode_subscription(&bytes).expect("decode"), ["a", "b"]);
     }
 }

@@ -42,7 +42,8 @@ enum Command {
     ///
     /// Example: strata produce orders --key-separator : --header source=cli < orders.txt
     Produce(produce::ProduceArgs),
-    /// Print a topic's records, one per line (or as JSON with --json).
+    /// Print a topic's records, one per line (or as JSON with --json); with
+    /// --group as a member of a consumer group that commits its offsets.
     ///
     /// Example: strata consume orders --from beginning --count 10 --print-key
     Consume(consume::ConsumeArgs),
@@ -83,6 +84,7 @@ mod coordinator;
 mod dump_log;
 mod fetcher;
 mod group;
+mod group_member;
 mod leaders;
 mod offsets;
 mod partitioner;
