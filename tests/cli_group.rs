@@ -587,3 +587,93 @@ fn concurrent_group_consumers_split_the_partitions() {
     );
     assert_eq!(by_value.into_keys().collect::<BTreeSet<_>>(), expected);
 }
+
+#[test]
+fn consume_group_shares_a_topic_with_a_librdkafka_leader() {
+    share_a_topic_with_librdkafka(false);
+}
+
+#[test]
+fn consume_group_leads_a_group_with_a_librdkafka_member() {
+    share_a_topic_with_librdkafka(true);
+}
+
+/// A strata member and a librdkafka member (which offers range and roundrobin,
+/// so the group agrees on range) split a two-partition topic. The first to join
+/// stays the leader through the rebalance: with `strata_first` strata decodes
+/// librdkafka's subscription and assigns, otherwise librdkafka assigns to strata.
+fn share_a_topic_with_librdkafka(strata_first: bool) {
+    let broker = Broker::start(GROUP_SETTINGS);
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("mixed");
+    create_topic(&bootstrap, &topic, 2);
+    let group = unique_topic("mixed-group");
+    const PER_PARTITION: usize = 6;
+    let start_strata = || {
+        let (bootstrap, topic, group) = (bootstrap.clone(), topic.clone(), group.clone());
+        thread::spawn(move || {
+            let count = PER_PARTITION.to_string();
+            consume_group(
+                &bootstrap,
+                &topic,
+                &group,
+                &[
+                    "--from",
+                    "beginning",
+                    "--count",
+                    &count,
+                    "--timeout-ms",
+                    "45000",
+                ],
+            )
+        })
+    };
+    let (consumer, strata_member) = if strata_first {
+        let strata_member = start_strata();
+        wait_for_group(&bootstrap, &group, "Stable with one member", |described| {
+            described["state"] == "Stable"
+                && described["members"]
+                    .as_array()
+                    .is_some_and(|m| m.len() == 1)
+        });
+        let consumer = group_member(&bootstrap, &group, "rdkafka-member", &topic);
+        (consumer, strata_member)
+    } else {
+        let consumer = group_member(&bootstrap, &group, "rdkafka-member", &topic);
+        poll_until_assigned(&consumer, 2);
+        (consumer, start_strata())
+    };
+    // After the rebalance librdkafka holds one partition.
+    poll_until_assigned(&consumer, 1);
+    wait_for_group(&bootstrap, &group, "Stable with two members", |described| {
+        described["state"] == "Stable"
+            && described["members"]
+                .as_array()
+                .is_some_and(|m| m.len() == 2)
+    });
+    let producer = create_producer(&producer_config(&bootstrap));
+    let mut expected = BTreeSet::new();
+    for partition in 0..2 {
+        expected.extend(produce_numbered(
+            &producer,
+            &topic,
+            partition,
+            &format!("p{partition}"),
+            PER_PARTITION,
+        ));
+    }
+    let by_rdkafka = consume_n(&consumer, PER_PARTITION);
+    let output = strata_member.join().expect("consumer thread");
+    let stdout = success_with(
+        output,
+        &format!("consumed {PER_PARTITION} records from {topic}\n"),
+    );
+    let by_strata = records(&stdout);
+    let rdkafka_partition = by_rdkafka[0].partition;
+    assert!(by_rdkafka.iter().all(|r| r.partition == rdkafka_partition));
+    assert!(by_strata.iter().all(|(p, _, _)| *p != rdkafka_partition));
+    let mut values: Vec<String> = by_rdkafka.iter().map(Received::value_str).collect();
+    values.extend(by_strata.into_iter().map(|(_, _, value)| value));
+    values.sort();
+    assert_eq!(values, expected.into_iter().collect::<Vec<_>>());
+}
