@@ -1130,3 +1130,82 @@ pub fn run_command(command: &mut Command, stdin: &[u8]) -> CommandOutput {
         stderr: String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned(),
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Consumer groups through librdkafka
+// ---------------------------------------------------------------------------------------
+
+/// A subscribe-style librdkafka consumer in `group` (client id `client_id`) that
+/// commits only when told to and starts from the earliest offset.
+pub fn group_member(bootstrap: &str, group: &str, client_id: &str, topic: &str) -> BaseConsumer {
+    let mut config = client_config(bootstrap);
+    config
+        .set("group.id", group)
+        .set("client.id", client_id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false");
+    let consumer: BaseConsumer = config.create().expect("create a group consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    consumer
+}
+
+/// Polls `consumer` until it holds `partitions` partitions.
+pub fn poll_until_assigned(consumer: &BaseConsumer, partitions: usize) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let _ = consumer.poll(Duration::from_millis(100));
+        let assignment = consumer.assignment().expect("assignment");
+        if assignment.count() == partitions {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no assignment of {partitions} partitions within {TIMEOUT:?}: {assignment:?}"
+        );
+    }
+}
+
+/// Commits partition → offset of `topic` for `group` from outside the group
+/// (an assign()-style consumer: no member id, no generation).
+pub fn commit_outside_group(bootstrap: &str, group: &str, topic: &str, offsets: &[(i32, i64)]) {
+    use rdkafka::consumer::CommitMode;
+    let mut config = consumer_config(bootstrap);
+    config.set("group.id", group);
+    let consumer: BaseConsumer = config.create().expect("create a consumer");
+    let mut list = TopicPartitionList::new();
+    for &(partition, offset) in offsets {
+        list.add_partition_offset(topic, partition, Offset::Offset(offset))
+            .expect("valid offset");
+    }
+    consumer.assign(&list).expect("assign");
+    consumer.commit(&list, CommitMode::Sync).expect("commit");
+}
+
+/// `group`'s committed offset of each of `partitions` of `topic`, as librdkafka's
+/// OffsetFetch reads it (`Offset::Invalid` where there is none).
+pub fn committed_offsets_of(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    partitions: &[i32],
+) -> Vec<Offset> {
+    let mut config = consumer_config(bootstrap);
+    config.set("group.id", group);
+    let consumer: BaseConsumer = config.create().expect("create a consumer");
+    let mut wanted = TopicPartitionList::new();
+    for &partition in partitions {
+        wanted.add_partition(topic, partition);
+    }
+    let list = consumer
+        .committed_offsets(wanted, TIMEOUT)
+        .expect("committed_offsets");
+    partitions
+        .iter()
+        .map(|&partition| {
+            list.find_partition(topic, partition)
+                .unwrap_or_else(|| panic!("{topic}-{partition} missing from {list:?}"))
+                .offset()
+        })
+        .collect()
+}

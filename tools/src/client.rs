@@ -243,6 +243,8 @@ fn minimum_version(api_key: i16) -> i16 {
         Ok(ApiKey::Metadata) => 1,
         // v1: config sources, so non-default configs can be told apart.
         Ok(ApiKey::DescribeConfigs) => 1,
+        // v2: a null topic list means "every committed offset of the group".
+        Ok(ApiKey::OffsetFetch) => 2,
         _ => 0,
     }
 }

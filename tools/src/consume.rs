@@ -2,9 +2,10 @@
 //! line per record on stdout — the value, optionally preceded by timestamp,
 //! partition:offset, headers and key (tab-separated), or one JSON object.
 //!
-//! This is an assign-style consumer: it chooses its partitions itself and
-//! commits nothing. Consumer-group membership (`--group`) belongs on top of
-//! [`crate::fetcher::Fetcher`] once the broker serves the group APIs.
+//! Without `--group` this is an assign-style consumer: it chooses its
+//! partitions itself and commits nothing. With `--group` the records come from
+//! a consumer group membership ([`crate::group_member`]), which commits. Either
+//! way the printing loop here reads from a [`RecordSource`].
 
 use std::io::{BufWriter, ErrorKind, Write};
 use std::process::ExitCode;
@@ -18,6 +19,7 @@ use serde_json::{json, Value};
 
 use crate::client::{finish, Client};
 use crate::fetcher::Fetcher;
+use crate::group_member::GroupConsumer;
 use crate::leaders::{Leaders, TopicLayout};
 use crate::offsets::{parse_start_position, resolve, StartPosition};
 
@@ -31,11 +33,16 @@ pub struct ConsumeArgs {
     /// Where to start: beginning, end, an OFFSET (in every partition read),
     /// @EPOCH_MS, or an RFC 3339 time such as 2026-11-21T09:30:00Z (each
     /// partition from its first record at or after that time).
+    /// With --group, only for partitions the group has no committed offset for.
     #[arg(long, value_name = "POSITION", default_value = "end", value_parser = parse_start_position)]
     from: StartPosition,
     /// Read only this partition (default: all partitions).
     #[arg(long, value_name = "N")]
     partition: Option<i32>,
+    /// Join this consumer group: read the partitions it assigns, resume from
+    /// its committed offsets, commit every 5 s and on exit.
+    #[arg(long, value_name = "GROUP", conflicts_with = "partition")]
+    group: Option<String>,
     /// Stop after this many records (exit code 1 if --timeout-ms passes first).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
@@ -70,9 +77,37 @@ pub fn run(bootstrap: &str, args: &ConsumeArgs) -> ExitCode {
     }))
 }
 
+/// Where `consume` gets its records: fixed partitions, or a group's assignment.
+pub trait RecordSource {
+    /// The next records, waiting up to `max_wait` for some.
+    fn fetch(&mut self, max_wait: Duration) -> Result<Vec<(i32, Record)>>;
+    /// The record at `offset` of `partition` was printed.
+    fn printed(&mut self, _partition: i32, _offset: i64) {}
+    /// Whether the user asked to stop (Ctrl-C) and the source lets the loop end cleanly.
+    fn interrupted(&self) -> bool {
+        false
+    }
+    /// Consumption ended (also after an error): commit and leave, for a group.
+    fn close(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl RecordSource for Fetcher<'_> {
+    fn fetch(&mut self, max_wait: Duration) -> Result<Vec<(i32, Record)>> {
+        Ok(Fetcher::fetch(self, max_wait)?.records)
+    }
+}
+
 fn execute(bootstrap: &str, args: &ConsumeArgs) -> Result<String> {
     let mut client = Client::connect(bootstrap)?;
     let layout = TopicLayout::fetch(&mut client, &args.topic)?;
+    if let Some(group) = &args.group {
+        let mut member = GroupConsumer::join(client, &layout, group, args.from)?;
+        let result = print_records(args, &layout.name, &mut member);
+        let closed = member.close();
+        return result.and_then(|summary| closed.map(|()| summary));
+    }
     let partitions: Vec<i32> = match args.partition {
         Some(partition) => {
             layout.leader(partition)?;
@@ -83,52 +118,57 @@ fn execute(bootstrap: &str, args: &ConsumeArgs) -> Result<String> {
     let mut leaders = Leaders::new(&layout);
     let positions = resolve(&mut leaders, &layout, &partitions, args.from)?;
     let mut fetcher = Fetcher::new(&layout, leaders, positions);
+    print_records(args, &layout.name, &mut fetcher)
+}
 
+/// The reading loop: records from `source` to stdout until --count, the idle
+/// --timeout-ms, Ctrl-C (a group member) or a closed stdout.
+fn print_records(args: &ConsumeArgs, topic: &str, source: &mut dyn RecordSource) -> Result<String> {
     let mut out = BufWriter::new(std::io::stdout().lock());
     let idle_limit = args.timeout_ms.map(Duration::from_millis);
     let mut consumed = 0u64;
     let mut last_record = Instant::now();
-    'reading: loop {
+    'reading: while !source.interrupted() {
         let wait = match idle_limit {
             Some(limit) => limit.saturating_sub(last_record.elapsed()).min(POLL_WAIT),
             None => POLL_WAIT,
         };
-        let round = fetcher.fetch(wait)?;
-        if !round.records.is_empty() {
+        let records = source.fetch(wait)?;
+        if !records.is_empty() {
             last_record = Instant::now();
         }
-        for (partition, record) in &round.records {
+        for (partition, record) in &records {
             let line = if args.json {
-                json_line(&layout.name, *partition, record)
+                json_line(topic, *partition, record)
             } else {
                 plain_line(args, *partition, record)
             };
             if let Err(error) = out.write_all(&line) {
-                return stdout_closed(error, consumed, &layout.name);
+                return stdout_closed(error, consumed, topic);
             }
+            source.printed(*partition, record.offset);
             consumed += 1;
             if args.count == Some(consumed) {
                 break 'reading;
             }
         }
         if let Err(error) = out.flush() {
-            return stdout_closed(error, consumed, &layout.name);
+            return stdout_closed(error, consumed, topic);
         }
         if idle_limit.is_some_and(|limit| last_record.elapsed() >= limit) {
             if let Some(count) = args.count {
                 bail!(
-                    "no record for {} ms after {consumed} of {count} records from {}",
+                    "no record for {} ms after {consumed} of {count} records from {topic}",
                     idle_limit.unwrap_or_default().as_millis(),
-                    layout.name
                 );
             }
             break;
         }
     }
     if let Err(error) = out.flush() {
-        return stdout_closed(error, consumed, &layout.name);
+        return stdout_closed(error, consumed, topic);
     }
-    Ok(format!("consumed {consumed} records from {}", layout.name))
+    Ok(format!("consumed {consumed} records from {topic}"))
 }
 
 /// A reader that went away (`strata consume ... | head`) ends the command

@@ -3,10 +3,10 @@
 //! [`RecordBatchDecoder`]. Shared by `strata consume` and `strata perf consume`.
 //!
 //! This is the assign-style half of a consumer: the caller chooses partitions and
-//! start offsets. Consumer-group membership (`consume --group`) will sit on top:
-//! a group assignment yields the partitions, committed offsets the positions
-//! given to [`Fetcher::new`], and the positions after each round are what to
-//! commit (an accessor for them comes with that round).
+//! start offsets. Consumer-group membership (`consume --group`,
+//! [`crate::group_member`]) sits on top: each group assignment becomes the
+//! partitions and positions given to [`Fetcher::assign`], and
+//! [`Fetcher::positions`] after a round is what to commit.
 //!
 //! Every fetch is a full fetch (no fetch session, KIP-227: session epoch -1), so
 //! nothing is kept on the broker between rounds. Leaders are asked one after the
@@ -58,6 +58,21 @@ impl<'a> Fetcher<'a> {
             leaders,
             positions,
         }
+    }
+
+    /// Replaces the partitions read and their positions (a new group assignment).
+    pub fn assign(&mut self, positions: BTreeMap<i32, i64>) {
+        self.positions = positions;
+    }
+
+    /// Partition → offset of the next record to read: past every record returned.
+    pub fn positions(&self) -> &BTreeMap<i32, i64> {
+        &self.positions
+    }
+
+    /// The leader connections, e.g. for ListOffsets when positions are resolved.
+    pub fn leaders(&mut self) -> &mut Leaders {
+        &mut self.leaders
     }
 
     /// One Fetch request to each leader, waiting up to `max_wait` for data.

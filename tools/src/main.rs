@@ -42,10 +42,15 @@ enum Command {
     ///
     /// Example: strata produce orders --key-separator : --header source=cli < orders.txt
     Produce(produce::ProduceArgs),
-    /// Print a topic's records, one per line (or as JSON with --json).
+    /// Print a topic's records, one per line (or as JSON with --json); with
+    /// --group as a member of a consumer group that commits its offsets.
     ///
     /// Example: strata consume orders --from beginning --count 10 --print-key
     Consume(consume::ConsumeArgs),
+    /// List, describe and delete consumer groups; reset their committed offsets.
+    ///
+    /// Example: strata group describe billing
+    Group(group::GroupArgs),
     /// Measure produce or consume throughput and latency.
     ///
     /// Example: strata perf produce bench --num-records 1000000 --record-size 100 --json
@@ -75,8 +80,11 @@ mod alloc;
 mod client;
 mod cluster;
 mod consume;
+mod coordinator;
 mod dump_log;
 mod fetcher;
+mod group;
+mod group_member;
 mod leaders;
 mod offsets;
 mod partitioner;
@@ -108,6 +116,7 @@ fn main() -> Result<ExitCode> {
         Command::Cluster(args) => Ok(cluster::run(&cli.bootstrap, &args)),
         Command::Produce(args) => Ok(produce::run(&cli.bootstrap, &args)),
         Command::Consume(args) => Ok(consume::run(&cli.bootstrap, &args)),
+        Command::Group(args) => Ok(group::run(&cli.bootstrap, &args)),
         Command::Perf(args) => Ok(perf::run(&cli.bootstrap, &args)),
     }
 }

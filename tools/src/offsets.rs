@@ -14,9 +14,9 @@ use kafka_protocol::messages::ListOffsetsRequest;
 use crate::client::broker_error;
 use crate::leaders::{Leaders, TopicLayout};
 
-/// ListOffsets' special timestamps.
-const EARLIEST: i64 = -2;
-const LATEST: i64 = -1;
+/// ListOffsets' special timestamps: the log start offset and the log end offset.
+pub const EARLIEST: i64 = -2;
+pub const LATEST: i64 = -1;
 
 /// Where to start reading each partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,7 +89,8 @@ pub fn resolve(
 }
 
 /// One ListOffsets query per leader for `timestamp` in each of `partitions`.
-fn list_offsets(
+/// For a time with no record at or after it the offset is -1.
+pub fn list_offsets(
     leaders: &mut Leaders,
     layout: &TopicLayout,
     partitions: &[i32],
