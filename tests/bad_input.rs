@@ -452,36 +452,16 @@ fn a_stored_batch_that_overstates_its_record_count_cannot_stop_the_broker() {
     use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
     use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, TopicName};
     use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use kafka_protocol::records::Compression;
+    use strata_storage::{encode_plain_batch, plain_record};
 
     let mut broker = Broker::start(&[]);
     let topic = unique_topic("overstated");
     let mut client = RawClient::connect(&broker.bootstrap());
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: now_ms(),
-        key: None,
-        value: Some(Bytes::from_static(b"one record")),
-        headers: Default::default(),
-    };
+    let record = plain_record(None, Some(Bytes::from_static(b"one record")), now_ms());
     // A gzip batch (the broker does not decompress on append) whose header claims
     // i32::MAX records, made consistent (last offset delta, CRC) so that it is stored.
-    let mut batch = bytes::BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::Gzip,
-    };
-    RecordBatchEncoder::encode(&mut batch, [&record], &options).expect("encode");
+    let batch = encode_plain_batch(&[record], Compression::Gzip).expect("encode");
     create_topic(&broker.bootstrap(), &topic, 1);
     let (error_code, _) = client.produce(&topic, 0, overstate_record_count(batch, i32::MAX));
     assert_eq!(error_code, 0, "stored: the header is consistent");

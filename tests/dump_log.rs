@@ -12,9 +12,8 @@ use std::process::Command;
 use bytes::Bytes;
 use common::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record};
+use strata_storage::{encode_plain_batch, plain_record};
 
 /// The producer's timestamp of the first record.
 const TIMESTAMP: i64 = 1_700_000_000_000;
@@ -65,19 +64,6 @@ fn encode(specs: &[Spec], compression: Compression) -> Bytes {
         .iter()
         .enumerate()
         .map(|(i, spec)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // Keeps `offset - sequence` constant: one batch, base sequence -1.
-            sequence: i as i32 - 1,
-            timestamp: TIMESTAMP + i as i64,
-            key: spec.key.clone().map(Bytes::from),
-            value: Some(Bytes::from(spec.value.clone())),
             headers: spec
                 .headers
                 .iter()
@@ -88,19 +74,16 @@ fn encode(specs: &[Spec], compression: Compression) -> Bytes {
                     )
                 })
                 .collect(),
+            ..plain_record(
+                spec.key.clone().map(Bytes::from),
+                Some(Bytes::from(spec.value.clone())),
+                TIMESTAMP + i as i64,
+            )
         })
         .collect();
-    let mut buffer = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buffer,
-        records.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .expect("encode a record batch");
-    buffer.freeze()
+    encode_plain_batch(&records, compression)
+        .expect("encode a record batch")
+        .freeze()
 }
 
 /// A stopped broker whose topic holds the three batches of [`batch_specs`], and

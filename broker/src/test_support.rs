@@ -2,9 +2,8 @@
 //! record batches encoded by `kafka-protocol` as a client would send them.
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
+use strata_storage::{encode_plain_batch, plain_record};
 
 use crate::broker::{Broker, Endpoint};
 use crate::config::BrokerConfig;
@@ -20,26 +19,10 @@ pub fn open_broker(dir: &std::path::Path) -> Broker {
 
 /// One uncompressed batch holding one record.
 pub fn one_record_batch(key: Option<&str>, value: Option<&str>, timestamp: i64) -> BytesMut {
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
+    let record = plain_record(
+        key.map(|k| Bytes::from(k.to_string())),
+        value.map(|v| Bytes::from(v.to_string())),
         timestamp,
-        key: key.map(|k| Bytes::from(k.to_string())),
-        value: value.map(|v| Bytes::from(v.to_string())),
-        headers: Default::default(),
-    };
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, [&record], &options).expect("encode a batch");
-    buf
+    );
+    encode_plain_batch(&[record], Compression::None).expect("encode a batch")
 }

@@ -8,6 +8,8 @@
 //! Module map:
 //! * [`batch`] — the v2 RecordBatch header: parse, validate (CRC32C, no
 //!   decompression), patch base offset / leader epoch / LogAppendTime in place.
+//! * `encode` — [`encode_plain_batch`]: batches Strata writes itself (no
+//!   producer), encoded by kafka-protocol.
 //! * `index` — the sparse offset and time indexes (in memory while active, mapped
 //!   read-only on demand after).
 //! * `fd_cache` — the process-wide LRU of open segment files and index mappings
@@ -32,6 +34,7 @@
 pub mod batch;
 pub mod checkpoint;
 mod cleaner;
+mod encode;
 mod error;
 mod fd_cache;
 mod file_slice;
@@ -54,6 +57,7 @@ mod recovery_tests;
 mod retention_tests;
 
 pub use cleaner::{CleanStats, CleanedGroup, CleaningJob};
+pub use encode::{encode_plain_batch, plain_record, EncodeError};
 pub use error::StorageError;
 pub use fd_cache::{open_file_limit, open_files, set_open_file_limit, DEFAULT_OPEN_FILE_LIMIT};
 pub use file_slice::{read_slices, FileSlice};

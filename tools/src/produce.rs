@@ -27,15 +27,14 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record};
+use strata_storage::{encode_plain_batch, plain_record};
 
 use crate::client::{error_name, finish, Client, REQUEST_TIMEOUT_MS};
 use crate::leaders::{Leaders, TopicLayout};
@@ -349,19 +348,8 @@ pub fn new_record(
     timestamp: i64,
 ) -> Record {
     Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp,
-        key,
-        value,
         headers,
+        ..plain_record(key, value, timestamp)
     }
 }
 
@@ -382,28 +370,9 @@ pub fn record_size(record: &Record) -> usize {
 
 /// Encodes `records` as exactly one v2 record batch with relative offsets 0..n.
 pub fn encode_batch(records: &[Record], codec: Codec) -> Result<Bytes> {
-    let numbered: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, record)| Record {
-            offset: i as i64,
-            // The encoder starts a new batch whenever `offset - sequence` changes;
-            // keeping it constant makes one batch, whose base sequence is -1 (none).
-            sequence: (i as i32).wrapping_sub(1),
-            ..record.clone()
-        })
-        .collect();
-    let mut buffer = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buffer,
-        numbered.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: codec.compression(),
-        },
-    )
-    .with_context(|| format!("encoding a record batch ({})", codec.name()))?;
-    Ok(buffer.freeze())
+    let batch = encode_plain_batch(records, codec.compression())
+        .with_context(|| format!("encoding a record batch ({})", codec.name()))?;
+    Ok(batch.freeze())
 }
 
 /// A Produce request carrying one encoded batch per listed partition. Both the

@@ -10,12 +10,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
 use strata_storage::batch::{self, LOG_OVERHEAD};
+use strata_storage::{encode_plain_batch, plain_record};
 
 use crate::broker::{now_ms, Broker, Topic};
 use crate::error::{ApiError, BrokerError};
@@ -80,33 +79,10 @@ pub fn append(
     let now = now_ms();
     let records: Vec<Record> = records
         .into_iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder starts a new batch whenever offset minus sequence
-            // changes; a batch without producer has base sequence -1.
-            sequence: i as i32 - 1,
-            timestamp: now,
-            key: Some(key),
-            value,
-            headers: Default::default(),
-            delete_horizon: false,
-        })
+        .map(|(key, value)| plain_record(Some(key), value, now))
         .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: batch::MAGIC,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &options)
-        .map_err(|error| ApiError::new(ResponseError::UnknownServerError, format!("{error}")))?;
-    let mut batch = buf.to_vec();
+    let mut batch = encode_plain_batch(&records, Compression::None)
+        .map_err(|error| ApiError::new(ResponseError::UnknownServerError, error.to_string()))?;
     partition
         .append(&mut batch, now)
         .map(|_| ())

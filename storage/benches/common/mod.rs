@@ -3,10 +3,9 @@
 
 #![allow(dead_code)] // each bench uses a subset
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::Compression;
+use strata_storage::{encode_plain_batch, plain_record};
 
 /// Value size of every record: 1 KiB, no key, no headers.
 pub const RECORD_SIZE: usize = 1024;
@@ -38,35 +37,12 @@ pub fn batch_of_at_most(max_bytes: usize) -> Vec<u8> {
 /// One batch of `count` records with pseudo-random 1 KiB values.
 fn encode(count: usize) -> Vec<u8> {
     let value = Bytes::from(pseudo_random_bytes(RECORD_SIZE));
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // kafka-protocol starts a new batch when `offset - sequence` changes.
-            sequence: i as i32 - 1,
-            timestamp: NOW_MS,
-            key: None,
-            value: Some(value.clone()),
-            headers: Default::default(),
-        })
+    let records: Vec<_> = (0..count)
+        .map(|_| plain_record(None, Some(value.clone()), NOW_MS))
         .collect();
-    let mut buffer = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buffer,
-        records.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("records of 1 KiB always encode");
-    buffer.to_vec()
+    encode_plain_batch(&records, Compression::None)
+        .expect("records of 1 KiB always encode")
+        .to_vec()
 }
 
 /// Deterministic bytes (xorshift): realistic, incompressible payloads.
