@@ -14,6 +14,7 @@
 //! - [`cleaner`]: the log cleaner task that compacts compacted topics.
 //! - [`group`]: the classic consumer-group state machine (pure logic, no I/O).
 //! - [`partition`]: a partition's log and the watch that wakes fetches.
+//! - [`metrics`]: Prometheus metrics and their HTTP endpoint.
 //! - [`producer_state`]: idempotent producers' sequence checks.
 //! - [`metadata_store`]: topic metadata on disk.
 //! - [`config`]: the Kafka properties Strata honours.
@@ -28,6 +29,7 @@ pub mod frame;
 pub mod group;
 mod handlers;
 pub mod metadata_store;
+pub mod metrics;
 pub mod partition;
 pub mod producer_state;
 pub mod server;

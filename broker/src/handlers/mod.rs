@@ -97,6 +97,10 @@ pub async fn handle(broker: &Arc<Broker>, request: Request) -> Result<Option<Fra
         },
         RequestKind::Fetch(request) => {
             let reply = fetch::handle(broker, request).await;
+            broker
+                .metrics
+                .requests()
+                .count_fetch_errors(&reply.response);
             return Ok(Some(encode_fetch(reply, version, header.correlation_id)?));
         }
         RequestKind::ListOffsets(request) => {
@@ -131,6 +135,7 @@ pub async fn handle(broker: &Arc<Broker>, request: Request) -> Result<Option<Fra
         }
         _ => return Err(HandleError::Unsupported { api_key, version }),
     };
+    broker.metrics.requests().count_errors(api_key, &response);
     Ok(Some(Frame::from_bytes(encode_response(
         api_key,
         version,
