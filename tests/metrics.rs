@@ -160,7 +160,23 @@ impl Prometheus {
             address: String::new(),
         };
         prometheus.address = prometheus.wait_for_address();
+        prometheus.wait_until_ready();
         prometheus
+    }
+
+    /// Polls `/-/ready`: the web listener is up (and answers 503) before the TSDB is.
+    fn wait_until_ready(&mut self) {
+        let deadline = Instant::now() + PROMETHEUS_DEADLINE;
+        while http(&self.address, "GET", "/-/ready").status != 200 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("prometheus exited with {status} before it was ready");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "prometheus was not ready within {PROMETHEUS_DEADLINE:?}"
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// The bound address from the log line `msg="Listening on" address=127.0.0.1:PORT`.
