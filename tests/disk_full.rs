@@ -38,7 +38,7 @@ echo ready
 while read -r cmd; do
   case "$cmd" in
     start)
-      "$STRATA" serve --listen 127.0.0.1:0 --data-dir "$MNT/data" \
+      "$STRATA" serve --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --data-dir "$MNT/data" \
         --set log.segment.bytes=1048576 </dev/null 2>>"$LOGS/broker.log" &
       pid=$!
       echo "pid $pid" ;;

@@ -82,7 +82,7 @@ trap 'exit 130' INT TERM
 start_broker() {
     local data=$WORK/data-$RUN_ID
     mkdir -p "$data"
-    "$STRATA" serve --listen 127.0.0.1:0 --data-dir "$data" "$@" \
+    "$STRATA" serve --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --data-dir "$data" "$@" \
         >"$WORK/stdout-$RUN_ID" 2>"$WORK/broker-$RUN_ID.log" &
     BROKER_PID=$!
     BOOTSTRAP=""

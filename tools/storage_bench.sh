@@ -52,7 +52,7 @@ start_broker() {
     : >"$WORK/stdout"
     local t0 t1
     t0=$(now_ns)
-    "$STRATA" serve --listen 127.0.0.1:0 --data-dir "$DATA" "$@" >"$WORK/stdout" 2>>"$WORK/broker.log" &
+    "$STRATA" serve --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --data-dir "$DATA" "$@" >"$WORK/stdout" 2>>"$WORK/broker.log" &
     PID=$!
     until grep -q '^listening on ' "$WORK/stdout"; do
         if ! kill -0 "$PID" 2>/dev/null; then

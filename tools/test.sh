@@ -5,7 +5,9 @@
 # end-to-end tests in tests/ need:
 #   - Debian packages: kcat (Debian's, built on librdkafka 2.0.2, a second librdkafka
 #     version next to the one bundled by the rdkafka crate), a C toolchain and
-#     pkg-config for the bundled librdkafka build (./configure + make), and python3-venv;
+#     pkg-config for the bundled librdkafka build (./configure + make), python3-venv,
+#     and prometheus (tests/metrics.rs runs its own Prometheus server against a broker;
+#     the package's system service plays no part);
 #   - a Python virtualenv in .venv with a pinned kafka-python.
 # Then it runs the lints and the whole workspace test suite, in one `cargo test`.
 set -euo pipefail
@@ -29,10 +31,10 @@ as_root() {
 
 install_debian_packages() {
     if ! command -v dpkg-query >/dev/null 2>&1; then
-        log "not a Debian system: install kcat, a C toolchain, pkg-config and python3-venv yourself"
+        log "not a Debian system: install kcat, a C toolchain, pkg-config, python3-venv and prometheus yourself"
         return
     fi
-    local wanted=(kcat build-essential pkg-config python3 python3-venv)
+    local wanted=(kcat build-essential pkg-config python3 python3-venv prometheus)
     local missing=()
     local package
     for package in "${wanted[@]}"; do

@@ -16,6 +16,7 @@ use crate::config::BrokerConfig;
 use crate::coordinator::GroupCoordinator;
 use crate::error::{ApiError, BrokerError};
 use crate::metadata_store::{self, StoredTopic};
+use crate::metrics::BrokerMetrics;
 use crate::partition::Partition;
 
 /// Kafka's file of per-partition recovery points (offsets below which the log
@@ -83,6 +84,8 @@ pub struct Broker {
     pub node_id: i32,
     pub cluster_id: String,
     pub endpoint: Endpoint,
+    /// What `/metrics` reports; partitions hold handles into it.
+    pub metrics: Arc<BrokerMetrics>,
     data_dir: PathBuf,
     /// Topics by name. Readers clone the `Arc<Topic>` they need and let go of
     /// the lock at once; changes replace a topic's `Arc` whole.
@@ -126,6 +129,7 @@ impl Broker {
         let stored = metadata_store::load_topics(data_dir)?;
         remove_orphaned_partition_dirs(data_dir, &stored);
         let now = now_ms();
+        let metrics = Arc::new(BrokerMetrics::new());
         let mut topics = BTreeMap::new();
         for stored_topic in stored {
             let log_config = config.log_config(&stored_topic.configs);
@@ -150,6 +154,7 @@ impl Broker {
                     stored_topic.name.clone(),
                     index,
                     log,
+                    metrics.topic(&stored_topic.name),
                 )));
             }
             topics.insert(
@@ -176,6 +181,7 @@ impl Broker {
             node_id,
             cluster_id,
             endpoint,
+            metrics,
             data_dir: data_dir.to_path_buf(),
             topics: RwLock::new(topics),
             admin: std::sync::Mutex::new(()),
@@ -310,6 +316,7 @@ impl Broker {
         self.commit_topic_change(|topics| {
             topics.remove(name);
         })?;
+        self.metrics.remove_topic(name);
         for partition in &topic.partitions {
             let dir = partition.log().dir().to_path_buf();
             if let Err(error) = fs::remove_dir_all(&dir) {
@@ -422,7 +429,12 @@ impl Broker {
             let log = Log::open(&dir, log_config.clone(), 0, true, now).map_err(ApiError::from)?;
             metadata_store::write_partition_metadata(&dir, topic.id)
                 .map_err(|e| ApiError::new(ResponseError::KafkaStorageError, e.to_string()))?;
-            opened.push(Arc::new(Partition::new(topic.name.clone(), index, log)));
+            opened.push(Arc::new(Partition::new(
+                topic.name.clone(),
+                index,
+                log,
+                self.metrics.topic(&topic.name),
+            )));
         }
         Ok(opened)
     }

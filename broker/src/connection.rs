@@ -33,6 +33,7 @@ pub const READ_AHEAD_BYTES: usize = 16 << 20;
 /// is not a Kafka request, or the broker shuts down.
 pub async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
     let peer = stream.peer_addr().ok();
+    let _active = broker.metrics.connection_opened();
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
     let max_frame = broker.config.socket_request_max_bytes();
@@ -76,15 +77,22 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: watch::
             },
             _ = shutdown.changed() => break,
         };
+        // Times the request until its response is written (dropped at the
+        // end of this iteration, however it ends).
+        let _timer;
         let response = match decode_request(frame) {
-            Ok(request) => match handlers::handle(&broker, request, peer).await {
-                Ok(Some(response)) => response,
-                Ok(None) => continue, // acks=0 produce: Kafka sends nothing back
-                Err(error) => {
-                    tracing::error!(?peer, %error, "closing connection");
-                    break;
+            Ok(request) => {
+                let version = request.header.request_api_version;
+                _timer = broker.metrics.requests().start(request.api_key, version);
+                match handlers::handle(&broker, request, peer).await {
+                    Ok(Some(response)) => response,
+                    Ok(None) => continue, // acks=0 produce: Kafka sends nothing back
+                    Err(error) => {
+                        tracing::error!(?peer, %error, "closing connection");
+                        break;
+                    }
                 }
-            },
+            }
             Err(strata_protocol::DecodeError::UnsupportedApiVersionsVersion {
                 correlation_id,
                 ..

@@ -17,6 +17,7 @@
 //! - [`coordinator`]: the group coordinator around it: parked requests,
 //!   timers, committed offsets, `__consumer_offsets`.
 //! - [`partition`]: a partition's log and the watch that wakes fetches.
+//! - [`metrics`]: Prometheus metrics and their HTTP endpoint.
 //! - [`producer_state`]: idempotent producers' sequence checks.
 //! - [`metadata_store`]: topic metadata on disk.
 //! - [`config`]: the Kafka properties Strata honours.
@@ -32,6 +33,7 @@ pub mod frame;
 pub mod group;
 mod handlers;
 pub mod metadata_store;
+pub mod metrics;
 pub mod partition;
 pub mod producer_state;
 pub mod server;

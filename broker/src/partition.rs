@@ -10,6 +10,7 @@ use strata_storage::{AppendInfo, FileSlice, Log, LogConfig, StorageError};
 use tokio::sync::watch;
 
 use crate::error::ApiError;
+use crate::metrics::TopicMetrics;
 use crate::producer_state::{ProducerBatch, ProducerStates, Verdict};
 
 /// The leader epoch Strata reports for every partition. A single broker is
@@ -31,6 +32,8 @@ pub struct Partition {
     /// The log end offset after every append; fetches waiting for
     /// `min_bytes` wake on its changes instead of polling.
     log_end_offset: watch::Sender<i64>,
+    /// The topic's produce and fetch counters, shared by its partitions.
+    pub metrics: TopicMetrics,
 }
 
 /// What a fetch read from one partition: whole batches as ranges of the
@@ -50,7 +53,7 @@ impl Partition {
     /// that a retry arriving after a restart is still recognised as a
     /// duplicate; if batches had to be read, a snapshot at the log end offset
     /// spares the next start from reading them again.
-    pub fn new(topic: String, index: i32, log: Log) -> Self {
+    pub fn new(topic: String, index: i32, log: Log, metrics: TopicMetrics) -> Self {
         let (log_end_offset, _) = watch::channel(log.log_end_offset());
         let (producers, walked_from) = ProducerStates::load(&log);
         if walked_from < log.log_end_offset() {
@@ -62,6 +65,7 @@ impl Partition {
             log: Mutex::new(log),
             producers: Mutex::new(producers),
             log_end_offset,
+            metrics,
         }
     }
 

@@ -27,12 +27,15 @@ pub struct ServerOptions {
     pub advertise: Option<(String, u16)>,
     pub data_dir: PathBuf,
     pub config: BrokerConfig,
+    /// Where to serve `/metrics` and `/health`; `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// A bound, opened broker, ready to serve.
 pub struct Server {
     broker: Arc<Broker>,
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
 }
 
 impl Server {
@@ -44,6 +47,12 @@ impl Server {
         let local = listener
             .local_addr()
             .map_err(|e| BrokerError::io("reading the bound address", e))?;
+        let metrics_listener = match options.metrics_listen {
+            Some(address) => Some(TcpListener::bind(address).await.map_err(|e| {
+                BrokerError::io(format!("binding the metrics endpoint {address}"), e)
+            })?),
+            None => None,
+        };
         let (host, port) = options
             .advertise
             .unwrap_or_else(|| (local.ip().to_string(), local.port()));
@@ -60,7 +69,17 @@ impl Server {
         Ok(Server {
             broker: Arc::new(broker),
             listener,
+            metrics_listener,
         })
+    }
+
+    /// Where `/metrics` is served, if anywhere.
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, BrokerError> {
+        self.metrics_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()
+            .map_err(|e| BrokerError::io("reading the metrics endpoint's address", e))
     }
 
     pub fn local_addr(&self) -> Result<SocketAddr, BrokerError> {
@@ -78,6 +97,14 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), BrokerError> {
         let (stop, stopped) = watch::channel(false);
         let background = tokio::spawn(periodic_work(self.broker.clone(), stopped.clone()));
+        // Answers until the broker is shut down, /health with 503 meanwhile.
+        let metrics = self.metrics_listener.map(|listener| {
+            tokio::spawn(crate::metrics::http::serve(
+                listener,
+                self.broker.clone(),
+                stopped.clone(),
+            ))
+        });
         let mut connections = tokio::task::JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -113,9 +140,13 @@ impl Server {
         connections.abort_all();
         let _ = background.await;
         let broker = self.broker;
-        tokio::task::spawn_blocking(move || broker.shutdown())
+        let result = tokio::task::spawn_blocking(move || broker.shutdown())
             .await
-            .map_err(|e| BrokerError::Config(format!("shutdown panicked: {e}")))?
+            .map_err(|e| BrokerError::Config(format!("shutdown panicked: {e}")))?;
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
+        result
     }
 }
 

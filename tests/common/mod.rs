@@ -2,9 +2,10 @@
 //! private data directory, and talk to it with real clients.
 //!
 //! - [`Broker`] spawns the binary Cargo built for this test run, waits for the
-//!   `listening on 127.0.0.1:PORT` line the process contract promises on stdout, and
-//!   can stop it cleanly (SIGTERM), crash it (SIGKILL) and start it again on the same
-//!   data directory.
+//!   `listening on 127.0.0.1:PORT` line the process contract promises on stdout (after
+//!   `metrics listening on 127.0.0.1:PORT` for the metrics endpoint), and can stop it
+//!   cleanly (SIGTERM), crash it (SIGKILL) and start it again on the same data
+//!   directory.
 //! - [`rdkafka`-based helpers](producer_config) build client configurations and
 //!   produce/consume whole topics with generous timeouts (only to avoid hangs; the
 //!   tests never assert on timing).
@@ -61,6 +62,7 @@ pub struct Broker {
     extra_args: Vec<String>,
     child: Option<Child>,
     address: String,
+    metrics_address: String,
     run: u32,
 }
 
@@ -89,6 +91,7 @@ impl Broker {
             settings: settings.iter().map(|s| s.to_string()).collect(),
             child: None,
             address: String::new(),
+            metrics_address: String::new(),
             run: 0,
         };
         broker.spawn();
@@ -122,6 +125,13 @@ impl Broker {
     pub fn bootstrap(&self) -> String {
         assert!(self.child.is_some(), "the broker is not running");
         self.address.clone()
+    }
+
+    /// `127.0.0.1:PORT` of the metrics endpoint (`/metrics`, `/health`), as printed by
+    /// the broker.
+    pub fn metrics_address(&self) -> String {
+        assert!(self.child.is_some(), "the broker is not running");
+        self.metrics_address.clone()
     }
 
     /// The `--data-dir` of the broker.
@@ -217,6 +227,8 @@ impl Broker {
             .arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")
+            .arg("--metrics-listen")
+            .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(&data_dir);
         for setting in &self.settings {
@@ -248,11 +260,14 @@ impl Broker {
 
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         let mut seen = Vec::new();
+        let mut metrics_address = None;
         let address = loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             match lines_rx.recv_timeout(remaining.min(Duration::from_millis(200))) {
                 Ok(line) => {
-                    if let Some(address) = line.trim().strip_prefix("listening on ") {
+                    if let Some(address) = line.trim().strip_prefix("metrics listening on ") {
+                        metrics_address = Some(address.to_string());
+                    } else if let Some(address) = line.trim().strip_prefix("listening on ") {
                         break address.to_string();
                     }
                     seen.push(line);
@@ -282,7 +297,13 @@ impl Broker {
                 && address["127.0.0.1:".len()..].parse::<u16>().is_ok(),
             "unexpected listening line `listening on {address}`"
         );
+        let Some(metrics_address) = metrics_address else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no `metrics listening on` line before `listening on`; stdout: {seen:?}");
+        };
         self.address = address;
+        self.metrics_address = metrics_address;
         self.child = Some(child);
     }
 }

@@ -62,6 +62,10 @@ struct ServeArgs {
     /// Address to accept Kafka clients on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:9092")]
     listen: SocketAddr,
+    /// Address to serve Prometheus metrics (/metrics) and health checks (/health) on
+    /// (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:9644")]
+    metrics_listen: SocketAddr,
     /// HOST:PORT given to clients in metadata; defaults to the bound address.
     #[arg(long)]
     advertise: Option<String>,
@@ -143,10 +147,17 @@ fn serve(args: ServeArgs) -> Result<()> {
             advertise,
             data_dir,
             config,
+            metrics_listen: Some(args.metrics_listen),
         })
         .await?;
         let bound = server.local_addr()?;
-        // The one line on stdout: scripts and tests wait for it.
+        if let Some(metrics) = server.metrics_addr()? {
+            // Before the `listening on` line, so whoever waits for that one
+            // has seen this one too.
+            println!("metrics listening on {metrics}");
+            tracing::info!(%metrics, "serving /metrics and /health");
+        }
+        // The line scripts and tests wait for.
         println!("listening on {bound}");
         tracing::info!(%bound, "strata is serving");
         server.run(shutdown_signal()).await?;

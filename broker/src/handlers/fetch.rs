@@ -95,17 +95,33 @@ pub async fn handle(broker: &Broker, request: FetchRequest) -> FetchReply {
         .collect();
 
     let mut timed_out = false;
+    // Counts this fetch in purgatory from its first wait until it answers.
+    let mut waiting = None;
     loop {
         let read = read_all(&topics, request.max_bytes, read_committed);
         let enough = read.bytes >= request.min_bytes.max(0) as usize;
         if enough || read.errored || timed_out || watches.is_empty() || request.max_wait_ms <= 0 {
+            count_bytes_out(&topics, &read.responses);
             return FetchReply {
                 response: FetchResponse::default().with_responses(read.responses),
                 holes: read.holes,
             };
         }
+        waiting.get_or_insert_with(|| broker.metrics.fetch_waiting());
         let any_append = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
         timed_out = tokio::time::timeout_at(deadline, any_append).await.is_err();
+    }
+}
+
+/// Adds the record bytes of the response to each topic's bytes-out counter.
+fn count_bytes_out(topics: &[(TopicName, Vec<Target>)], responses: &[FetchableTopicResponse]) {
+    for ((_, targets), response) in topics.iter().zip(responses) {
+        for (target, data) in targets.iter().zip(&response.partitions) {
+            let bytes = data.records.as_ref().map_or(0, Bytes::len);
+            if let (Some(partition), true) = (&target.partition, bytes > 0) {
+                partition.metrics.record_fetch(bytes);
+            }
+        }
     }
 }
 

@@ -116,6 +116,10 @@ pub async fn handle(
         },
         RequestKind::Fetch(request) => {
             let reply = fetch::handle(broker, request).await;
+            broker
+                .metrics
+                .requests()
+                .count_fetch_errors(&reply.response);
             return Ok(Some(encode_fetch(reply, version, header.correlation_id)?));
         }
         RequestKind::ListOffsets(request) => {
@@ -188,6 +192,7 @@ pub async fn handle(
         }
         _ => return Err(HandleError::Unsupported { api_key, version }),
     };
+    broker.metrics.requests().count_errors(api_key, &response);
     Ok(Some(Frame::from_bytes(encode_response(
         api_key,
         version,

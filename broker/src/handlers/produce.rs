@@ -69,5 +69,12 @@ fn append(
     // The one copy of the batch on the way to the log: the request frame is
     // shared and immutable, and the base offset must be patched in place.
     let mut batch = records.to_vec();
-    partition.append(&mut batch, now)
+    let (info, log_start_offset) = partition.append(&mut batch, now)?;
+    // A retried duplicate of an idempotent producer appends nothing.
+    if info.record_count > 0 {
+        partition
+            .metrics
+            .record_produce(batch.len(), info.record_count);
+    }
+    Ok((info, log_start_offset))
 }
