@@ -447,3 +447,46 @@ fn deleting_a_topic_removes_its_series() {
         "the other topic is untouched\n{text}"
     );
 }
+
+#[test]
+fn group_members_committed_offsets_and_lag_are_exported() {
+    let broker = Broker::start(&["group.initial.rebalance.delay.ms=0"]);
+    let bootstrap = broker.bootstrap();
+    let metrics = broker.metrics_address();
+    let topic = unique_topic("lagging");
+    let active = unique_topic("active-group");
+    let idle = unique_topic("idle-group");
+    create_topic(&bootstrap, &topic, 2);
+    let producer = create_producer(&producer_config(&bootstrap));
+    produce_numbered(&producer, &topic, 0, "p0", 10);
+    produce_numbered(&producer, &topic, 1, "p1", 4);
+    // One group with a member, one with only committed offsets.
+    let member = group_member(&bootstrap, &active, "metrics-test", &topic);
+    poll_until_assigned(&member, 2);
+    commit_outside_group(&bootstrap, &idle, &topic, &[(0, 3), (1, 4)]);
+
+    let text = get_ok(&metrics, "/metrics");
+    let members = format!("strata_consumer_group_members{{group=\"{active}\"}}");
+    assert_eq!(sample(&text, &members), Some(1.0), "{members} in:\n{text}");
+    assert_eq!(
+        sample(
+            &text,
+            &format!("strata_consumer_group_members{{group=\"{idle}\"}}")
+        ),
+        Some(0.0)
+    );
+    let series = |name: &str, partition: i32| {
+        let labels = format!("{{group=\"{idle}\",topic=\"{topic}\",partition=\"{partition}\"}}");
+        sample(&text, &format!("{name}{labels}"))
+    };
+    assert_eq!(
+        series("strata_consumer_group_committed_offset", 0),
+        Some(3.0)
+    );
+    assert_eq!(series("strata_consumer_group_lag", 0), Some(7.0), "10 - 3");
+    assert_eq!(series("strata_consumer_group_lag", 1), Some(0.0));
+    assert!(
+        sample(&text, "strata_consumer_groups{state=\"Stable\"}").is_some_and(|n| n >= 1.0),
+        "a Stable group counted:\n{text}"
+    );
+}

@@ -94,7 +94,7 @@ pub struct Broker {
     admin: std::sync::Mutex<()>,
     producer_ids: std::sync::Mutex<ProducerIdBlock>,
     /// Consumer groups and their committed offsets.
-    pub groups: GroupCoordinator,
+    pub groups: Arc<GroupCoordinator>,
 }
 
 /// Milliseconds since the Unix epoch, as Kafka timestamps are.
@@ -176,7 +176,7 @@ impl Broker {
                 next: allocated,
                 end: allocated,
             }),
-            groups: GroupCoordinator::new(&config),
+            groups: Arc::new(GroupCoordinator::new(&config)),
             config,
             node_id,
             cluster_id,
@@ -190,6 +190,7 @@ impl Broker {
         broker
             .groups
             .restore(crate::coordinator::store::load(&broker)?);
+        broker.metrics.set_group_source(broker.groups.clone());
         tracing::info!(
             topics = broker.topics().len(),
             data_dir = %data_dir.display(),

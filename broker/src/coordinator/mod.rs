@@ -387,6 +387,36 @@ impl GroupCoordinator {
     }
 }
 
+/// What `/metrics` shows of the groups: state, member count and committed
+/// offsets of each (the metrics layer computes the lag).
+impl crate::metrics::GroupMetricsSource for GroupCoordinator {
+    fn groups(&self) -> Vec<crate::metrics::GroupSnapshot> {
+        let entries: Vec<SharedEntry> = lock(&self.groups).values().cloned().collect();
+        entries
+            .iter()
+            .filter_map(|entry| {
+                let entry = lock(entry);
+                (entry.group.state() != GroupState::Dead).then(|| crate::metrics::GroupSnapshot {
+                    group_id: entry.group.group_id().to_string(),
+                    state: entry.group.state().as_str().to_string(),
+                    members: entry.group.members().count(),
+                    committed_offsets: entry
+                        .offsets
+                        .iter()
+                        .map(
+                            |((topic, partition), value)| crate::metrics::CommittedOffset {
+                                topic: topic.clone(),
+                                partition: *partition,
+                                offset: value.offset,
+                            },
+                        )
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+}
+
 /// Sends answers to parked requests. A request whose client went away has
 /// no receiver any more; its answer is dropped.
 fn deliver(entry: &mut GroupEntry, deliveries: Vec<Delivery>) {
