@@ -5,54 +5,10 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::process::Command;
 
+use common::cli::*;
 use common::*;
-
-/// Runs `strata --bootstrap BOOTSTRAP ARGS...`.
-fn strata(bootstrap: &str, args: &[&str]) -> CommandOutput {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
-    command.arg("--bootstrap").arg(bootstrap).args(args);
-    run_command(&mut command, b"")
-}
-
-/// Asserts success and returns stdout.
-fn success(output: CommandOutput) -> String {
-    assert_eq!(output.status.code(), Some(0), "{}", output.describe());
-    assert_eq!(output.stderr, "", "{}", output.describe());
-    output.stdout
-}
-
-/// Asserts exit code 1, nothing on stdout and exactly one `error:` line on stderr
-/// containing every one of `expected`; returns that line.
-fn failure(output: CommandOutput, expected: &[&str]) -> String {
-    assert_eq!(output.status.code(), Some(1), "{}", output.describe());
-    assert_eq!(output.stdout, "", "{}", output.describe());
-    let lines: Vec<&str> = output.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{}", output.describe());
-    assert!(lines[0].starts_with("error: "), "{}", output.describe());
-    for part in expected {
-        assert!(
-            lines[0].contains(part),
-            "{part:?} missing: {}",
-            output.describe()
-        );
-    }
-    lines[0].to_string()
-}
-
-/// Whitespace-separated cells of each line, for table assertions.
-fn cells(stdout: &str) -> Vec<Vec<String>> {
-    stdout
-        .lines()
-        .map(|line| line.split_whitespace().map(str::to_string).collect())
-        .collect()
-}
-
-fn row(cells: &[&str]) -> Vec<String> {
-    cells.iter().map(|c| c.to_string()).collect()
-}
 
 #[test]
 fn cluster_info_shows_id_controller_and_brokers() {
@@ -206,11 +162,7 @@ fn topic_lifecycle_create_list_describe_alter_grow_delete() {
 
 #[test]
 fn unreachable_broker_is_one_line_and_exit_code_1() {
-    // A port that was free a moment ago: nothing listens there.
-    let closed = {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-        listener.local_addr().expect("bound address").to_string()
-    };
+    let closed = closed_port();
     for args in [
         &["topic", "list"][..],
         &["topic", "describe", "orders"],
@@ -320,15 +272,12 @@ fn bad_arguments_fail_before_connecting() {
         strata(closed, &["topic", "alter-config", "orders"]),
         &["--set KEY=VALUE or --delete KEY"],
     );
-    let output = strata(
-        closed,
-        &["topic", "create", "orders", "--config", "retention.ms"],
-    );
-    assert_eq!(output.status.code(), Some(2), "{}", output.describe());
-    assert!(
-        output.stderr.contains("expected KEY=VALUE"),
-        "{}",
-        output.describe()
+    usage_error(
+        strata(
+            closed,
+            &["topic", "create", "orders", "--config", "retention.ms"],
+        ),
+        "expected KEY=VALUE",
     );
 }
 

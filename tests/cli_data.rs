@@ -7,71 +7,18 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::process::Command;
 
+use common::cli::*;
 use common::*;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 use serde_json::Value;
 
-/// Runs `strata --bootstrap BOOTSTRAP ARGS...` with `stdin`.
-fn strata_with_input(bootstrap: &str, args: &[&str], stdin: &[u8]) -> CommandOutput {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
-    command.arg("--bootstrap").arg(bootstrap).args(args);
-    run_command(&mut command, stdin)
-}
-
-fn strata(bootstrap: &str, args: &[&str]) -> CommandOutput {
-    strata_with_input(bootstrap, args, b"")
-}
-
-/// Asserts exit code 0 and that stderr is exactly `summary` (one line); returns stdout.
-fn success(output: CommandOutput, summary: &str) -> String {
-    assert_eq!(output.status.code(), Some(0), "{}", output.describe());
-    assert_eq!(
-        output.stderr,
-        format!("{summary}\n"),
-        "{}",
-        output.describe()
-    );
-    output.stdout
-}
-
-/// Asserts exit code 1, nothing on stdout and one `error:` line on stderr holding
-/// every one of `expected`.
-fn failure(output: CommandOutput, expected: &[&str]) {
-    assert_eq!(output.status.code(), Some(1), "{}", output.describe());
-    assert_eq!(output.stdout, "", "{}", output.describe());
-    let lines: Vec<&str> = output.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{}", output.describe());
-    assert!(lines[0].starts_with("error: "), "{}", output.describe());
-    for part in expected {
-        assert!(lines[0].contains(part), "{part:?}: {}", output.describe());
-    }
-}
-
-/// Asserts a command-line usage error (clap's exit code 2) mentioning `expected`.
-fn usage_error(output: CommandOutput, expected: &str) {
-    assert_eq!(output.status.code(), Some(2), "{}", output.describe());
-    assert_eq!(output.stdout, "", "{}", output.describe());
-    let first = output.stderr.lines().next().unwrap_or_default();
-    assert!(first.starts_with("error: "), "{}", output.describe());
-    assert!(output.stderr.contains(expected), "{}", output.describe());
-}
-
-/// Each stdout line parsed as JSON.
-fn json_lines(stdout: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect()
-}
-
 /// `strata consume TOPIC --json --from beginning --count N` → the parsed records.
 fn consume_json(bootstrap: &str, topic: &str, count: usize) -> Vec<Value> {
     let count_text = count.to_string();
-    let stdout = success(
+    let stdout = success_with(
         strata(
             bootstrap,
             &[
@@ -84,15 +31,9 @@ fn consume_json(bootstrap: &str, topic: &str, count: usize) -> Vec<Value> {
                 "--json",
             ],
         ),
-        &format!("consumed {count} records from {topic}"),
+        &format!("consumed {count} records from {topic}\n"),
     );
     json_lines(&stdout)
-}
-
-/// A closed port: bound a moment ago, nothing listens there now.
-fn closed_port() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("bound address").to_string()
 }
 
 #[test]
@@ -106,7 +47,7 @@ fn produced_lines_come_back_with_every_field() {
     // and a CRLF line ending (stripped like the LF).
     let input = b"alpha::one\nbeta::two::2\ngamma::\ndelta::\xff\xfe\r\nepsilon::five\n";
     let before = now_ms();
-    let stdout = success(
+    let stdout = success_with(
         strata_with_input(
             &bootstrap,
             &[
@@ -121,7 +62,7 @@ fn produced_lines_come_back_with_every_field() {
             ],
             input,
         ),
-        &format!("produced 5 records to {topic}"),
+        &format!("produced 5 records to {topic}\n"),
     );
     assert_eq!(stdout, "");
     let after = now_ms();
@@ -191,7 +132,7 @@ fn keys_land_on_the_partition_librdkafka_murmur2_chooses() {
         .collect();
 
     let input: String = keys.iter().map(|k| format!("{k}\t{k}\n")).collect();
-    success(
+    success_with(
         strata_with_input(
             &bootstrap,
             &[
@@ -204,7 +145,7 @@ fn keys_land_on_the_partition_librdkafka_murmur2_chooses() {
             ],
             input.as_bytes(),
         ),
-        &format!("produced {} records to {ours}", keys.len()),
+        &format!("produced {} records to {ours}\n", keys.len()),
     );
     let mut config = producer_config(&bootstrap);
     config.set("partitioner", "murmur2_random");
@@ -244,13 +185,13 @@ fn every_codec_round_trips_through_librdkafka() {
             .map(|i| format!("{codec} record {i} {}", "x".repeat(i)))
             .collect();
         let input: String = values.iter().map(|v| format!("{v}\n")).collect();
-        success(
+        success_with(
             strata_with_input(
                 &bootstrap,
                 &["produce", &topic, "--compression", codec, "--acks", "1"],
                 input.as_bytes(),
             ),
-            &format!("produced 50 records to {topic}"),
+            &format!("produced 50 records to {topic}\n"),
         );
         // The batch on disk carries the codec asked for.
         let segment = active_segment(&broker.partition_dir(&topic, 0));
@@ -300,7 +241,7 @@ fn consume_starts_at_an_offset_or_a_time_and_stops_at_a_count() {
     flush_and_check(&producer);
 
     // An offset, with --count.
-    let stdout = success(
+    let stdout = success_with(
         strata(
             &bootstrap,
             &[
@@ -318,7 +259,7 @@ fn consume_starts_at_an_offset_or_a_time_and_stops_at_a_count() {
                 "--print-key",
             ],
         ),
-        &format!("consumed 3 records from {topic}"),
+        &format!("consumed 3 records from {topic}\n"),
     );
     let expected: String = (4..7)
         .map(|i| format!("{}\t1:{i}\ti=v{i}\tnull\tv{i}\n", base + i * 1000))
@@ -333,24 +274,24 @@ fn consume_starts_at_an_offset_or_a_time_and_stops_at_a_count() {
         ("2026-11-21T09:30:00Z".to_string(), 0),
         ("beginning".to_string(), 0),
     ] {
-        let stdout = success(
+        let stdout = success_with(
             strata(
                 &bootstrap,
                 &["consume", &topic, "--from", &from, "--timeout-ms", "1500"],
             ),
-            &format!("consumed {} records from {topic}", 10 - first),
+            &format!("consumed {} records from {topic}\n", 10 - first),
         );
         let expected: String = (first..10).map(|i| format!("v{i}\n")).collect();
         assert_eq!(stdout, expected, "--from {from}");
     }
     // After the last record, and at the end: nothing, until the idle timeout.
     for from in [format!("@{}", base + 60_000), "end".to_string()] {
-        let stdout = success(
+        let stdout = success_with(
             strata(
                 &bootstrap,
                 &["consume", &topic, "--from", &from, "--timeout-ms", "500"],
             ),
-            &format!("consumed 0 records from {topic}"),
+            &format!("consumed 0 records from {topic}\n"),
         );
         assert_eq!(stdout, "", "--from {from}");
     }
@@ -387,6 +328,23 @@ fn consume_starts_at_an_offset_or_a_time_and_stops_at_a_count() {
     );
 }
 
+/// The one JSON line `perf ... --json` prints on success.
+fn perf_report(output: CommandOutput) -> Value {
+    assert_eq!(output.status.code(), Some(0), "{}", output.describe());
+    assert_eq!(output.stdout.lines().count(), 1, "{}", output.describe());
+    serde_json::from_str(output.stdout.trim()).expect("one JSON object")
+}
+
+/// Asserts the report has a number at each of `keys` of its `latency_ms`.
+fn assert_latencies(report: &Value, keys: &[&str]) {
+    for key in keys {
+        assert!(
+            report["latency_ms"][key].as_f64().is_some(),
+            "{key}: {report}"
+        );
+    }
+}
+
 #[test]
 fn perf_produce_and_consume_report_json() {
     let broker = Broker::start(&[]);
@@ -413,9 +371,7 @@ fn perf_produce_and_consume_report_json() {
             "--json",
         ],
     );
-    assert_eq!(output.status.code(), Some(0), "{}", output.describe());
-    let report: Value = serde_json::from_str(output.stdout.trim()).expect("one JSON object");
-    assert_eq!(output.stdout.lines().count(), 1, "{}", output.describe());
+    let report = perf_report(output);
     assert_eq!(report["operation"], "produce");
     assert_eq!(report["records"], 3000);
     assert_eq!(report["bytes"], 150_000);
@@ -426,12 +382,7 @@ fn perf_produce_and_consume_report_json() {
     for key in ["elapsed_s", "mb_per_s", "records_per_s"] {
         assert!(report[key].as_f64().is_some(), "{key}: {report}");
     }
-    for key in ["p50", "p99", "p99_9", "max", "mean"] {
-        assert!(
-            report["latency_ms"][key].as_f64().is_some(),
-            "{key}: {report}"
-        );
-    }
+    assert_latencies(&report, &["p50", "p99", "p99_9", "max", "mean"]);
     let total: i64 = (0..3).map(|p| high_watermark(&bootstrap, &topic, p)).sum();
     assert_eq!(total, 3000);
 
@@ -453,8 +404,7 @@ fn perf_produce_and_consume_report_json() {
             "--json",
         ],
     );
-    assert_eq!(output.status.code(), Some(0), "{}", output.describe());
-    let report: Value = serde_json::from_str(output.stdout.trim()).expect("one JSON object");
+    let report = perf_report(output);
     assert_eq!(report["records"], 200);
     assert_eq!(report["acks"], "0");
     assert!(report["latency_ms"].is_null(), "{report}");
@@ -463,18 +413,12 @@ fn perf_produce_and_consume_report_json() {
         &bootstrap,
         &["perf", "consume", &topic, "--num-records", "3200", "--json"],
     );
-    assert_eq!(output.status.code(), Some(0), "{}", output.describe());
-    let report: Value = serde_json::from_str(output.stdout.trim()).expect("one JSON object");
+    let report = perf_report(output);
     assert_eq!(report["operation"], "consume");
     assert_eq!(report["records"], 3200);
     assert_eq!(report["bytes"], 150_000 + 2_000);
     assert!(report["fetches"].as_u64().expect("fetches") >= 1);
-    for key in ["p50", "p99", "p99_9", "max"] {
-        assert!(
-            report["latency_ms"][key].as_f64().is_some(),
-            "{key}: {report}"
-        );
-    }
+    assert_latencies(&report, &["p50", "p99", "p99_9", "max"]);
 
     // Asking for more than there is ends with the idle timeout, as an error.
     failure(
@@ -494,46 +438,38 @@ fn perf_produce_and_consume_report_json() {
     );
 }
 
-#[test]
-fn unreachable_broker_and_unknown_topic_are_one_line_errors() {
-    let closed = closed_port();
-    let reach = format!("cannot reach broker at {closed}");
-    for args in [
-        &["produce", "t"][..],
-        &["consume", "t"],
-        &[
+/// Each data command on `topic`, with the fewest arguments it accepts.
+fn each_data_command(topic: &str) -> [Vec<&str>; 4] {
+    [
+        vec!["produce", topic],
+        vec!["consume", topic],
+        vec![
             "perf",
             "produce",
-            "t",
+            topic,
             "--num-records",
             "1",
             "--record-size",
             "1",
         ],
-        &["perf", "consume", "t", "--num-records", "1"],
-    ] {
-        failure(strata(&closed, args), &[&reach, "refused"]);
+        vec!["perf", "consume", topic, "--num-records", "1"],
+    ]
+}
+
+#[test]
+fn unreachable_broker_and_unknown_topic_are_one_line_errors() {
+    let closed = closed_port();
+    let reach = format!("cannot reach broker at {closed}");
+    for args in each_data_command("t") {
+        failure(strata(&closed, &args), &[&reach, "refused"]);
     }
 
     let broker = Broker::start(&[]);
     let bootstrap = broker.bootstrap();
     let missing = unique_topic("missing");
     let unknown = format!("topic {missing:?}: UNKNOWN_TOPIC_OR_PARTITION (error code 3)");
-    for args in [
-        &["produce", &missing][..],
-        &["consume", &missing],
-        &[
-            "perf",
-            "produce",
-            &missing,
-            "--num-records",
-            "1",
-            "--record-size",
-            "1",
-        ],
-        &["perf", "consume", &missing, "--num-records", "1"],
-    ] {
-        failure(strata_with_input(&bootstrap, args, b"a\n"), &[&unknown]);
+    for args in each_data_command(&missing) {
+        failure(strata_with_input(&bootstrap, &args, b"a\n"), &[&unknown]);
     }
     // Nothing above created the topic.
     let listed = strata(&bootstrap, &["topic", "list"]);

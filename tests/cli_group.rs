@@ -6,58 +6,17 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::cli::*;
 use common::*;
 use rdkafka::producer::BaseRecord;
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::topic_partition_list::Offset;
 use serde_json::Value;
 
 /// No initial-rebalance delay: a lone member gets its assignment at once.
 const GROUP_SETTINGS: &[&str] = &["group.initial.rebalance.delay.ms=0"];
-
-fn strata(bootstrap: &str, args: &[&str]) -> CommandOutput {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
-    command.arg("--bootstrap").arg(bootstrap).args(args);
-    run_command(&mut command, b"")
-}
-
-/// Asserts exit code 0 and that stderr is `stderr`; returns stdout.
-fn success_with(output: CommandOutput, stderr: &str) -> String {
-    assert_eq!(output.status.code(), Some(0), "{}", output.describe());
-    assert_eq!(output.stderr, stderr, "{}", output.describe());
-    output.stdout
-}
-
-fn success(output: CommandOutput) -> String {
-    success_with(output, "")
-}
-
-/// Asserts exit code 1, nothing on stdout and one `error:` line holding every
-/// one of `expected`.
-fn failure(output: CommandOutput, expected: &[&str]) {
-    assert_eq!(output.status.code(), Some(1), "{}", output.describe());
-    assert_eq!(output.stdout, "", "{}", output.describe());
-    let lines: Vec<&str> = output.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{}", output.describe());
-    assert!(lines[0].starts_with("error: "), "{}", output.describe());
-    for part in expected {
-        assert!(lines[0].contains(part), "{part:?}: {}", output.describe());
-    }
-}
-
-fn cells(stdout: &str) -> Vec<Vec<String>> {
-    stdout
-        .lines()
-        .map(|line| line.split_whitespace().map(str::to_string).collect())
-        .collect()
-}
-
-fn row(cells: &[&str]) -> Vec<String> {
-    cells.iter().map(|c| c.to_string()).collect()
-}
 
 /// `strata group describe GROUP --json`, parsed.
 fn describe_json(bootstrap: &str, group: &str) -> Value {
@@ -102,6 +61,38 @@ fn state_is(state: &'static str) -> impl Fn(&Value) -> bool {
     move |described| described["state"] == state
 }
 
+/// Stable, with exactly `members` members.
+fn stable_with_members(members: usize) -> impl Fn(&Value) -> bool {
+    move |described| {
+        described["state"] == "Stable"
+            && described["members"]
+                .as_array()
+                .is_some_and(|m| m.len() == members)
+    }
+}
+
+/// Produces `count` records `p<partition>-<i>` to each of `partitions` partitions
+/// of `topic`; returns every value produced.
+fn produce_to_each_partition(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    count: usize,
+) -> BTreeSet<String> {
+    let producer = create_producer(&producer_config(bootstrap));
+    let mut values = BTreeSet::new();
+    for partition in 0..partitions {
+        values.extend(produce_numbered(
+            &producer,
+            topic,
+            partition,
+            &format!("p{partition}"),
+            count,
+        ));
+    }
+    values
+}
+
 /// The committed offsets of `partitions`, as numbers (-1 for none).
 fn committed(bootstrap: &str, group: &str, topic: &str, partitions: &[i32]) -> Vec<i64> {
     committed_offsets_of(bootstrap, group, topic, partitions)
@@ -140,16 +131,7 @@ fn list_describe_and_delete_groups_with_lag_and_errors() {
     let group = unique_topic("billing");
     let consumer = group_member(&bootstrap, &group, "lag-client", &topic);
     poll_until_assigned(&consumer, 2);
-    let mut offsets = TopicPartitionList::new();
-    offsets
-        .add_partition_offset(&topic, 0, Offset::Offset(3))
-        .expect("offset");
-    offsets
-        .add_partition_offset(&topic, 1, Offset::Offset(7))
-        .expect("offset");
-    consumer
-        .commit(&offsets, rdkafka::consumer::CommitMode::Sync)
-        .expect("commit as a member");
+    commit_as_member(&consumer, &topic, &[(0, 3), (1, 7)]);
 
     let described = wait_for_group(&bootstrap, &group, "Stable", state_is("Stable"));
     let members = described["members"].as_array().expect("members");
@@ -245,13 +227,19 @@ fn list_describe_and_delete_groups_with_lag_and_errors() {
     assert_eq!(committed(&bootstrap, &group, &topic, &[0, 1]), [-1, -1]);
 }
 
+/// Runs `group reset-offsets GROUP --topic TOPIC ARGS...`.
+fn reset_offsets(bootstrap: &str, group: &str, topic: &str, args: &[&str]) -> CommandOutput {
+    let mut full = vec!["group", "reset-offsets", group, "--topic", topic];
+    full.extend_from_slice(args);
+    strata(bootstrap, &full)
+}
+
 /// Runs `group reset-offsets GROUP --topic TOPIC ARGS... --execute` and returns
 /// its plan's rows (partition, current, new).
 fn reset(bootstrap: &str, group: &str, topic: &str, args: &[&str]) -> Vec<Vec<String>> {
-    let mut full = vec!["group", "reset-offsets", group, "--topic", topic];
-    full.extend_from_slice(args);
+    let mut full = args.to_vec();
     full.push("--execute");
-    let table = cells(&success(strata(bootstrap, &full)));
+    let table = cells(&success(reset_offsets(bootstrap, group, topic, &full)));
     assert_eq!(
         table[0],
         row(&["TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET"])
@@ -282,17 +270,7 @@ fn reset_offsets_plans_by_default_and_commits_each_mode() {
     commit_outside_group(&bootstrap, &group, &topic, &[(0, 5), (1, 2)]);
 
     // A dry run prints the plan and changes nothing.
-    let output = strata(
-        &bootstrap,
-        &[
-            "group",
-            "reset-offsets",
-            &group,
-            "--topic",
-            &topic,
-            "--to-earliest",
-        ],
-    );
+    let output = reset_offsets(&bootstrap, &group, &topic, &["--to-earliest"]);
     let stdout = success_with(
         output,
         "dry run: nothing was committed; add --execute to commit these offsets\n",
@@ -353,63 +331,21 @@ fn reset_offsets_plans_by_default_and_commits_each_mode() {
     poll_until_assigned(&consumer, 2);
     wait_for_group(&bootstrap, &group, "Stable", state_is("Stable"));
     failure(
-        strata(
-            &bootstrap,
-            &[
-                "group",
-                "reset-offsets",
-                &group,
-                "--topic",
-                &topic,
-                "--to-earliest",
-                "--execute",
-            ],
-        ),
+        reset_offsets(&bootstrap, &group, &topic, &["--to-earliest", "--execute"]),
         &["is Stable", "only be reset while it has no members"],
     );
-    let output = strata(
-        &bootstrap,
-        &[
-            "group",
-            "reset-offsets",
-            &group,
-            "--topic",
-            &topic,
-            "--to-earliest",
-        ],
-    );
+    let output = reset_offsets(&bootstrap, &group, &topic, &["--to-earliest"]);
     assert_eq!(output.status.code(), Some(0), "{}", output.describe());
     assert_eq!(committed(&bootstrap, &group, &topic, &[0, 1]), [10, 4]);
     drop(consumer);
 
     // Nothing to shift from, and an unknown topic.
     failure(
-        strata(
-            &bootstrap,
-            &[
-                "group",
-                "reset-offsets",
-                "fresh",
-                "--topic",
-                &topic,
-                "--shift-by",
-                "1",
-            ],
-        ),
+        reset_offsets(&bootstrap, "fresh", &topic, &["--shift-by", "1"]),
         &["partition 0", "no committed offset to shift"],
     );
     failure(
-        strata(
-            &bootstrap,
-            &[
-                "group",
-                "reset-offsets",
-                &group,
-                "--topic",
-                "missing",
-                "--to-latest",
-            ],
-        ),
+        reset_offsets(&bootstrap, &group, "missing", &["--to-latest"]),
         &["UNKNOWN_TOPIC_OR_PARTITION"],
     );
 }
@@ -419,6 +355,32 @@ fn consume_group(bootstrap: &str, topic: &str, group: &str, extra: &[&str]) -> C
     let mut args = vec!["consume", topic, "--group", group, "--print-offset"];
     args.extend_from_slice(extra);
     strata(bootstrap, &args)
+}
+
+/// Starts `consume --group` from the beginning in a thread, to read `count`
+/// records while other members join (a long idle timeout: only a hang ends it).
+fn spawn_group_consumer(
+    bootstrap: &str,
+    topic: &str,
+    group: &str,
+    count: usize,
+) -> thread::JoinHandle<CommandOutput> {
+    let (bootstrap, topic, group) = (bootstrap.to_string(), topic.to_string(), group.to_string());
+    thread::spawn(move || {
+        consume_group(
+            &bootstrap,
+            &topic,
+            &group,
+            &[
+                "--from",
+                "beginning",
+                "--count",
+                &count.to_string(),
+                "--timeout-ms",
+                "45000",
+            ],
+        )
+    })
 }
 
 /// The `PARTITION:OFFSET\tVALUE` lines of a consume, parsed.
@@ -443,17 +405,7 @@ fn consume_group_resumes_where_the_last_run_committed() {
     let bootstrap = broker.bootstrap();
     let topic = unique_topic("resume");
     create_topic(&bootstrap, &topic, 3);
-    let producer = create_producer(&producer_config(&bootstrap));
-    let mut expected = BTreeSet::new();
-    for partition in 0..3 {
-        expected.extend(produce_numbered(
-            &producer,
-            &topic,
-            partition,
-            &format!("p{partition}"),
-            10,
-        ));
-    }
+    let expected = produce_to_each_partition(&bootstrap, &topic, 3, 10);
     let group = unique_topic("resumer");
     let summary = |n: usize| format!("consumed {n} records from {topic}\n");
 
@@ -512,31 +464,9 @@ fn concurrent_group_consumers_split_the_partitions() {
     let group = unique_topic("splitters");
     const PER_PARTITION: usize = 5;
     // Range over 4 partitions and 2 members: two partitions each.
-    let count = (2 * PER_PARTITION).to_string();
+    let count = 2 * PER_PARTITION;
     let members: Vec<_> = (0..2)
-        .map(|_| {
-            let (bootstrap, topic, group, count) = (
-                bootstrap.clone(),
-                topic.clone(),
-                group.clone(),
-                count.clone(),
-            );
-            thread::spawn(move || {
-                consume_group(
-                    &bootstrap,
-                    &topic,
-                    &group,
-                    &[
-                        "--from",
-                        "beginning",
-                        "--count",
-                        &count,
-                        "--timeout-ms",
-                        "45000",
-                    ],
-                )
-            })
-        })
+        .map(|_| spawn_group_consumer(&bootstrap, &topic, &group, count))
         .collect();
     // Produce only once both hold their share, so neither reads the other's.
     wait_for_group(
@@ -544,25 +474,15 @@ fn concurrent_group_consumers_split_the_partitions() {
         &group,
         "two members with partitions",
         |described| {
-            let members = described["members"].as_array().cloned().unwrap_or_default();
-            described["state"] == "Stable"
-                && members.len() == 2
-                && members
-                    .iter()
+            stable_with_members(2)(described)
+                && described["members"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
                     .all(|m| m["assignment"].as_array().is_some_and(|a| !a.is_empty()))
         },
     );
-    let producer = create_producer(&producer_config(&bootstrap));
-    let mut expected = BTreeSet::new();
-    for partition in 0..4 {
-        expected.extend(produce_numbered(
-            &producer,
-            &topic,
-            partition,
-            &format!("p{partition}"),
-            PER_PARTITION,
-        ));
-    }
+    let expected = produce_to_each_partition(&bootstrap, &topic, 4, PER_PARTITION);
     let mut all = Vec::new();
     let mut partitions_of: Vec<BTreeSet<i32>> = Vec::new();
     for member in members {
@@ -609,33 +529,15 @@ fn share_a_topic_with_librdkafka(strata_first: bool) {
     create_topic(&bootstrap, &topic, 2);
     let group = unique_topic("mixed-group");
     const PER_PARTITION: usize = 6;
-    let start_strata = || {
-        let (bootstrap, topic, group) = (bootstrap.clone(), topic.clone(), group.clone());
-        thread::spawn(move || {
-            let count = PER_PARTITION.to_string();
-            consume_group(
-                &bootstrap,
-                &topic,
-                &group,
-                &[
-                    "--from",
-                    "beginning",
-                    "--count",
-                    &count,
-                    "--timeout-ms",
-                    "45000",
-                ],
-            )
-        })
-    };
+    let start_strata = || spawn_group_consumer(&bootstrap, &topic, &group, PER_PARTITION);
     let (consumer, strata_member) = if strata_first {
         let strata_member = start_strata();
-        wait_for_group(&bootstrap, &group, "Stable with one member", |described| {
-            described["state"] == "Stable"
-                && described["members"]
-                    .as_array()
-                    .is_some_and(|m| m.len() == 1)
-        });
+        wait_for_group(
+            &bootstrap,
+            &group,
+            "Stable with one member",
+            stable_with_members(1),
+        );
         let consumer = group_member(&bootstrap, &group, "rdkafka-member", &topic);
         (consumer, strata_member)
     } else {
@@ -645,23 +547,13 @@ fn share_a_topic_with_librdkafka(strata_first: bool) {
     };
     // After the rebalance librdkafka holds one partition.
     poll_until_assigned(&consumer, 1);
-    wait_for_group(&bootstrap, &group, "Stable with two members", |described| {
-        described["state"] == "Stable"
-            && described["members"]
-                .as_array()
-                .is_some_and(|m| m.len() == 2)
-    });
-    let producer = create_producer(&producer_config(&bootstrap));
-    let mut expected = BTreeSet::new();
-    for partition in 0..2 {
-        expected.extend(produce_numbered(
-            &producer,
-            &topic,
-            partition,
-            &format!("p{partition}"),
-            PER_PARTITION,
-        ));
-    }
+    wait_for_group(
+        &bootstrap,
+        &group,
+        "Stable with two members",
+        stable_with_members(2),
+    );
+    let expected = produce_to_each_partition(&bootstrap, &topic, 2, PER_PARTITION);
     let by_rdkafka = consume_n(&consumer, PER_PARTITION);
     let output = strata_member.join().expect("consumer thread");
     let stdout = success_with(

@@ -6,87 +6,18 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use common::*;
 use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
 use kafka_protocol::protocol::Decodable;
-use rdkafka::consumer::{BaseConsumer, CommitMode};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::groups::GroupInfo;
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::topic_partition_list::Offset;
 use rdkafka::types::RDKafkaErrorCode;
 
 /// No initial-rebalance delay: a lone member gets its assignment at once.
 const GROUP_SETTINGS: &[&str] = &["group.initial.rebalance.delay.ms=0"];
-
-/// A subscribe-style consumer that commits only when told to.
-fn subscribed_consumer(bootstrap: &str, group: &str, client_id: &str, topic: &str) -> BaseConsumer {
-    let mut config = client_config(bootstrap);
-    config
-        .set("group.id", group)
-        .set("client.id", client_id)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false");
-    let consumer: BaseConsumer = config.create().expect("create a group consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
-    consumer
-}
-
-/// Polls until the consumer holds `partitions` partitions of its subscription.
-fn wait_for_assignment(consumer: &BaseConsumer, partitions: usize) {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let _ = consumer.poll(Duration::from_millis(100));
-        let assignment = consumer.assignment().expect("assignment");
-        if assignment.count() == partitions {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no assignment of {partitions} partitions within {TIMEOUT:?}: {assignment:?}"
-        );
-    }
-}
-
-/// Commits `offsets` (partition → offset of `topic`) for `group` the way an
-/// assign()-style consumer does: OffsetCommit outside any generation.
-fn commit_offsets(bootstrap: &str, group: &str, topic: &str, offsets: &[(i32, i64)]) {
-    let mut config = consumer_config(bootstrap);
-    config.set("group.id", group);
-    let consumer: BaseConsumer = config.create().expect("create a consumer");
-    let mut list = TopicPartitionList::new();
-    for &(partition, offset) in offsets {
-        list.add_partition_offset(topic, partition, Offset::Offset(offset))
-            .expect("valid offset");
-    }
-    consumer.assign(&list).expect("assign");
-    consumer.commit(&list, CommitMode::Sync).expect("commit");
-}
-
-/// The committed offsets of `group` for `partitions` of `topic`, as OffsetFetch
-/// returns them to a consumer that has not joined the group.
-fn committed(bootstrap: &str, group: &str, topic: &str, partitions: &[i32]) -> Vec<Offset> {
-    let mut config = consumer_config(bootstrap);
-    config.set("group.id", group);
-    let consumer: BaseConsumer = config.create().expect("create a consumer");
-    let mut wanted = TopicPartitionList::new();
-    for &partition in partitions {
-        wanted.add_partition(topic, partition);
-    }
-    let list = consumer
-        .committed_offsets(wanted, TIMEOUT)
-        .expect("committed_offsets");
-    partitions
-        .iter()
-        .map(|&partition| {
-            list.find_partition(topic, partition)
-                .unwrap_or_else(|| panic!("{topic}-{partition} missing from {list:?}"))
-                .offset()
-        })
-        .collect()
-}
 
 /// ListGroups + DescribeGroups through librdkafka: the description of `group`, or
 /// `None` when ListGroups does not list it.
@@ -191,8 +122,8 @@ fn describe_groups_shows_members_subscriptions_and_assignments() {
     let simple_group = unique_topic("simple-group");
     create_topic(&bootstrap, &topic, 3);
 
-    let consumer = subscribed_consumer(&bootstrap, &group, "strata-e2e-describe", &topic);
-    wait_for_assignment(&consumer, 3);
+    let consumer = group_member(&bootstrap, &group, "strata-e2e-describe", &topic);
+    poll_until_assigned(&consumer, 3);
 
     let described = describe(&bootstrap, &group).expect("the active group is listed");
     assert_eq!(described.state, "Stable", "{described:?}");
@@ -213,7 +144,7 @@ fn describe_groups_shows_members_subscriptions_and_assignments() {
 
     // A group that only ever committed offsets (assign() style) has no protocol
     // type and no members, and is Empty.
-    commit_offsets(&bootstrap, &simple_group, &topic, &[(0, 5)]);
+    commit_outside_group(&bootstrap, &simple_group, &topic, &[(0, 5)]);
     let described = describe(&bootstrap, &simple_group).expect("the simple group is listed");
     assert_eq!(described.state, "Empty", "{described:?}");
     assert_eq!(described.protocol_type, "", "{described:?}");
@@ -254,24 +185,15 @@ fn delete_groups_deletes_empty_groups_with_their_offsets_only() {
     produce_numbered(&producer, &topic, 0, "p0", 10);
     produce_numbered(&producer, &topic, 1, "p1", 10);
 
-    commit_offsets(&bootstrap, &empty_group, &topic, &[(0, 3), (1, 7)]);
+    commit_outside_group(&bootstrap, &empty_group, &topic, &[(0, 3), (1, 7)]);
     assert_eq!(
-        committed(&bootstrap, &empty_group, &topic, &[0, 1]),
+        committed_offsets_of(&bootstrap, &empty_group, &topic, &[0, 1]),
         vec![Offset::Offset(3), Offset::Offset(7)]
     );
 
-    let member = subscribed_consumer(&bootstrap, &active_group, "strata-e2e-active", &topic);
-    wait_for_assignment(&member, 2);
-    let mut positions = TopicPartitionList::new();
-    positions
-        .add_partition_offset(&topic, 0, Offset::Offset(4))
-        .expect("valid offset");
-    positions
-        .add_partition_offset(&topic, 1, Offset::Offset(6))
-        .expect("valid offset");
-    member
-        .commit(&positions, CommitMode::Sync)
-        .expect("the member commits");
+    let member = group_member(&bootstrap, &active_group, "strata-e2e-active", &topic);
+    poll_until_assigned(&member, 2);
+    commit_as_member(&member, &topic, &[(0, 4), (1, 6)]);
 
     let admin = admin_client(&bootstrap);
     let results = block_on(admin.delete_groups(
@@ -304,7 +226,7 @@ fn delete_groups_deletes_empty_groups_with_their_offsets_only() {
 
     // The deleted group's offsets are gone, and ListGroups no longer lists it.
     assert_eq!(
-        committed(&bootstrap, &empty_group, &topic, &[0, 1]),
+        committed_offsets_of(&bootstrap, &empty_group, &topic, &[0, 1]),
         vec![Offset::Invalid, Offset::Invalid]
     );
     assert!(
@@ -316,7 +238,7 @@ fn delete_groups_deletes_empty_groups_with_their_offsets_only() {
     assert_eq!(described.state, "Stable", "{described:?}");
     assert_eq!(described.members.len(), 1, "{described:?}");
     assert_eq!(
-        committed(&bootstrap, &active_group, &topic, &[0, 1]),
+        committed_offsets_of(&bootstrap, &active_group, &topic, &[0, 1]),
         vec![Offset::Offset(4), Offset::Offset(6)]
     );
 
@@ -326,7 +248,7 @@ fn delete_groups_deletes_empty_groups_with_their_offsets_only() {
         block_on(admin.delete_groups(&[&active_group], &admin_options())).expect("DeleteGroups");
     assert_eq!(results, vec![Ok(active_group.clone())]);
     assert_eq!(
-        committed(&bootstrap, &active_group, &topic, &[0, 1]),
+        committed_offsets_of(&bootstrap, &active_group, &topic, &[0, 1]),
         vec![Offset::Invalid, Offset::Invalid]
     );
     assert!(
@@ -335,7 +257,7 @@ fn delete_groups_deletes_empty_groups_with_their_offsets_only() {
     );
 
     // A new member of a deleted group starts over from auto.offset.reset.
-    let consumer = subscribed_consumer(&bootstrap, &active_group, "strata-e2e-after", &topic);
+    let consumer = group_member(&bootstrap, &active_group, "strata-e2e-after", &topic);
     let received = consume_n(&consumer, 20);
     let mut first_offsets = BTreeMap::new();
     for message in &received {

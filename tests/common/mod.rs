@@ -15,6 +15,7 @@
 //! Every test binary includes this module with `mod common;` and uses a subset of it.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod groups;
 
 use std::collections::BTreeMap;
@@ -1194,13 +1195,30 @@ pub fn commit_outside_group(bootstrap: &str, group: &str, topic: &str, offsets: 
     let mut config = consumer_config(bootstrap);
     config.set("group.id", group);
     let consumer: BaseConsumer = config.create().expect("create a consumer");
+    let list = partition_offsets(topic, offsets);
+    consumer.assign(&list).expect("assign");
+    consumer.commit(&list, CommitMode::Sync).expect("commit");
+}
+
+/// Commits partition → offset of `topic` as `member`, a consumer in the group
+/// that holds those partitions (OffsetCommit with its member id and generation).
+pub fn commit_as_member(member: &BaseConsumer, topic: &str, offsets: &[(i32, i64)]) {
+    member
+        .commit(
+            &partition_offsets(topic, offsets),
+            rdkafka::consumer::CommitMode::Sync,
+        )
+        .expect("commit as a member");
+}
+
+/// partition → offset of `topic` as a librdkafka partition list.
+pub fn partition_offsets(topic: &str, offsets: &[(i32, i64)]) -> TopicPartitionList {
     let mut list = TopicPartitionList::new();
     for &(partition, offset) in offsets {
         list.add_partition_offset(topic, partition, Offset::Offset(offset))
             .expect("valid offset");
     }
-    consumer.assign(&list).expect("assign");
-    consumer.commit(&list, CommitMode::Sync).expect("commit");
+    list
 }
 
 /// `group`'s committed offset of each of `partitions` of `topic`, as librdkafka's
