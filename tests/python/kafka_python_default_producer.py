@@ -5,22 +5,11 @@ Usage: python kafka_python_default_producer.py <bootstrap>   (driven by tests/ka
 """
 
 import os
-import sys
 import time
 
-import kafka
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-TIMEOUT_S = 60
-
-
-def step(message):
-    print(f"[kafka-python {kafka.__version__}] {message}", flush=True)
-
-
-def expect(condition, message):
-    if not condition:
-        raise AssertionError(message)
+from strata_test import TIMEOUT_S, expect, run, step
 
 
 def main(bootstrap):
@@ -53,6 +42,4 @@ def main(bootstrap):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(f"usage: {sys.argv[0]} <bootstrap>")
-    main(sys.argv[1])
+    run(main)

@@ -14,25 +14,13 @@ Each step prints one line so a failure shows how far the script got.
 """
 
 import os
-import sys
 import time
 
-import kafka
 import kafka.errors as Errors
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient
+from kafka import KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-TIMEOUT_S = 60
-
-
-def step(message):
-    print(f"[kafka-python {kafka.__version__}] {message}", flush=True)
-
-
-def expect(condition, message):
-    if not condition:
-        raise AssertionError(message)
+from strata_test import TIMEOUT_S, admin_client, create_topics, expect, group_member, run, step
 
 
 def committed_offsets(admin, group):
@@ -41,21 +29,28 @@ def committed_offsets(admin, group):
     return {(tp.topic, tp.partition): oam.offset for tp, oam in offsets.items()}
 
 
+def first_offset_of_each(consumer, partitions):
+    """Polls until records of `partitions` partitions arrived; returns
+    {partition: offset of the first record read from it}."""
+    first_offsets = {}
+    deadline = time.monotonic() + TIMEOUT_S
+    while len(first_offsets) < partitions:
+        expect(time.monotonic() < deadline, f"first records in {TIMEOUT_S}s: {first_offsets}")
+        for tp, records in consumer.poll(timeout_ms=200).items():
+            if records:
+                first_offsets.setdefault(tp.partition, records[0].offset)
+    return first_offsets
+
+
 def main(bootstrap):
     subscribed = f"kafka-python-subscribed-{os.getpid()}"
     other = f"kafka-python-other-{os.getpid()}"
     group = f"kafka-python-admin-group-{os.getpid()}"
     missing_group = f"kafka-python-no-such-group-{os.getpid()}"
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="strata-e2e-admin",
-                             request_timeout_ms=TIMEOUT_S * 1000)
+    admin = admin_client(bootstrap)
     step(f"create_topics {subscribed} (2 partitions) and {other} (1 partition)")
-    result = admin.create_topics(
-        {subscribed: {"num_partitions": 2, "replication_factor": 1},
-         other: {"num_partitions": 1, "replication_factor": 1}},
-        timeout_ms=TIMEOUT_S * 1000, wait_for_metadata=True)
-    errors = [t for t in result["topics"] if t.get("error_code", 0) != 0]
-    expect(not errors, f"create_topics errors: {result}")
+    create_topics(admin, {subscribed: 2, other: 1})
 
     step("produce 10 records to each partition")
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all",
@@ -77,18 +72,9 @@ def main(bootstrap):
            f"committed offsets: {committed_offsets(admin, group)}")
 
     step(f"a member subscribed to {subscribed} joins and resumes at the committed offsets")
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
-                             client_id="strata-e2e-member", enable_auto_commit=False,
-                             auto_offset_reset="earliest",
-                             request_timeout_ms=TIMEOUT_S * 1000 + 5000)
+    consumer = group_member(bootstrap, group, "strata-e2e-member")
     consumer.subscribe([subscribed])
-    first_offsets = {}
-    deadline = time.monotonic() + TIMEOUT_S
-    while len(first_offsets) < 2:
-        expect(time.monotonic() < deadline, f"first records in {TIMEOUT_S}s: {first_offsets}")
-        for tp, records in consumer.poll(timeout_ms=200).items():
-            if records:
-                first_offsets.setdefault(tp.partition, records[0].offset)
+    first_offsets = first_offset_of_each(consumer, 2)
     expect(first_offsets == {0: 4, 1: 6}, f"first offsets read: {first_offsets}")
     expect(admin.describe_groups([group])[group]["group_state"] == "Stable",
            f"group: {admin.describe_groups([group])}")
@@ -141,20 +127,11 @@ def main(bootstrap):
     expect(result == {group: "GroupIdNotFoundError"}, f"deleting it again: {result}")
 
     step("a new member of the deleted group starts from auto_offset_reset")
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
-                             client_id="strata-e2e-member-after-delete",
-                             enable_auto_commit=False, auto_offset_reset="earliest",
-                             request_timeout_ms=TIMEOUT_S * 1000 + 5000)
+    consumer = group_member(bootstrap, group, "strata-e2e-member-after-delete")
     expect(consumer.committed(TopicPartition(subscribed, 1)) is None,
            f"committed after delete: {consumer.committed(TopicPartition(subscribed, 1))}")
     consumer.subscribe([subscribed])
-    first_offsets = {}
-    deadline = time.monotonic() + TIMEOUT_S
-    while len(first_offsets) < 2:
-        expect(time.monotonic() < deadline, f"first records in {TIMEOUT_S}s: {first_offsets}")
-        for tp, records in consumer.poll(timeout_ms=200).items():
-            if records:
-                first_offsets.setdefault(tp.partition, records[0].offset)
+    first_offsets = first_offset_of_each(consumer, 2)
     expect(first_offsets == {0: 0, 1: 0}, f"first offsets read after delete: {first_offsets}")
     consumer.close()
 
@@ -165,6 +142,4 @@ def main(bootstrap):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(f"usage: {sys.argv[0]} <bootstrap>")
-    main(sys.argv[1])
+    run(main)

@@ -13,25 +13,14 @@ Each step prints one line so a failure shows how far the script got.
 """
 
 import os
-import sys
 import time
 
-import kafka
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient
+from kafka import ConsumerRebalanceListener, KafkaProducer, TopicPartition
 
-TIMEOUT_S = 60
+from strata_test import TIMEOUT_S, admin_client, create_topics, expect, group_member, run, step
+
 PARTITIONS = 4
 KEYS = 20
-
-
-def step(message):
-    print(f"[kafka-python {kafka.__version__}] {message}", flush=True)
-
-
-def expect(condition, message):
-    if not condition:
-        raise AssertionError(message)
 
 
 def produce(bootstrap, topic, phase, count):
@@ -71,10 +60,7 @@ class PauseOnAssignment(ConsumerRebalanceListener):
 
 
 def group_consumer(bootstrap, group, topic, client_id, pause_on_assignment=False):
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
-                             client_id=client_id, enable_auto_commit=False,
-                             auto_offset_reset="earliest",
-                             request_timeout_ms=TIMEOUT_S * 1000 + 5000)
+    consumer = group_member(bootstrap, group, client_id)
     if pause_on_assignment:
         listener = PauseOnAssignment()
         listener.consumer = consumer
@@ -116,14 +102,9 @@ def main(bootstrap):
     group = f"kafka-python-group-{os.getpid()}"
     tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="strata-e2e-admin",
-                             request_timeout_ms=TIMEOUT_S * 1000)
+    admin = admin_client(bootstrap)
     step(f"create_topics {topic} with {PARTITIONS} partitions")
-    result = admin.create_topics(
-        {topic: {"num_partitions": PARTITIONS, "replication_factor": 1}},
-        timeout_ms=TIMEOUT_S * 1000, wait_for_metadata=True)
-    errors = [t for t in result["topics"] if t.get("error_code", 0) != 0]
-    expect(not errors, f"create_topics errors: {result}")
+    create_topics(admin, {topic: PARTITIONS})
 
     step("produce 200 keyed records")
     first = produce(bootstrap, topic, "first", 200)
@@ -268,6 +249,4 @@ def main(bootstrap):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(f"usage: {sys.argv[0]} <bootstrap>")
-    main(sys.argv[1])
+    run(main)

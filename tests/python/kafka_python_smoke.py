@@ -7,23 +7,12 @@ Each step prints one line so a failure shows how far the script got.
 """
 
 import os
-import sys
 import time
 
-import kafka
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import ConfigResource, KafkaAdminClient
+from kafka.admin import ConfigResource
 
-TIMEOUT_S = 60
-
-
-def step(message):
-    print(f"[kafka-python {kafka.__version__}] {message}", flush=True)
-
-
-def expect(condition, message):
-    if not condition:
-        raise AssertionError(message)
+from strata_test import TIMEOUT_S, admin_client, create_topics, expect, run, step
 
 
 def main(bootstrap):
@@ -31,15 +20,9 @@ def main(bootstrap):
     partitions = 3
     per_partition = 200
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="strata-e2e-admin",
-                             request_timeout_ms=TIMEOUT_S * 1000)
+    admin = admin_client(bootstrap)
     step(f"create_topics {topic} with {partitions} partitions")
-    result = admin.create_topics(
-        {topic: {"num_partitions": partitions, "replication_factor": 1,
-                 "configs": {"retention.ms": "3600000"}}},
-        timeout_ms=TIMEOUT_S * 1000, wait_for_metadata=True)
-    errors = [t for t in result["topics"] if t.get("error_code", 0) != 0]
-    expect(not errors, f"create_topics errors: {result}")
+    create_topics(admin, {topic: partitions}, configs={"retention.ms": "3600000"})
     expect(topic in admin.list_topics(), f"{topic} not listed by list_topics()")
 
     step("describe_configs")
@@ -158,6 +141,4 @@ def main(bootstrap):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(f"usage: {sys.argv[0]} <bootstrap>")
-    main(sys.argv[1])
+    run(main)

@@ -1,0 +1,59 @@
+"""What every kafka-python script in this folder shares: the timeout, step and check
+reporting, the admin client, topic creation, a group member's settings and the entry
+point that takes the bootstrap address.
+
+The scripts run as `python tests/python/<script>.py <bootstrap>` (tests/kafka_python.rs),
+so Python puts this folder on sys.path and `import strata_test` finds this file.
+"""
+
+import sys
+
+import kafka
+from kafka import KafkaConsumer
+from kafka.admin import KafkaAdminClient
+
+TIMEOUT_S = 60
+
+
+def step(message):
+    """Prints one line per step, so a failure shows how far the script got."""
+    print(f"[kafka-python {kafka.__version__}] {message}", flush=True)
+
+
+def expect(condition, message):
+    if not condition:
+        raise AssertionError(message)
+
+
+def admin_client(bootstrap):
+    return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="strata-e2e-admin",
+                            request_timeout_ms=TIMEOUT_S * 1000)
+
+
+def create_topics(admin, partitions_by_topic, configs=None):
+    """Creates each topic with its number of partitions (replication factor 1, and
+    `configs` when given), waits for their metadata and fails on any error."""
+    specs = {}
+    for topic, partitions in partitions_by_topic.items():
+        specs[topic] = {"num_partitions": partitions, "replication_factor": 1}
+        if configs is not None:
+            specs[topic]["configs"] = configs
+    result = admin.create_topics(specs, timeout_ms=TIMEOUT_S * 1000, wait_for_metadata=True)
+    errors = [t for t in result["topics"] if t.get("error_code", 0) != 0]
+    expect(not errors, f"create_topics errors: {result}")
+
+
+def group_member(bootstrap, group, client_id):
+    """A KafkaConsumer in `group`, not yet subscribed, that commits only when told to
+    and starts from the earliest offset where the group has none."""
+    return KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                         client_id=client_id, enable_auto_commit=False,
+                         auto_offset_reset="earliest",
+                         request_timeout_ms=TIMEOUT_S * 1000 + 5000)
+
+
+def run(main):
+    """Runs `main(bootstrap)` with the script's one argument."""
+    if len(sys.argv) != 2:
+        sys.exit(f"usage: {sys.argv[0]} <bootstrap>")
+    main(sys.argv[1])
