@@ -106,6 +106,20 @@ fn stable_group() -> GroupValue {
     }
 }
 
+/// Asserts that `decode` finds each of `cases` malformed.
+fn assert_all_malformed<T: std::fmt::Debug>(
+    cases: Vec<Vec<u8>>,
+    decode: impl Fn(&[u8]) -> Result<T, RecordError>,
+) {
+    for bytes in cases {
+        let decoded = decode(&bytes);
+        assert!(
+            matches!(decoded, Err(RecordError::Malformed(_))),
+            "{bytes:?}: {decoded:?}"
+        );
+    }
+}
+
 // ---- keys ----
 
 #[test]
@@ -171,12 +185,7 @@ fn keys_that_break_the_schema_are_malformed() {
             .build(),
         Fixture::default().int16(2).int16(5).raw(b"abc").build(),
     ];
-    for bytes in cases {
-        assert!(
-            matches!(decode_key(&bytes), Err(RecordError::Malformed(_))),
-            "{bytes:?}"
-        );
-    }
+    assert_all_malformed(cases, decode_key);
 }
 
 // ---- offset values ----
@@ -336,12 +345,7 @@ fn offset_values_that_break_the_schema_are_malformed() {
             .raw(&[0xff, 0xff, 0xff, 0xff, 0x1f])
             .build(),
     ];
-    for bytes in cases {
-        assert!(
-            matches!(decode_offset_value(&bytes), Err(RecordError::Malformed(_))),
-            "{bytes:?}"
-        );
-    }
+    assert_all_malformed(cases, decode_offset_value);
 }
 
 // ---- group values ----
@@ -565,12 +569,7 @@ fn group_values_that_break_the_schema_are_malformed() {
             .raw(&[0, 0])
             .build(),
     ];
-    for bytes in cases {
-        assert!(
-            matches!(decode_group_value(&bytes), Err(RecordError::Malformed(_))),
-            "{bytes:?}"
-        );
-    }
+    assert_all_malformed(cases, decode_group_value);
 }
 
 // ---- partition_for ----
