@@ -24,14 +24,19 @@ fn python() -> PathBuf {
     python
 }
 
+/// Runs a script against `bootstrap`. Each step of a script has its own
+/// deadline (`TIMEOUT_S` in tests/python/strata_test.py); the whole run gets a
+/// few of them, so that a stuck step fails with the script's own diagnosis
+/// rather than being killed.
 fn run_script(script: &str, bootstrap: &str) {
     let path = repo_root().join("tests/python").join(script);
-    let output = run_command(
+    let output = run_command_within(
         Command::new(python())
             .arg(&path)
             .arg(bootstrap)
             .env("PYTHONUNBUFFERED", "1"),
         b"",
+        TIMEOUT * 4,
     );
     assert!(
         output.status.success(),

@@ -1108,6 +1108,12 @@ impl CommandOutput {
 
 /// Runs a command with `stdin` as its standard input, killing it after [`TIMEOUT`].
 pub fn run_command(command: &mut Command, stdin: &[u8]) -> CommandOutput {
+    run_command_within(command, stdin, TIMEOUT)
+}
+
+/// [`run_command`] with its own deadline, for commands that wait on several
+/// [`TIMEOUT`]-bounded steps of their own and should report which one failed.
+pub fn run_command_within(command: &mut Command, stdin: &[u8], timeout: Duration) -> CommandOutput {
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -1131,7 +1137,7 @@ pub fn run_command(command: &mut Command, stdin: &[u8]) -> CommandOutput {
         let _ = stderr.read_to_end(&mut buffer);
         buffer
     });
-    let status = match wait_with_timeout(&mut child, TIMEOUT) {
+    let status = match wait_with_timeout(&mut child, timeout) {
         Some(status) => status,
         None => {
             let _ = child.kill();
@@ -1139,7 +1145,7 @@ pub fn run_command(command: &mut Command, stdin: &[u8]) -> CommandOutput {
             let stdout = out_reader.join().unwrap_or_default();
             let stderr = err_reader.join().unwrap_or_default();
             panic!(
-                "{command:?} did not finish within {TIMEOUT:?} ({status})\n---- stdout ----\n{}\n---- stderr ----\n{}",
+                "{command:?} did not finish within {timeout:?} ({status})\n---- stdout ----\n{}\n---- stderr ----\n{}",
                 String::from_utf8_lossy(&stdout),
                 String::from_utf8_lossy(&stderr)
             );

@@ -122,8 +122,10 @@ def main(bootstrap):
     received = [[], []]
     deadline = time.monotonic() + TIMEOUT_S
     while not all(len(partitions_of(c)) == 2 for c in consumers):
-        expect(time.monotonic() < deadline,
-               f"no 2+2 split in {TIMEOUT_S}s: {[partitions_of(c) for c in consumers]}")
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"no 2+2 split in {TIMEOUT_S}s: {[partitions_of(c) for c in consumers]}; "
+                f"the broker describes the group as {admin.describe_groups([group])}")
         for i, consumer in enumerate(consumers):
             poll_into(consumer, received[i])
     expect(received == [[], []], f"records read while paused: {received}")

@@ -312,6 +312,16 @@ impl GroupCoordinator {
     ) -> T {
         if entry.group.state() != before {
             entry.state_timestamp_ms = now_ms();
+            // Kafka logs these transitions at INFO too: rare, and what an
+            // operator needs to follow a rebalance.
+            tracing::info!(
+                group = group_id,
+                from = before.as_str(),
+                to = entry.group.state().as_str(),
+                generation = entry.group.generation_id(),
+                members = entry.group.members().count(),
+                "group state changed"
+            );
         }
         if outcome.persist {
             self.store_group(broker, group_id, entry);
