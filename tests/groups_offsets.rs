@@ -605,3 +605,60 @@ fn committed_offsets_and_groups_survive_sigterm_and_kill9() {
     broker.restart();
     assert_groups_restored(&broker, &member, &metadata, &assigned, 43, "kill -9");
 }
+
+/// A group loaded at start whose member never comes back loses it when the
+/// member's session runs out, as it would have without the restart: the group
+/// empties and its offsets stay.
+#[test]
+fn a_restored_member_that_never_returns_expires() {
+    let mut broker = Broker::start(GROUP_SETTINGS);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "orders", 1);
+    let mut client = RawClient::connect(&bootstrap);
+    let metadata = subscription(&["orders"]);
+    let short_session = |member_id: &str| {
+        consumer_join(5, "gone", member_id, &metadata)
+            .with_session_timeout_ms(1_500)
+            .with_rebalance_timeout_ms(1_500)
+    };
+    let first = join(&mut client, 5, &short_session(""));
+    assert_eq!(first.error_code, MEMBER_ID_REQUIRED, "{first:?}");
+    let joined = join(&mut client, 5, &short_session(&first.member_id));
+    assert_eq!(joined.error_code, NONE, "{joined:?}");
+    let member = Member::from_join(&joined);
+    let assigned = assignment("orders", &[0]);
+    let synced = sync(&mut client, 3, "gone", &member, &[(&member.id, &assigned)]);
+    assert_eq!(synced.error_code, NONE, "{synced:?}");
+    let results = commit(
+        &mut client,
+        8,
+        "gone",
+        &member.id,
+        member.generation,
+        &[at("orders", 0, 5)],
+    );
+    assert_eq!(results, errors(&[("orders", 0, NONE)]));
+    drop(client);
+
+    broker.stop_sigterm();
+    broker.restart();
+    let mut client = RawClient::connect(&broker.bootstrap());
+    assert_eq!(
+        group_state(&mut client, "gone"),
+        "Stable",
+        "loaded with its member"
+    );
+    let deadline = Instant::now() + TIMEOUT;
+    while group_state(&mut client, "gone") != "Empty" {
+        assert!(
+            Instant::now() < deadline,
+            "the member's session never expired after the restart"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        committed_offsets(&mut client, "gone", "orders", &[0]),
+        vec![5],
+        "the offsets stay"
+    );
+}

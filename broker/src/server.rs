@@ -95,6 +95,7 @@ impl Server {
     /// Serves until `shutdown` completes, then closes connections and shuts
     /// the broker down cleanly (flush, recovery points, clean marker).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), BrokerError> {
+        self.broker.groups.start_timers(&self.broker);
         let (stop, stopped) = watch::channel(false);
         let background = tokio::spawn(periodic_work(self.broker.clone(), stopped.clone()));
         // Answers until the broker is shut down, /health with 503 meanwhile.

@@ -123,6 +123,20 @@ impl GroupCoordinator {
         tracing::info!(groups = groups.len(), "loaded consumer groups");
     }
 
+    /// Starts the timers of the groups loaded at open, whose members' sessions
+    /// run from the load: members that do not come back are expired as they
+    /// would have been without the restart. Called once the broker serves (a
+    /// timer needs the async runtime and the shared broker).
+    pub fn start_timers(&self, broker: &Arc<Broker>) {
+        let entries: Vec<(String, SharedEntry)> = lock(&self.groups)
+            .iter()
+            .map(|(id, entry)| (id.clone(), entry.clone()))
+            .collect();
+        for (group_id, entry) in entries {
+            self.schedule_timer(broker, &group_id, &mut lock(&entry));
+        }
+    }
+
     /// Milliseconds on the coordinator's monotonic clock.
     fn now(&self) -> i64 {
         self.origin.elapsed().as_millis() as i64
