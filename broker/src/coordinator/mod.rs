@@ -13,8 +13,15 @@
 //!   group and schedules the next one.
 //! - Group metadata and committed offsets are written to `__consumer_offsets`
 //!   ([`store`]) before the answers that depend on them are sent, and loaded
-//!   from it when the broker opens. Offsets of empty groups expire after
-//!   `offsets.retention.minutes` ([`offsets`]).
+//!   from it when the broker opens; the loaded groups' timers start when the
+//!   broker serves ([`GroupCoordinator::start_timers`]). Offsets of empty
+//!   groups expire after `offsets.retention.minutes` ([`offsets`]).
+//!
+//! Lock order: the map of groups before a group; a group before what writing
+//! its records takes (the topic set and admin locks when `__consumer_offsets`
+//! is created, a partition's log). Nothing holding one of those may take a
+//! group's lock: `Broker::delete_topic` lets go of its admin lock before it
+//! deletes the topic's offsets.
 //!
 //! Group timers run on a monotonic clock (milliseconds since the coordinator
 //! was created); the timestamps written to the log are wall-clock.
