@@ -662,3 +662,21 @@ fn a_restored_member_that_never_returns_expires() {
         "the offsets stay"
     );
 }
+
+/// Clients cannot write into `__consumer_offsets` (a forged record would move a
+/// group's offsets): INVALID_TOPIC_EXCEPTION, as Kafka answers.
+#[test]
+fn clients_cannot_produce_to_the_offsets_topic() {
+    const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    let broker = Broker::start(GROUP_SETTINGS);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "orders", 1);
+    let mut client = RawClient::connect(&bootstrap);
+    // A commit creates the topic.
+    let results = commit(&mut client, 8, "g", "", -1, &[at("orders", 0, 3)]);
+    assert_eq!(results, errors(&[("orders", 0, NONE)]));
+    let batch = encode_batch(&[b"forged"], 0).freeze();
+    let (error_code, _) = client.produce("__consumer_offsets", 0, batch);
+    assert_eq!(error_code, INVALID_TOPIC_EXCEPTION);
+    assert_eq!(committed_offsets(&mut client, "g", "orders", &[0]), vec![3]);
+}

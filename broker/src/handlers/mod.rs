@@ -110,10 +110,12 @@ pub async fn handle(
         RequestKind::Metadata(request) => {
             ResponseKind::Metadata(metadata::handle(broker, request, version))
         }
-        RequestKind::Produce(request) => match produce::handle(broker, request) {
-            Some(response) => ResponseKind::Produce(response),
-            None => return Ok(None),
-        },
+        RequestKind::Produce(request) => {
+            match produce::handle(broker, request, header.client_id.as_deref()) {
+                Some(response) => ResponseKind::Produce(response),
+                None => return Ok(None),
+            }
+        }
         RequestKind::Fetch(request) => {
             let reply = fetch::handle(broker, request).await;
             broker

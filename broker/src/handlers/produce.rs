@@ -5,13 +5,24 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use crate::broker::{now_ms, partition_of, Broker};
+use crate::coordinator::OFFSETS_TOPIC;
 use crate::error::ApiError;
+
+/// The client id with which Kafka's own tools may write to internal topics.
+const ADMIN_CLIENT_ID: &str = "__admin_client";
 
 /// Appends every partition's batches. acks 1 and -1 both answer once the
 /// append is done: on a single broker the high watermark moves with the log
 /// end offset, so "all in-sync replicas" is this one. acks=0 gets no
-/// response at all, as in Kafka.
-pub fn handle(broker: &Broker, request: ProduceRequest) -> Option<ProduceResponse> {
+/// response at all, as in Kafka. Clients cannot write to `__consumer_offsets`
+/// (INVALID_TOPIC_EXCEPTION, as Kafka answers), except Kafka's admin tools'
+/// client id.
+pub fn handle(
+    broker: &Broker,
+    request: ProduceRequest,
+    client_id: Option<&str>,
+) -> Option<ProduceResponse> {
+    let internal_allowed = client_id == Some(ADMIN_CLIENT_ID);
     let acks = request.acks;
     let invalid_acks = !matches!(acks, -1..=1);
     let now = now_ms();
@@ -27,6 +38,11 @@ pub fn handle(broker: &Broker, request: ProduceRequest) -> Option<ProduceRespons
                     let response = PartitionProduceResponse::default().with_index(data.index);
                     let result = if invalid_acks {
                         Err(ApiError::from(ResponseError::InvalidRequiredAcks))
+                    } else if topic_data.name.as_str() == OFFSETS_TOPIC && !internal_allowed {
+                        Err(ApiError::new(
+                            ResponseError::InvalidTopicException,
+                            format!("Cannot append to internal topic {OFFSETS_TOPIC}"),
+                        ))
                     } else {
                         append(topic.as_deref(), data.index, data.records, now)
                     };
