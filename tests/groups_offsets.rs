@@ -664,9 +664,15 @@ fn a_restored_member_that_never_returns_expires() {
 }
 
 /// Clients cannot write into `__consumer_offsets` (a forged record would move a
-/// group's offsets): INVALID_TOPIC_EXCEPTION, as Kafka answers.
+/// group's offsets) nor delete records from it: INVALID_TOPIC_EXCEPTION, as
+/// Kafka answers.
 #[test]
-fn clients_cannot_produce_to_the_offsets_topic() {
+fn clients_cannot_produce_to_or_delete_from_the_offsets_topic() {
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+
     const INVALID_TOPIC_EXCEPTION: i16 = 17;
     let broker = Broker::start(GROUP_SETTINGS);
     let bootstrap = broker.bootstrap();
@@ -678,5 +684,18 @@ fn clients_cannot_produce_to_the_offsets_topic() {
     let batch = encode_batch(&[b"forged"], 0).freeze();
     let (error_code, _) = client.produce("__consumer_offsets", 0, batch);
     assert_eq!(error_code, INVALID_TOPIC_EXCEPTION);
+    let offsets_topic = kafka_protocol::messages::TopicName(text("__consumer_offsets"));
+    let request = DeleteRecordsRequest::default()
+        .with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(offsets_topic)
+            .with_partitions(vec![DeleteRecordsPartition::default()
+                .with_partition_index(0)
+                .with_offset(-1)])])
+        .with_timeout_ms(30_000);
+    let response: DeleteRecordsResponse = client.request(ApiKey::DeleteRecords, 2, &request);
+    assert_eq!(
+        response.topics[0].partitions[0].error_code,
+        INVALID_TOPIC_EXCEPTION
+    );
     assert_eq!(committed_offsets(&mut client, "g", "orders", &[0]), vec![3]);
 }

@@ -8,6 +8,7 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use crate::broker::{partition_of, Broker};
+use crate::coordinator::OFFSETS_TOPIC;
 
 /// Applies each partition's deletion and, if any log start offset moved,
 /// persists the start offsets before answering, so that deleted records do
@@ -23,8 +24,13 @@ pub fn handle(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRecordsRe
                 .partitions
                 .into_iter()
                 .map(|wanted| {
-                    let result = partition_of(resolved.as_deref(), wanted.partition_index)
-                        .and_then(|p| p.delete_records(wanted.offset));
+                    let result = if topic.name.as_str() == OFFSETS_TOPIC {
+                        // Kafka refuses it for internal topics before anything else.
+                        Err(ResponseError::InvalidTopicException.into())
+                    } else {
+                        partition_of(resolved.as_deref(), wanted.partition_index)
+                            .and_then(|p| p.delete_records(wanted.offset))
+                    };
                     let response = DeleteRecordsPartitionResult::default()
                         .with_partition_index(wanted.partition_index);
                     match result {
