@@ -20,7 +20,9 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 
 pub use kafka_protocol;
 
+mod error_name;
 mod holes;
+pub use error_name::error_name;
 pub use holes::{encode_response_with_holes, HoleyFrame};
 
 /// Kafka's error code for a request version the broker does not support.

@@ -294,18 +294,8 @@ pub fn broker_error(error_code: i16, message: Option<&StrBytes>) -> Result<()> {
 /// `UnknownTopicOrPartition` → `UNKNOWN_TOPIC_OR_PARTITION`, the name in Kafka's
 /// protocol guide and in its own tools' messages.
 pub fn error_name(error: ResponseError) -> String {
-    if let ResponseError::Unknown(code) = error {
-        return format!("UNKNOWN_ERROR_CODE_{code}");
-    }
-    let camel = format!("{error:?}");
-    let mut name = String::with_capacity(camel.len() + 8);
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            name.push('_');
-        }
-        name.push(c.to_ascii_uppercase());
-    }
-    name
+    strata_protocol::error_name(error)
+        .unwrap_or_else(|| format!("UNKNOWN_ERROR_CODE_{}", error.code()))
 }
 
 #[cfg(test)]

@@ -37,21 +37,12 @@ impl EncodeLabelValue for ErrorName {
 /// `UnknownTopicOrPartition` → `UNKNOWN_TOPIC_OR_PARTITION`; a code the
 /// protocol crate does not know becomes `UNKNOWN_CODE_<code>`.
 pub fn error_name(code: i16) -> String {
-    let Some(error) = ResponseError::try_from_code(code) else {
-        return "NONE".to_string();
-    };
-    if let ResponseError::Unknown(code) = error {
-        return format!("UNKNOWN_CODE_{code}");
-    }
-    let camel = format!("{error:?}");
-    let mut name = String::with_capacity(camel.len() + 8);
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            name.push('_');
+    match ResponseError::try_from_code(code) {
+        None => "NONE".to_string(),
+        Some(error) => {
+            strata_protocol::error_name(error).unwrap_or_else(|| format!("UNKNOWN_CODE_{code}"))
         }
-        name.push(c.to_ascii_uppercase());
     }
-    name
 }
 
 #[cfg(test)]
