@@ -2,7 +2,7 @@
 //! expiry of offsets of groups that have been empty for
 //! `offsets.retention.minutes` (KIP-211).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -135,26 +135,29 @@ impl GroupCoordinator {
         group_id: &str,
         partitions: Option<Vec<(String, i32)>>,
     ) -> Vec<((String, i32), FetchedOffset)> {
-        let committed = self
-            .with_group(group_id, |entry| entry.offsets.clone())
-            .unwrap_or_default();
         let fetched = |value: &OffsetValue| FetchedOffset {
             offset: value.offset,
             leader_epoch: value.leader_epoch,
             metadata: value.metadata.clone(),
         };
-        match partitions {
+        // Looked up under the group's lock: only what was asked for is copied.
+        let answer = |committed: Option<&BTreeMap<(String, i32), OffsetValue>>| match &partitions {
             None => committed
-                .iter()
+                .into_iter()
+                .flatten()
                 .map(|(k, v)| (k.clone(), fetched(v)))
                 .collect(),
             Some(wanted) => wanted
-                .into_iter()
+                .iter()
                 .map(|key| {
-                    let value = committed.get(&key).map(fetched);
-                    (key, value.unwrap_or_else(FetchedOffset::none))
+                    let value = committed.and_then(|c| c.get(key)).map(fetched);
+                    (key.clone(), value.unwrap_or_else(FetchedOffset::none))
                 })
                 .collect(),
+        };
+        match self.with_group(group_id, |entry| answer(Some(&entry.offsets))) {
+            Some(offsets) => offsets,
+            None => answer(None),
         }
     }
 
