@@ -135,10 +135,7 @@ impl GroupCoordinator {
     /// would have been without the restart. Called once the broker serves (a
     /// timer needs the async runtime and the shared broker).
     pub fn start_timers(&self, broker: &Arc<Broker>) {
-        let entries: Vec<(String, SharedEntry)> = lock(&self.groups)
-            .iter()
-            .map(|(id, entry)| (id.clone(), entry.clone()))
-            .collect();
+        let entries = self.entries();
         for (group_id, entry) in entries {
             self.schedule_timer(broker, &group_id, &mut lock(&entry));
         }
@@ -147,6 +144,15 @@ impl GroupCoordinator {
     /// Milliseconds on the coordinator's monotonic clock.
     fn now(&self) -> i64 {
         self.origin.elapsed().as_millis() as i64
+    }
+
+    /// Every group with its id, taken from the map at once so that the
+    /// caller can lock them one at a time without holding the map.
+    fn entries(&self) -> Vec<(String, SharedEntry)> {
+        lock(&self.groups)
+            .iter()
+            .map(|(id, entry)| (id.clone(), entry.clone()))
+            .collect()
     }
 
     fn entry(&self, group_id: &str) -> Option<SharedEntry> {

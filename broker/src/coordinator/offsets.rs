@@ -208,10 +208,7 @@ impl GroupCoordinator {
     /// in Kafka), and then forgets Empty groups that have nothing left.
     /// Returns how many offsets expired. `now` is wall-clock milliseconds.
     pub fn expire_offsets(&self, broker: &Arc<Broker>, now: i64) -> usize {
-        let entries: Vec<(String, super::SharedEntry)> = lock(&self.groups)
-            .iter()
-            .map(|(id, entry)| (id.clone(), entry.clone()))
-            .collect();
+        let entries = self.entries();
         let mut expired_total = 0;
         for (group_id, entry) in entries {
             let mut guard = lock(&entry);
@@ -265,10 +262,7 @@ impl GroupCoordinator {
 impl GroupCoordinator {
     /// Deletes every group's committed offsets of `topic` (a deleted topic).
     pub fn forget_topic(&self, broker: &Broker, topic: &str) {
-        let entries: Vec<(String, super::SharedEntry)> = lock(&self.groups)
-            .iter()
-            .map(|(id, entry)| (id.clone(), entry.clone()))
-            .collect();
+        let entries = self.entries();
         for (group_id, entry) in entries {
             let mut guard = lock(&entry);
             let gone: Vec<(String, i32)> = guard
