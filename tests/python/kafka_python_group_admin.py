@@ -20,7 +20,8 @@ import kafka.errors as Errors
 from kafka import KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from strata_test import TIMEOUT_S, admin_client, create_topics, expect, group_member, run, step
+from strata_test import (TIMEOUT_S, admin_client, create_topics, expect, group_member, run,
+                         step, subscribe)
 
 
 def committed_offsets(admin, group):
@@ -73,7 +74,7 @@ def main(bootstrap):
 
     step(f"a member subscribed to {subscribed} joins and resumes at the committed offsets")
     consumer = group_member(bootstrap, group, "strata-e2e-member")
-    consumer.subscribe([subscribed])
+    subscribe(consumer, [subscribed])
     first_offsets = first_offset_of_each(consumer, 2)
     expect(first_offsets == {0: 4, 1: 6}, f"first offsets read: {first_offsets}")
     expect(admin.describe_groups([group])[group]["group_state"] == "Stable",
@@ -130,7 +131,7 @@ def main(bootstrap):
     consumer = group_member(bootstrap, group, "strata-e2e-member-after-delete")
     expect(consumer.committed(TopicPartition(subscribed, 1)) is None,
            f"committed after delete: {consumer.committed(TopicPartition(subscribed, 1))}")
-    consumer.subscribe([subscribed])
+    subscribe(consumer, [subscribed])
     first_offsets = first_offset_of_each(consumer, 2)
     expect(first_offsets == {0: 0, 1: 0}, f"first offsets read after delete: {first_offsets}")
     consumer.close()

@@ -17,7 +17,8 @@ import time
 
 from kafka import ConsumerRebalanceListener, KafkaProducer, TopicPartition
 
-from strata_test import TIMEOUT_S, admin_client, create_topics, expect, group_member, run, step
+from strata_test import (TIMEOUT_S, admin_client, create_topics, expect, group_member, run,
+                         step, subscribe)
 
 PARTITIONS = 4
 KEYS = 20
@@ -61,12 +62,11 @@ class PauseOnAssignment(ConsumerRebalanceListener):
 
 def group_consumer(bootstrap, group, topic, client_id, pause_on_assignment=False):
     consumer = group_member(bootstrap, group, client_id)
+    listener = None
     if pause_on_assignment:
         listener = PauseOnAssignment()
         listener.consumer = consumer
-        consumer.subscribe([topic], listener=listener)
-    else:
-        consumer.subscribe([topic])
+    subscribe(consumer, [topic], listener)
     return consumer
 
 

@@ -52,6 +52,32 @@ def group_member(bootstrap, group, client_id):
                          request_timeout_ms=TIMEOUT_S * 1000 + 5000)
 
 
+def subscribe(consumer, topics, listener=None):
+    """Subscribes `consumer` to `topics` and waits for their partitions to be in its
+    metadata before the first poll() joins the group.
+
+    kafka-python 3.0.12 loses a rejoin that the consumer starts by itself: when the
+    group leader's first assignment saw no partitions of a topic (its metadata had not
+    arrived yet), the metadata that arrives next makes it rejoin; performing the new
+    assignment clears that reason (`_assignment_snapshot = _metadata_snapshot`) while
+    `rejoin_needed` stays False, so if the poll() that started the rejoin times out
+    before the SyncGroup answer, the next poll() never collects the finished join. The
+    consumer then keeps no partitions and sends no heartbeat until its session expires
+    (seen against Strata with the broker answering every request in ~2 ms; Kafka would
+    see the same). Waiting for the metadata first means no such rejoin is ever needed;
+    rejoins the coordinator asks for (REBALANCE_IN_PROGRESS) set `rejoin_needed` and
+    are not affected.
+    """
+    if listener is None:
+        consumer.subscribe(topics)
+    else:
+        consumer.subscribe(topics, listener=listener)
+    # topics() is a blocking metadata request; its answer updates the coordinator's
+    # snapshot of the subscribed topics' partitions.
+    known = consumer.topics()
+    expect(set(topics) <= known, f"subscribed topics {topics} missing from metadata {known}")
+
+
 def run(main):
     """Runs `main(bootstrap)` with the script's one argument."""
     if len(sys.argv) != 2:
