@@ -215,21 +215,36 @@ impl GroupCoordinator {
             let before = guard.group.state();
             let outcome = guard.group.join(self.now(), request);
             match self.settle(broker, group_id, &mut guard, before, outcome) {
-                Reply::Now(response) => return response,
+                Reply::Now(response) => {
+                    log_join(group_id, &response, "answered", None);
+                    return response;
+                }
                 Reply::Parked { member_id } => {
+                    let generation = guard.group.generation_id();
+                    tracing::debug!(group = group_id, member = %member_id, generation, "JoinGroup parked");
                     let (sender, receiver) = oneshot::channel();
-                    guard.joins.insert(member_id.clone(), sender);
+                    if guard.joins.insert(member_id.clone(), sender).is_some() {
+                        tracing::debug!(group = group_id, member = %member_id, "an earlier parked JoinGroup of this member is dropped");
+                    }
                     (receiver, member_id)
                 }
             }
         };
         let (receiver, member_id) = waiting;
+        let parked_at = Instant::now();
         // The sender goes away when a newer JoinGroup of the same member
         // replaced this one: the member is told to find the coordinator and
         // try again.
-        receiver.await.unwrap_or_else(|_| {
+        let response = receiver.await.unwrap_or_else(|_| {
             JoinResponse::error(ResponseError::CoordinatorNotAvailable, member_id)
-        })
+        });
+        log_join(
+            group_id,
+            &response,
+            "answered after parking",
+            Some(parked_at),
+        );
+        response
     }
 
     /// A SyncGroup. A follower's waits for the leader's.
@@ -242,22 +257,36 @@ impl GroupCoordinator {
         let Some(entry) = self.entry(group_id) else {
             return SyncResponse::error(ResponseError::UnknownMemberId);
         };
+        let member_id = request.member_id.clone();
+        let generation = request.generation_id;
         let receiver = {
             let mut guard = lock(&entry);
             let before = guard.group.state();
             let outcome = guard.group.sync(self.now(), request);
             match self.settle(broker, group_id, &mut guard, before, outcome) {
-                Reply::Now(response) => return response,
+                Reply::Now(response) => {
+                    log_sync(group_id, &member_id, generation, &response, None);
+                    return response;
+                }
                 Reply::Parked { member_id } => {
+                    tracing::debug!(group = group_id, member = %member_id, generation, "SyncGroup parked");
                     let (sender, receiver) = oneshot::channel();
-                    guard.syncs.insert(member_id, sender);
+                    if guard.syncs.insert(member_id, sender).is_some() {
+                        tracing::debug!(
+                            group = group_id,
+                            "an earlier parked SyncGroup of this member is dropped"
+                        );
+                    }
                     receiver
                 }
             }
         };
-        receiver
+        let parked_at = Instant::now();
+        let response = receiver
             .await
-            .unwrap_or_else(|_| SyncResponse::error(ResponseError::CoordinatorNotAvailable))
+            .unwrap_or_else(|_| SyncResponse::error(ResponseError::CoordinatorNotAvailable));
+        log_sync(group_id, &member_id, generation, &response, Some(parked_at));
+        response
     }
 
     /// A Heartbeat: None when all is well.
@@ -278,7 +307,15 @@ impl GroupCoordinator {
             guard
                 .group
                 .heartbeat(self.now(), member_id, group_instance_id, generation_id);
-        self.settle(broker, group_id, &mut guard, before, outcome)
+        let error = self.settle(broker, group_id, &mut guard, before, outcome);
+        tracing::debug!(
+            group = group_id,
+            member = member_id,
+            generation = generation_id,
+            error = error_label(error),
+            "Heartbeat answered"
+        );
+        error
     }
 
     /// A LeaveGroup for one or more members.
@@ -297,7 +334,16 @@ impl GroupCoordinator {
         let mut guard = lock(&entry);
         let before = guard.group.state();
         let outcome = guard.group.leave(self.now(), members);
-        self.settle(broker, group_id, &mut guard, before, outcome)
+        let response = self.settle(broker, group_id, &mut guard, before, outcome);
+        for (member, error) in &response.members {
+            tracing::debug!(
+                group = group_id,
+                member = %member.member_id,
+                error = error_label(*error),
+                "LeaveGroup answered"
+            );
+        }
+        response
     }
 
     /// DeleteGroups for one group: only an Empty group can go. Its offsets
@@ -455,26 +501,84 @@ impl crate::metrics::GroupMetricsSource for GroupCoordinator {
 }
 
 /// Sends answers to parked requests. A request whose client went away has
-/// no receiver any more; its answer is dropped.
+/// no receiver any more; its answer is dropped. An answer with no parked
+/// request to take it means the state machine and the parked requests
+/// disagree (a request answered twice, or never parked): logged, as that
+/// is how a member ends up waiting forever.
 fn deliver(entry: &mut GroupEntry, deliveries: Vec<Delivery>) {
+    let group_id = entry.group.group_id().to_string();
     for delivery in deliveries {
-        match delivery {
+        let (kind, member_id, sent) = match delivery {
             Delivery::Join {
                 member_id,
                 response,
             } => {
-                if let Some(sender) = entry.joins.remove(&member_id) {
-                    let _ = sender.send(response);
-                }
+                let sent = entry
+                    .joins
+                    .remove(&member_id)
+                    .map(|s| s.send(response).is_ok());
+                ("JoinGroup", member_id, sent)
             }
             Delivery::Sync {
                 member_id,
                 response,
             } => {
-                if let Some(sender) = entry.syncs.remove(&member_id) {
-                    let _ = sender.send(response);
-                }
+                let sent = entry
+                    .syncs
+                    .remove(&member_id)
+                    .map(|s| s.send(response).is_ok());
+                ("SyncGroup", member_id, sent)
+            }
+        };
+        match sent {
+            Some(true) => {}
+            Some(false) => {
+                tracing::debug!(group = %group_id, member = %member_id, "{kind} answer dropped: the client is gone");
+            }
+            None => {
+                tracing::warn!(group = %group_id, member = %member_id, "{kind} answer with no parked request to take it");
             }
         }
     }
+}
+
+/// An error code's name for the logs ("NONE" for success).
+fn error_label(error: Option<ResponseError>) -> String {
+    error
+        .and_then(strata_protocol::error_name)
+        .unwrap_or_else(|| "NONE".to_string())
+}
+
+fn log_join(group_id: &str, response: &JoinResponse, how: &str, parked_at: Option<Instant>) {
+    tracing::debug!(
+        group = group_id,
+        member = %response.member_id,
+        generation = response.generation_id,
+        leader = response.leader == response.member_id,
+        error = error_label(response.error),
+        waited_ms = parked_at.map(|at| at.elapsed().as_millis() as u64),
+        "JoinGroup {how}"
+    );
+}
+
+fn log_sync(
+    group_id: &str,
+    member_id: &str,
+    generation: i32,
+    response: &SyncResponse,
+    parked_at: Option<Instant>,
+) {
+    tracing::debug!(
+        group = group_id,
+        member = member_id,
+        generation,
+        error = error_label(response.error),
+        waited_ms = parked_at.map(|at| at.elapsed().as_millis() as u64),
+        "SyncGroup {}",
+        if parked_at.is_some() {
+            "answered after parking"
+        } else {
+            "answered"
+        }
+    );
 }

@@ -303,6 +303,45 @@ fn heartbeat_during_rebalance_is_rebalance_in_progress() {
     );
 }
 
+/// The sequence of the kafka-python stall (issue: "a consumer-group member
+/// stalls until its session expires"): the lone leader rejoins by itself and
+/// completes a generation alone, syncs, and a second member joins 2 ms later.
+/// Every request of the leader is answered at once, and its next heartbeat
+/// says REBALANCE_IN_PROGRESS, so nothing on the coordinator's side waits for
+/// the session timeout: the member that stalled had stopped sending.
+#[test]
+fn a_lone_leader_rejoin_then_a_new_member_is_answered_at_every_step() {
+    let mut group = Group::new("g", config(0));
+    let (a, outcome) = join_with_id(&mut group, 0, join_request("", "a"));
+    assert_eq!(now(outcome.reply).generation_id, 1);
+    now(group.sync(4, sync_request(&a, 1)).reply);
+    // The leader rejoins alone (its metadata changed): generation 2 at once.
+    let rejoin = now(group.join(106, join_request(&a, "a")).reply);
+    assert_eq!((rejoin.error, rejoin.generation_id), (None, 2));
+    assert_eq!(group.state(), GroupState::CompletingRebalance);
+    let synced = now(group.sync(108, sync_request(&a, 2)).reply);
+    assert_eq!(synced.error, None);
+    assert_eq!(group.state(), GroupState::Stable);
+    // The second member, 2 ms after the leader's SyncGroup.
+    let (b, outcome) = join_with_id(&mut group, 110, join_request("", "b"));
+    parked(outcome.reply);
+    assert_eq!(group.state(), GroupState::PreparingRebalance);
+    assert_eq!(
+        group.heartbeat(3_108, &a, None, 2).reply,
+        Some(ResponseError::RebalanceInProgress)
+    );
+    let outcome = group.join(3_110, join_request(&a, "a"));
+    let leader = now(outcome.reply);
+    assert_eq!((leader.error, leader.generation_id), (None, 3));
+    assert_eq!(leader.members.len(), 2);
+    let joined = join_responses(&outcome.deliveries);
+    assert_eq!(joined.len(), 1, "the parked join of {b} is answered");
+    assert_eq!(
+        (joined[0].0.as_str(), joined[0].1.generation_id),
+        (b.as_str(), 3)
+    );
+}
+
 #[test]
 fn stale_generation_is_illegal_generation() {
     let (mut group, ids) = stable_group(&["a"]);
