@@ -239,7 +239,9 @@ impl Broker {
         // The log goes to a file: no colour escape codes.
         command.env("NO_COLOR", "1");
         if std::env::var_os("RUST_LOG").is_none() {
-            command.env("RUST_LOG", "info");
+            // Group requests and their answers at DEBUG: a stalled consumer
+            // group is explained by the kept log of the failing test.
+            command.env("RUST_LOG", "info,strata_broker::coordinator=debug");
         }
         let mut child = command
             .stdin(Stdio::null())
@@ -317,7 +319,36 @@ impl Drop for Broker {
         }
         if thread::panicking() {
             eprintln!("{}", self.stderr_tail());
+            self.keep_logs();
         }
+    }
+}
+
+impl Broker {
+    /// Copies every run's log of a failing test to
+    /// `target/tmp/failed-broker-logs/<test>-<pid>-<dir>/`, which outlives the
+    /// temporary directory, and says where.
+    fn keep_logs(&self) {
+        let test = thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .replace("::", "-");
+        let dir_name = self.root.path().file_name().unwrap_or_default();
+        let kept = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("failed-broker-logs")
+            .join(format!(
+                "{test}-{}-{}",
+                std::process::id(),
+                dir_name.to_string_lossy()
+            ));
+        if std::fs::create_dir_all(&kept).is_err() {
+            return;
+        }
+        for run in 1..=self.run {
+            let name = format!("stderr-{run}.log");
+            let _ = std::fs::copy(self.root.path().join(&name), kept.join(&name));
+        }
+        eprintln!("broker logs kept in {}", kept.display());
     }
 }
 
