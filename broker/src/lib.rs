@@ -19,7 +19,9 @@
 //! - [`partition`]: a partition's log and the watch that wakes fetches.
 //! - [`metrics`]: Prometheus metrics and their HTTP endpoint.
 //! - [`producer_state`]: idempotent producers' sequence checks.
-//! - [`metadata_store`]: topic metadata on disk.
+//! - [`metadata`]: the metadata log (KRaft-style records) and its image.
+//! - [`metadata_store`]: `meta.properties`, `partition.metadata` and the
+//!   topics file of older releases.
 //! - [`config`]: the Kafka properties Strata honours.
 //! - [`error`]: the one mapping of failures to Kafka error codes.
 
@@ -32,6 +34,7 @@ pub mod error;
 pub mod frame;
 pub mod group;
 mod handlers;
+pub mod metadata;
 pub mod metadata_store;
 pub mod metrics;
 pub mod partition;

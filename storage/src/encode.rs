@@ -1,15 +1,20 @@
 //! Record batches written by Strata itself rather than received from a client:
-//! the group coordinator's `__consumer_offsets` records, the `strata produce`
-//! and `perf` commands, tests and benches. Encoding is kafka-protocol's; this
-//! module only fills in what a plain producer (no idempotence, no transaction)
-//! puts in each record, in one place.
+//! the group coordinator's `__consumer_offsets` records, the metadata log, the
+//! `strata produce` and `perf` commands, tests and benches. Encoding is
+//! kafka-protocol's; this module only fills in what a plain producer (no
+//! idempotence, no transaction) puts in each record, in one place, and reads
+//! such a log back ([`for_each_decoded_batch`]).
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
-use crate::batch::MAGIC;
+use crate::batch::{self, LOG_OVERHEAD, MAGIC};
+use crate::{Log, StorageError};
+
+/// Bytes read at a time by [`for_each_decoded_batch`].
+const READ_BYTES: usize = 4 << 20;
 
 /// A batch that kafka-protocol's encoder refused.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +67,37 @@ pub fn encode_plain_batch(
     RecordBatchEncoder::encode(&mut buffer, numbered.iter(), &options)
         .map_err(|error| EncodeError(error.to_string()))?;
     Ok(buffer)
+}
+
+/// Reads `log` from its start and calls `each` with every data batch's base
+/// offset and its decoded records, or why kafka-protocol could not decode
+/// them (the caller decides whether that is fatal). Control batches are
+/// skipped; reading stops where no whole batch is left.
+pub fn for_each_decoded_batch<E: From<StorageError>>(
+    log: &Log,
+    mut each: impl FnMut(i64, Result<Vec<Record>, String>) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let bytes = log.read(offset, READ_BYTES, true)?;
+        let batches = match batch::validate_all(&bytes) {
+            Ok(batches) if !batches.is_empty() => batches,
+            _ => break, // nothing whole at `offset`: the log is read
+        };
+        for (position, header) in batches {
+            offset = header.last_offset() + 1;
+            if header.is_control() {
+                continue;
+            }
+            let end = position + LOG_OVERHEAD + header.batch_length as usize;
+            let mut one = bytes.slice(position..end);
+            let records = RecordBatchDecoder::decode(&mut one)
+                .map(|set| set.records)
+                .map_err(|error| error.to_string());
+            each(header.base_offset, records)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

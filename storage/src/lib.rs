@@ -57,7 +57,7 @@ mod recovery_tests;
 mod retention_tests;
 
 pub use cleaner::{CleanStats, CleanedGroup, CleaningJob};
-pub use encode::{encode_plain_batch, plain_record, EncodeError};
+pub use encode::{encode_plain_batch, for_each_decoded_batch, plain_record, EncodeError};
 pub use error::StorageError;
 pub use fd_cache::{open_file_limit, open_files, set_open_file_limit, DEFAULT_OPEN_FILE_LIMIT};
 pub use file_slice::{read_slices, FileSlice};

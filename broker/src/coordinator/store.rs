@@ -12,9 +12,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
-use strata_storage::batch::{self, LOG_OVERHEAD};
-use strata_storage::{encode_plain_batch, plain_record};
+use kafka_protocol::records::{Compression, Record};
+use strata_storage::{encode_plain_batch, for_each_decoded_batch, plain_record};
 
 use crate::broker::{now_ms, Broker, Topic};
 use crate::error::{ApiError, BrokerError};
@@ -25,9 +24,6 @@ use crate::group::{
 
 /// The internal topic's name, as Kafka's.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-
-/// What one read of the offsets batch reads at most while loading.
-const LOAD_READ_BYTES: usize = 4 << 20;
 
 /// The topic, created if it does not exist yet.
 pub fn offsets_topic(broker: &Broker) -> Result<Arc<Topic>, ApiError> {
@@ -123,31 +119,18 @@ pub fn load(broker: &Broker) -> Result<BTreeMap<String, LoadedGroup>, BrokerErro
             continue;
         };
         let log = partition.log();
-        let mut offset = log.log_start_offset();
-        while offset < log.log_end_offset() {
-            let bytes = log.read(offset, LOAD_READ_BYTES, true)?;
-            let batches = match batch::validate_all(&bytes) {
-                Ok(batches) => batches,
-                Err(_) => break, // nothing whole at `offset`: the log is read
+        for_each_decoded_batch(&log, |_, records| {
+            let Ok(records) = records else {
+                skipped += 1;
+                return Ok::<(), BrokerError>(());
             };
-            for (position, header) in batches {
-                offset = header.last_offset() + 1;
-                if header.is_control() {
-                    continue;
-                }
-                let end = position + LOG_OVERHEAD + header.batch_length as usize;
-                let mut one = bytes.slice(position..end);
-                let Ok(set) = RecordBatchDecoder::decode(&mut one) else {
+            for record in records {
+                if apply(&mut groups, record.key.as_deref(), record.value.as_deref()).is_err() {
                     skipped += 1;
-                    continue;
-                };
-                for record in set.records {
-                    if apply(&mut groups, record.key.as_deref(), record.value.as_deref()).is_err() {
-                        skipped += 1;
-                    }
                 }
             }
-        }
+            Ok(())
+        })?;
     }
     if skipped > 0 {
         tracing::warn!(skipped, "{OFFSETS_TOPIC}: skipped records of unknown kinds");

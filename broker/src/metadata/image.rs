@@ -1,0 +1,267 @@
+//! [`MetadataImage`]: the cluster metadata as of some point of the metadata
+//! log, and [`MetadataDelta`]: what one batch of records changed in it, which
+//! is what brokers act on (open a partition's log, delete a removed topic's
+//! data, apply new configs).
+//!
+//! Applying is all or nothing: a batch that breaks a rule (a second topic of
+//! one name, a partition of an unknown topic, ...) leaves the image as it was
+//! and is never written. No I/O here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::records::{BrokerRegistration, ConfigResource, MetadataRecord, PartitionRegistration};
+
+/// One topic: its id, name and partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicImage {
+    pub name: String,
+    pub id: Uuid,
+    /// By partition id; ids run from 0 without gaps.
+    pub partitions: BTreeMap<i32, PartitionRegistration>,
+}
+
+/// The cluster metadata at one point of the log. Cheap to clone: topics are
+/// shared until one changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataImage {
+    brokers: BTreeMap<i32, BrokerRegistration>,
+    topics: BTreeMap<Uuid, Arc<TopicImage>>,
+    topic_ids: BTreeMap<String, Uuid>,
+    configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
+    /// The end of the producer ids handed out so far.
+    next_producer_id: i64,
+}
+
+/// What one applied batch changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataDelta {
+    pub created_topics: Vec<Uuid>,
+    /// Removed topics as they were before removal (brokers need their
+    /// partitions to delete the data).
+    pub removed_topics: Vec<Arc<TopicImage>>,
+    /// New partitions of topics that existed before the batch.
+    pub new_partitions: Vec<(Uuid, i32)>,
+    pub changed_configs: BTreeSet<ConfigResource>,
+    pub registered_brokers: BTreeSet<i32>,
+}
+
+/// Why a batch cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("topic {name} already exists")]
+    TopicExists { name: String },
+    #[error("topic id {topic_id} is already used")]
+    TopicIdExists { topic_id: Uuid },
+    #[error("no topic with id {topic_id}")]
+    UnknownTopicId { topic_id: Uuid },
+    #[error("no topic named {name}")]
+    UnknownTopic { name: String },
+    #[error("partition {partition} of topic {topic_id}: expected partition {expected} next")]
+    PartitionOutOfOrder {
+        topic_id: Uuid,
+        partition: i32,
+        expected: i32,
+    },
+    #[error("partition {partition} of topic {topic_id}: {reason}")]
+    InvalidPartition {
+        topic_id: Uuid,
+        partition: i32,
+        reason: String,
+    },
+    #[error("producer ids would go back from {current} to {next}")]
+    ProducerIdsBackwards { current: i64, next: i64 },
+}
+
+impl MetadataImage {
+    /// The image after `records`, and what they changed; `self` is untouched.
+    pub fn apply(
+        &self,
+        records: &[MetadataRecord],
+    ) -> Result<(MetadataImage, MetadataDelta), ApplyError> {
+        let mut next = self.clone();
+        let mut delta = MetadataDelta::default();
+        for record in records {
+            next.apply_one(record, &mut delta)?;
+        }
+        // A topic created and removed in one batch leaves no trace to act on.
+        delta
+            .created_topics
+            .retain(|id| next.topics.contains_key(id));
+        Ok((next, delta))
+    }
+
+    fn apply_one(
+        &mut self,
+        record: &MetadataRecord,
+        delta: &mut MetadataDelta,
+    ) -> Result<(), ApplyError> {
+        match record {
+            MetadataRecord::RegisterBroker(registration) => {
+                self.brokers
+                    .insert(registration.broker_id, registration.clone());
+                delta.registered_brokers.insert(registration.broker_id);
+            }
+            MetadataRecord::Topic { name, topic_id } => {
+                if self.topic_ids.contains_key(name) {
+                    return Err(ApplyError::TopicExists { name: name.clone() });
+                }
+                if self.topics.contains_key(topic_id) {
+                    return Err(ApplyError::TopicIdExists {
+                        topic_id: *topic_id,
+                    });
+                }
+                self.topic_ids.insert(name.clone(), *topic_id);
+                self.topics.insert(
+                    *topic_id,
+                    Arc::new(TopicImage {
+                        name: name.clone(),
+                        id: *topic_id,
+                        partitions: BTreeMap::new(),
+                    }),
+                );
+                delta.created_topics.push(*topic_id);
+            }
+            MetadataRecord::Partition(partition) => self.add_partition(partition, delta)?,
+            MetadataRecord::Config {
+                resource,
+                name,
+                value,
+            } => {
+                if let ConfigResource::Topic(topic) = resource {
+                    if !self.topic_ids.contains_key(topic) {
+                        return Err(ApplyError::UnknownTopic {
+                            name: topic.clone(),
+                        });
+                    }
+                }
+                let configs = self.configs.entry(resource.clone()).or_default();
+                match value {
+                    Some(value) => {
+                        configs.insert(name.clone(), value.clone());
+                    }
+                    None => {
+                        configs.remove(name);
+                    }
+                }
+                if configs.is_empty() {
+                    self.configs.remove(resource);
+                }
+                delta.changed_configs.insert(resource.clone());
+            }
+            MetadataRecord::RemoveTopic { topic_id } => {
+                let topic = self
+                    .topics
+                    .remove(topic_id)
+                    .ok_or(ApplyError::UnknownTopicId {
+                        topic_id: *topic_id,
+                    })?;
+                self.topic_ids.remove(&topic.name);
+                let resource = ConfigResource::Topic(topic.name.clone());
+                if self.configs.remove(&resource).is_some() {
+                    delta.changed_configs.insert(resource);
+                }
+                delta.new_partitions.retain(|(id, _)| id != topic_id);
+                if !delta.created_topics.contains(topic_id) {
+                    delta.removed_topics.push(topic);
+                }
+            }
+            MetadataRecord::ProducerIds {
+                next_producer_id, ..
+            } => {
+                if *next_producer_id < self.next_producer_id {
+                    return Err(ApplyError::ProducerIdsBackwards {
+                        current: self.next_producer_id,
+                        next: *next_producer_id,
+                    });
+                }
+                self.next_producer_id = *next_producer_id;
+            }
+        }
+        Ok(())
+    }
+
+    fn add_partition(
+        &mut self,
+        partition: &PartitionRegistration,
+        delta: &mut MetadataDelta,
+    ) -> Result<(), ApplyError> {
+        let topic_id = partition.topic_id;
+        let invalid = |reason: &str| ApplyError::InvalidPartition {
+            topic_id,
+            partition: partition.partition_id,
+            reason: reason.to_string(),
+        };
+        if partition.replicas.is_empty() {
+            return Err(invalid("no replicas"));
+        }
+        let distinct: BTreeSet<i32> = partition.replicas.iter().copied().collect();
+        if distinct.len() != partition.replicas.len() {
+            return Err(invalid("a broker holds two replicas"));
+        }
+        if partition.isr.iter().any(|id| !distinct.contains(id)) {
+            return Err(invalid("an in-sync replica is not a replica"));
+        }
+        if partition.leader != -1 && !partition.isr.contains(&partition.leader) {
+            return Err(invalid("the leader is not in sync"));
+        }
+        let topic = self
+            .topics
+            .get_mut(&topic_id)
+            .ok_or(ApplyError::UnknownTopicId { topic_id })?;
+        let expected = topic.partitions.len() as i32;
+        if partition.partition_id != expected {
+            return Err(ApplyError::PartitionOutOfOrder {
+                topic_id,
+                partition: partition.partition_id,
+                expected,
+            });
+        }
+        Arc::make_mut(topic)
+            .partitions
+            .insert(partition.partition_id, partition.clone());
+        if !delta.created_topics.contains(&topic_id) {
+            delta
+                .new_partitions
+                .push((topic_id, partition.partition_id));
+        }
+        Ok(())
+    }
+
+    pub fn topic(&self, name: &str) -> Option<&Arc<TopicImage>> {
+        self.topic_ids.get(name).and_then(|id| self.topics.get(id))
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<&Arc<TopicImage>> {
+        self.topics.get(&id)
+    }
+
+    /// Every topic, by name.
+    pub fn topics(&self) -> impl Iterator<Item = &Arc<TopicImage>> {
+        self.topic_ids.values().filter_map(|id| self.topics.get(id))
+    }
+
+    pub fn broker(&self, id: i32) -> Option<&BrokerRegistration> {
+        self.brokers.get(&id)
+    }
+
+    pub fn brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values()
+    }
+
+    /// The config overrides of a resource (empty when it has none).
+    pub fn configs(&self, resource: &ConfigResource) -> BTreeMap<String, String> {
+        self.configs.get(resource).cloned().unwrap_or_default()
+    }
+
+    /// The end of the producer ids handed out so far.
+    pub fn next_producer_id(&self) -> i64 {
+        self.next_producer_id
+    }
+}
+
+#[cfg(test)]
+#[path = "image_tests.rs"]
+mod tests;
