@@ -1,8 +1,13 @@
 //! The broker's shared state: its identity, configuration and topics, and
 //! the operations that change them (create, delete, add partitions, alter
 //! configs). Handlers hold an `Arc<Broker>`.
+//!
+//! Every change is a batch of metadata records ([`crate::metadata`]): checked
+//! against the current image, appended to the metadata log, published as the
+//! new image, and then acted on from its delta (open the logs of new
+//! partitions, delete a removed topic's, apply new configs).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -15,9 +20,21 @@ use uuid::Uuid;
 use crate::config::BrokerConfig;
 use crate::coordinator::GroupCoordinator;
 use crate::error::{ApiError, BrokerError};
+use crate::metadata::{
+    ApplyError, BrokerEndpoint, BrokerRegistration, ConfigResource, MetadataDelta, MetadataImage,
+    MetadataLog, MetadataRecord,
+};
 use crate::metadata_store::{self, StoredTopic};
 use crate::metrics::BrokerMetrics;
 use crate::partition::Partition;
+
+mod migrate;
+mod records;
+
+use records::{
+    apply_error, open_metadata, partition_record, remove_orphaned_partition_dirs, stored_topic,
+    topic_config_records,
+};
 
 /// Kafka's file of per-partition recovery points (offsets below which the log
 /// is known to be on disk), in the data directory.
@@ -26,12 +43,12 @@ const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
 /// retention left each log's first readable offset.
 const LOG_START_OFFSET_FILE: &str = "log-start-offset-checkpoint";
 
-/// The end of the range of producer ids handed out so far. Ids are taken in
-/// blocks (Kafka's controller allocates blocks of 1000 too) and the block's
-/// end is persisted before any id of it is used, so no id is reused after a
-/// restart.
-const PRODUCER_ID_FILE: &str = "strata-producer-id-block";
+/// Producer ids are taken in blocks (Kafka's controller allocates blocks of
+/// 1000 too) and the block's end is in the metadata log before any id of it
+/// is used, so no id is reused after a restart.
 const PRODUCER_ID_BLOCK: i64 = 1000;
+/// The term written with metadata batches until the Raft quorum writes them.
+const LOCAL_TERM: i32 = 0;
 
 /// The next producer id and the end of the block it comes from.
 #[derive(Debug)]
@@ -90,8 +107,10 @@ pub struct Broker {
     /// Topics by name. Readers clone the `Arc<Topic>` they need and let go of
     /// the lock at once; changes replace a topic's `Arc` whole.
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
-    /// Serialises changes to the topic set and the metadata file.
-    admin: std::sync::Mutex<()>,
+    /// The metadata as of the last batch in the log.
+    image: RwLock<Arc<MetadataImage>>,
+    /// The metadata log; its lock serialises every change to the metadata.
+    metadata_log: std::sync::Mutex<MetadataLog>,
     producer_ids: std::sync::Mutex<ProducerIdBlock>,
     /// Consumer groups and their committed offsets.
     pub groups: Arc<GroupCoordinator>,
@@ -106,9 +125,10 @@ pub fn now_ms() -> i64 {
 }
 
 impl Broker {
-    /// Opens the data directory: reads the topic metadata, recovers every
-    /// partition's log (only past its recovery point after an unclean stop),
-    /// and removes what deleted topics left behind.
+    /// Opens the data directory: replays the metadata log (moving an earlier
+    /// release's topics file into it first), registers this broker, recovers
+    /// every partition's log (only past its recovery point after an unclean
+    /// stop), and removes what deleted topics left behind.
     pub fn open(
         config: BrokerConfig,
         data_dir: &Path,
@@ -126,20 +146,34 @@ impl Broker {
             tracing::info!("no clean-shutdown marker: recovering logs past their recovery points");
         }
 
-        let stored = metadata_store::load_topics(data_dir)?;
-        remove_orphaned_partition_dirs(data_dir, &stored);
+        let (mut metadata_log, image) = open_metadata(data_dir, node_id)?;
+        // Kafka registers a broker at every start, with a new incarnation id.
+        let registration = MetadataRecord::RegisterBroker(BrokerRegistration {
+            broker_id: node_id,
+            incarnation_id: Uuid::new_v4(),
+            endpoints: vec![BrokerEndpoint {
+                listener: "PLAINTEXT".to_string(),
+                host: endpoint.host.clone(),
+                port: endpoint.port,
+            }],
+            rack: None,
+            fenced: false,
+        });
+        let (image, _) = image.apply(std::slice::from_ref(&registration))?;
+        metadata_log.append(&[registration], LOCAL_TERM, now_ms())?;
+
+        remove_orphaned_partition_dirs(data_dir, &image);
         let now = now_ms();
         let metrics = Arc::new(BrokerMetrics::new());
         let mut topics = BTreeMap::new();
-        for stored_topic in stored {
-            let log_config = config.log_config(&stored_topic.configs);
+        for topic_image in image.topics() {
+            let stored = stored_topic(&image, topic_image);
+            let log_config = config.log_config(&stored.configs);
             let mut partitions = Vec::new();
-            for index in 0..stored_topic.partitions {
-                let dir = metadata_store::partition_dir(data_dir, &stored_topic.name, index);
-                let recovery_point = recovery_points
-                    .get(&(stored_topic.name.clone(), index))
-                    .copied()
-                    .unwrap_or(0);
+            for index in 0..stored.partitions {
+                let dir = metadata_store::partition_dir(data_dir, &stored.name, index);
+                let key = (stored.name.clone(), index);
+                let recovery_point = recovery_points.get(&key).copied().unwrap_or(0);
                 let mut log = Log::open(
                     &dir,
                     log_config.clone(),
@@ -147,30 +181,28 @@ impl Broker {
                     clean_shutdown,
                     now,
                 )?;
-                if let Some(&start) = log_start_offsets.get(&(stored_topic.name.clone(), index)) {
+                if let Some(&start) = log_start_offsets.get(&key) {
                     log.restore_log_start_offset(start);
                 }
+                // Missing after a crash between the metadata and the directory.
+                if metadata_store::read_partition_topic_id(&dir).is_none() {
+                    metadata_store::write_partition_metadata(&dir, stored.id)?;
+                }
                 partitions.push(Arc::new(Partition::new(
-                    stored_topic.name.clone(),
+                    stored.name.clone(),
                     index,
                     log,
-                    metrics.topic(&stored_topic.name),
+                    metrics.topic(&stored.name),
                 )));
             }
-            topics.insert(
-                stored_topic.name.clone(),
-                Arc::new(Topic {
-                    stored: stored_topic,
-                    partitions,
-                }),
-            );
+            topics.insert(stored.name.clone(), Arc::new(Topic { stored, partitions }));
         }
         // From here on the directory is in use: a crash must be recovered.
         if clean_shutdown {
             fs::remove_file(&clean_marker)
                 .map_err(|e| BrokerError::io("removing the clean-shutdown marker", e))?;
         }
-        let allocated = read_producer_id_block_end(data_dir)?;
+        let allocated = image.next_producer_id();
         let broker = Broker {
             producer_ids: std::sync::Mutex::new(ProducerIdBlock {
                 next: allocated,
@@ -184,7 +216,8 @@ impl Broker {
             metrics,
             data_dir: data_dir.to_path_buf(),
             topics: RwLock::new(topics),
-            admin: std::sync::Mutex::new(()),
+            image: RwLock::new(Arc::new(image)),
+            metadata_log: std::sync::Mutex::new(metadata_log),
         };
         broker.write_checkpoints()?;
         broker
@@ -223,10 +256,94 @@ impl Broker {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn lock_admin(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.admin
+    /// The metadata as of the last change.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Takes the metadata log: whoever holds it is the only one changing
+    /// the metadata.
+    fn lock_metadata(&self) -> std::sync::MutexGuard<'_, MetadataLog> {
+        self.metadata_log
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Writes one change: checks it against the current image, appends it
+    /// to the log (`log` is the held metadata lock), publishes the new image
+    /// and acts on what changed. Nothing is changed when the check or the
+    /// write fails.
+    fn commit(&self, log: &mut MetadataLog, records: &[MetadataRecord]) -> Result<(), ApiError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let (next, delta) = self.image().apply(records).map_err(apply_error)?;
+        log.append(records, LOCAL_TERM, now_ms()).map_err(|e| {
+            tracing::error!(error = %e, "could not write the metadata log");
+            ApiError::new(ResponseError::KafkaStorageError, e.to_string())
+        })?;
+        let next = Arc::new(next);
+        *self
+            .image
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = next.clone();
+        self.apply_delta(&next, &delta)
+    }
+
+    /// Brings the topics and their logs in line with the image after a
+    /// change: new topics and partitions get their logs, removed topics lose
+    /// theirs, changed configs reach the logs.
+    fn apply_delta(&self, image: &MetadataImage, delta: &MetadataDelta) -> Result<(), ApiError> {
+        let mut next = self.read_topics().clone();
+        let mut result = Ok(());
+        for removed in &delta.removed_topics {
+            if let Some(topic) = next.remove(&removed.name) {
+                self.metrics.remove_topic(&removed.name);
+                for partition in &topic.partitions {
+                    let dir = partition.log().dir().to_path_buf();
+                    if let Err(error) = fs::remove_dir_all(&dir) {
+                        tracing::warn!(dir = %dir.display(), %error, "could not remove partition directory");
+                    }
+                }
+            }
+        }
+        let changed: HashSet<String> = delta
+            .created_topics
+            .iter()
+            .chain(delta.new_partitions.iter().map(|(id, _)| id))
+            .filter_map(|id| image.topic_by_id(*id).map(|t| t.name.clone()))
+            .chain(delta.changed_configs.iter().filter_map(|r| match r {
+                ConfigResource::Topic(name) => Some(name.clone()),
+                ConfigResource::Broker(_) => None,
+            }))
+            .collect();
+        for name in changed {
+            let Some(topic_image) = image.topic(&name) else {
+                continue;
+            };
+            let stored = stored_topic(image, topic_image);
+            let mut partitions = next
+                .get(&name)
+                .map(|t| t.partitions.clone())
+                .unwrap_or_default();
+            let opened = partitions.len() as i32;
+            if opened < stored.partitions {
+                match self.open_partitions(&stored, opened..stored.partitions) {
+                    Ok(new) => partitions.extend(new),
+                    Err(error) => result = Err(error),
+                }
+            }
+            let log_config = self.config.log_config(&stored.configs);
+            for partition in &partitions {
+                partition.set_config(log_config.clone());
+            }
+            next.insert(name, Arc::new(Topic { stored, partitions }));
+        }
+        *self.write_topics() = next;
+        result
     }
 
     /// Creates a topic (or, with `validate_only`, checks that it could be).
@@ -266,12 +383,11 @@ impl Broker {
         }
         crate::config::validate_topic_configs(&configs)
             .map_err(|e| ApiError::new(ResponseError::InvalidConfig, e.to_string()))?;
-        let _admin = self.lock_admin();
-        if self.topic(name).is_some() {
-            return Err(ApiError::new(
-                ResponseError::TopicAlreadyExists,
-                format!("Topic '{name}' already exists."),
-            ));
+        let mut log = self.lock_metadata();
+        if self.image().topic(name).is_some() {
+            return Err(apply_error(ApplyError::TopicExists {
+                name: name.to_string(),
+            }));
         }
         if let Some(clash) = self.colliding_topic(name) {
             return Err(ApiError::new(
@@ -279,28 +395,26 @@ impl Broker {
                 format!("Topic '{name}' collides with existing topic: {clash}"),
             ));
         }
-        let stored = StoredTopic {
+        let topic_id = Uuid::new_v4();
+        let mut records = vec![MetadataRecord::Topic {
             name: name.to_string(),
-            id: Uuid::new_v4(),
-            partitions,
-            configs,
-        };
-        let topic = Arc::new(Topic {
-            partitions: if validate_only {
-                Vec::new()
-            } else {
-                self.open_partitions(&stored, 0..partitions)?
-            },
-            stored,
-        });
+            topic_id,
+        }];
+        records
+            .extend((0..partitions).map(|index| partition_record(topic_id, index, self.node_id)));
+        records.extend(topic_config_records(name, &BTreeMap::new(), &configs));
         if validate_only {
-            return Ok(topic);
+            let (image, _) = self.image().apply(&records).map_err(apply_error)?;
+            let topic = image.topic(name).expect("the topic was just applied");
+            return Ok(Arc::new(Topic {
+                stored: stored_topic(&image, topic),
+                partitions: Vec::new(),
+            }));
         }
-        self.commit_topic_change(|topics| {
-            topics.insert(name.to_string(), topic.clone());
-        })?;
+        self.commit(&mut log, &records)?;
         tracing::info!(topic = name, partitions, "created topic");
-        Ok(topic)
+        self.topic(name)
+            .ok_or_else(|| ApiError::new(ResponseError::UnknownServerError, "topic vanished"))
     }
 
     /// Deletes a topic and its logs.
@@ -308,30 +422,23 @@ impl Broker {
         if !self.config.delete_topic_enable() {
             return Err(ResponseError::TopicDeletionDisabled.into());
         }
-        let admin = self.lock_admin();
-        let topic = self
+        let mut log = self.lock_metadata();
+        let topic_id = self
+            .image()
             .topic(name)
+            .map(|t| t.id)
             .ok_or(ResponseError::UnknownTopicOrPartition)?;
         // Metadata first: a crash before the directories go leaves orphans
         // that the next start removes (their topic id is no longer known).
-        self.commit_topic_change(|topics| {
-            topics.remove(name);
-        })?;
-        self.metrics.remove_topic(name);
-        for partition in &topic.partitions {
-            let dir = partition.log().dir().to_path_buf();
-            if let Err(error) = fs::remove_dir_all(&dir) {
-                tracing::warn!(dir = %dir.display(), %error, "could not remove partition directory");
-            }
-        }
+        self.commit(&mut log, &[MetadataRecord::RemoveTopic { topic_id }])?;
         tracing::info!(topic = name, "deleted topic");
-        // Not under the admin lock: a group's lock is taken before it when
+        // Not under the metadata lock: a group's lock is taken before it when
         // a commit creates __consumer_offsets.
-        drop(admin);
+        drop(log);
         // Kafka deletes the committed offsets of a deleted topic, so that a
         // topic created again under the name starts without them.
         self.groups.forget_topic(self, name);
-        Ok(topic.id())
+        Ok(topic_id)
     }
 
     /// Grows a topic to `total` partitions.
@@ -341,11 +448,12 @@ impl Broker {
         total: i32,
         validate_only: bool,
     ) -> Result<(), ApiError> {
-        let _admin = self.lock_admin();
-        let topic = self
+        let mut log = self.lock_metadata();
+        let image = self.image();
+        let topic = image
             .topic(name)
             .ok_or(ResponseError::UnknownTopicOrPartition)?;
-        let current = topic.stored.partitions;
+        let current = topic.partitions.len() as i32;
         if total <= current {
             return Err(ApiError::new(
                 ResponseError::InvalidPartitions,
@@ -357,15 +465,10 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
-        let mut stored = topic.stored.clone();
-        stored.partitions = total;
-        let mut partitions = topic.partitions.clone();
-        partitions.extend(self.open_partitions(&stored, current..total)?);
-        let updated = Arc::new(Topic { stored, partitions });
-        self.commit_topic_change(|topics| {
-            topics.insert(name.to_string(), updated);
-        })?;
-        Ok(())
+        let records: Vec<MetadataRecord> = (current..total)
+            .map(|index| partition_record(topic.id, index, self.node_id))
+            .collect();
+        self.commit(&mut log, &records)
     }
 
     /// Replaces a topic's config overrides (already validated by the caller)
@@ -375,42 +478,14 @@ impl Broker {
         name: &str,
         configs: BTreeMap<String, String>,
     ) -> Result<(), ApiError> {
-        let _admin = self.lock_admin();
-        let topic = self
-            .topic(name)
-            .ok_or(ResponseError::UnknownTopicOrPartition)?;
-        let mut stored = topic.stored.clone();
-        stored.configs = configs;
-        let log_config = self.config.log_config(&stored.configs);
-        let updated = Arc::new(Topic {
-            stored,
-            partitions: topic.partitions.clone(),
-        });
-        self.commit_topic_change(|topics| {
-            topics.insert(name.to_string(), updated);
-        })?;
-        for partition in &topic.partitions {
-            partition.set_config(log_config.clone());
+        let mut log = self.lock_metadata();
+        let image = self.image();
+        if image.topic(name).is_none() {
+            return Err(ResponseError::UnknownTopicOrPartition.into());
         }
-        Ok(())
-    }
-
-    /// Applies a change to the topic map and persists the result; the map is
-    /// only changed when the metadata file was written.
-    fn commit_topic_change(
-        &self,
-        change: impl FnOnce(&mut BTreeMap<String, Arc<Topic>>),
-    ) -> Result<(), ApiError> {
-        let mut next = self.read_topics().clone();
-        change(&mut next);
-        metadata_store::save_topics(&self.data_dir, next.values().map(|t| &t.stored)).map_err(
-            |e| {
-                tracing::error!(error = %e, "could not persist topic metadata");
-                ApiError::new(ResponseError::KafkaStorageError, e.to_string())
-            },
-        )?;
-        *self.write_topics() = next;
-        Ok(())
+        let current = image.configs(&ConfigResource::Topic(name.to_string()));
+        let records = topic_config_records(name, &current, &configs);
+        self.commit(&mut log, &records)
     }
 
     fn open_partitions(
@@ -458,11 +533,12 @@ impl Broker {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if block.next == block.end {
             let end = block.end + PRODUCER_ID_BLOCK;
-            metadata_store::write_atomically(
-                &self.data_dir.join(PRODUCER_ID_FILE),
-                end.to_string().as_bytes(),
-            )
-            .map_err(|e| ApiError::new(ResponseError::KafkaStorageError, e.to_string()))?;
+            let mut log = self.lock_metadata();
+            let record = MetadataRecord::ProducerIds {
+                broker_id: self.node_id,
+                next_producer_id: end,
+            };
+            self.commit(&mut log, &[record])?;
             block.end = end;
         }
         let id = block.next;
@@ -539,7 +615,7 @@ impl Broker {
     /// Clean shutdown: flush every log, record recovery points, then leave
     /// the marker that lets the next start skip recovery.
     pub fn shutdown(&self) -> Result<(), BrokerError> {
-        let _admin = self.lock_admin();
+        let _metadata = self.lock_metadata();
         for topic in self.topics() {
             for partition in &topic.partitions {
                 partition.log().flush()?;
@@ -554,18 +630,6 @@ impl Broker {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
-    }
-}
-
-fn read_producer_id_block_end(data_dir: &Path) -> Result<i64, BrokerError> {
-    let path = data_dir.join(PRODUCER_ID_FILE);
-    match fs::read_to_string(&path) {
-        Ok(text) => text.trim().parse().map_err(|_| BrokerError::Metadata {
-            path: path.display().to_string(),
-            reason: format!("not a producer id: {text:?}"),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-        Err(e) => Err(BrokerError::io(format!("reading {}", path.display()), e)),
     }
 }
 
@@ -593,35 +657,6 @@ pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
-}
-
-/// Removes partition directories whose `partition.metadata` names a topic id
-/// that the metadata no longer has: the remains of a deletion interrupted by
-/// a crash. Directories without that file are left alone, with a warning.
-fn remove_orphaned_partition_dirs(data_dir: &Path, topics: &[StoredTopic]) {
-    let known: HashMap<String, ()> = topics
-        .iter()
-        .map(|t| (metadata_store::encode_uuid(t.id), ()))
-        .collect();
-    let Ok(entries) = fs::read_dir(data_dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if !path.is_dir() {
-            continue;
-        }
-        match metadata_store::read_partition_topic_id(&path) {
-            Some(id) if known.contains_key(&id) => {}
-            Some(_) => {
-                tracing::warn!(dir = %path.display(), "removing the directory of a deleted topic");
-                if let Err(error) = fs::remove_dir_all(&path) {
-                    tracing::warn!(dir = %path.display(), %error, "could not remove");
-                }
-            }
-            None => tracing::warn!(dir = %path.display(), "unknown directory in the data dir"),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -78,6 +78,10 @@ pub enum BrokerError {
     },
     #[error("metadata file {path}: {reason}")]
     Metadata { path: String, reason: String },
+    #[error("metadata log: {0}")]
+    MetadataLog(#[from] crate::metadata::MetadataLogError),
+    #[error("metadata log does not replay: {0}")]
+    MetadataReplay(#[from] crate::metadata::ApplyError),
 }
 
 impl BrokerError {

@@ -1,11 +1,11 @@
-//! Topic metadata on disk, until the Raft metadata log replaces it.
+//! The data directory's small metadata files.
 //!
 //! Files in the data directory:
 //! - `meta.properties`: Kafka's format (`version`, `node.id`, `cluster.id`),
 //!   written once when the directory is first used.
-//! - `strata-topics.json`: every topic's name, id, partition count and config
-//!   overrides; rewritten whole on each change (write, fsync, rename), so a
-//!   crash leaves either the old or the new file.
+//! - `strata-topics.json`: where releases before the metadata log kept every
+//!   topic's name, id, partition count and config overrides; read once, to
+//!   move them into the metadata log (`crate::metadata`).
 //! - `<topic>-<partition>/partition.metadata`: Kafka's per-partition file
 //!   naming the topic id, so a directory left over from a deleted topic can be
 //!   told apart from one of a topic of the same name created later.
@@ -20,7 +20,8 @@ use uuid::Uuid;
 
 use crate::error::BrokerError;
 
-const TOPICS_FILE: &str = "strata-topics.json";
+/// Where releases before the metadata log kept their topics.
+pub const TOPICS_FILE: &str = "strata-topics.json";
 const META_PROPERTIES: &str = "meta.properties";
 pub const PARTITION_METADATA: &str = "partition.metadata";
 
@@ -53,7 +54,9 @@ pub fn load_topics(data_dir: &Path) -> Result<Vec<StoredTopic>, BrokerError> {
     Ok(file.topics)
 }
 
-/// Replaces the topics file atomically.
+/// Replaces the topics file atomically, as releases before the metadata log
+/// did (the migration's tests write one).
+#[cfg(test)]
 pub fn save_topics<'a>(
     data_dir: &Path,
     topics: impl IntoIterator<Item = &'a StoredTopic>,
