@@ -31,6 +31,41 @@ fn cluster_info_shows_id_controller_and_brokers() {
     assert_eq!(table.len(), 6, "{stdout}");
 }
 
+/// The broker registers itself in the metadata log at every start: its id
+/// and rack come from `node.id` and `broker.rack`, and a restart on another
+/// port replaces the registration rather than adding a second broker.
+#[test]
+fn cluster_info_shows_the_registered_broker_with_its_rack_after_a_restart() {
+    let mut broker = Broker::start(&["node.id=7", "broker.rack=rack-a"]);
+    let topic = unique_topic("placed");
+    success(strata(
+        &broker.bootstrap(),
+        &["topic", "create", &topic, "--partitions", "2"],
+    ));
+    broker.stop_sigterm();
+    broker.restart();
+    let bootstrap = broker.bootstrap();
+    let stdout = success(strata(&bootstrap, &["cluster", "info"]));
+    let (host, port) = bootstrap.rsplit_once(':').expect("HOST:PORT");
+    let table = cells(&stdout);
+    assert_eq!(table[1], row(&["controller:", "7"]), "{stdout}");
+    assert_eq!(table[2], row(&["brokers:", "1"]), "{stdout}");
+    assert_eq!(table[5], row(&["7", host, port, "rack-a"]), "{stdout}");
+    // The partitions are led by the registered broker.
+    let client: rdkafka::consumer::BaseConsumer =
+        client_config(&bootstrap).create().expect("client");
+    let metadata = client
+        .fetch_metadata(Some(&topic), TIMEOUT)
+        .expect("metadata");
+    let partitions = metadata.topics()[0].partitions();
+    assert_eq!(partitions.len(), 2);
+    for partition in partitions {
+        assert_eq!(partition.leader(), 7);
+        assert_eq!(partition.replicas(), &[7]);
+        assert_eq!(partition.isr(), &[7]);
+    }
+}
+
 #[test]
 fn topic_lifecycle_create_list_describe_alter_grow_delete() {
     let broker = Broker::start(&[]);

@@ -156,7 +156,7 @@ impl Broker {
                 host: endpoint.host.clone(),
                 port: endpoint.port,
             }],
-            rack: None,
+            rack: config.broker_rack(),
             fenced: false,
         });
         let (image, _) = image.apply(std::slice::from_ref(&registration))?;

@@ -198,6 +198,13 @@ impl BrokerConfig {
             .unwrap_or(1)
     }
 
+    /// `broker.rack`: this broker's rack, if set (an empty value is none).
+    pub fn broker_rack(&self) -> Option<String> {
+        self.get("broker.rack")
+            .filter(|rack| !rack.is_empty())
+            .map(str::to_string)
+    }
+
     /// `num.partitions`: partitions of auto-created topics and of CreateTopics with -1.
     pub fn num_partitions(&self) -> i32 {
         self.int("num.partitions")

@@ -265,6 +265,8 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         "Create a topic when a client asks for metadata of, or produces to, a topic that does not exist."),
     key("broker.id", Int, None, AtLeast(0), &[], Enforced,
         "Legacy name of node.id; if both are set they must be equal."),
+    key("broker.rack", Str, None, Any, &[], Enforced,
+        "The rack (or zone) of this broker, given to clients in Metadata and DescribeCluster."),
     key("compression.type", Str, Some("producer"), OneOf(COMPRESSION_TYPES), &[], Stored,
         "Broker default of the topic config compression.type."),
     key("default.replication.factor", Int, Some("1"), AtLeast(1), &[], Enforced,

@@ -3,6 +3,7 @@
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
+use super::metadata::live_brokers;
 use super::str_bytes;
 use crate::broker::Broker;
 
@@ -19,8 +20,16 @@ pub fn describe(broker: &Broker, request: &DescribeClusterRequest) -> DescribeCl
     response
         .with_cluster_id(str_bytes(broker.cluster_id.clone()))
         .with_controller_id(BrokerId(broker.node_id))
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(broker.node_id))
-            .with_host(str_bytes(broker.endpoint.host.clone()))
-            .with_port(broker.endpoint.port)])
+        .with_brokers(
+            live_brokers(&broker.image())
+                .into_iter()
+                .map(|live| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(live.id))
+                        .with_host(str_bytes(live.host))
+                        .with_port(live.port)
+                        .with_rack(live.rack.map(str_bytes))
+                })
+                .collect(),
+        )
 }

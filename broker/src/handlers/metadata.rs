@@ -1,5 +1,6 @@
 //! Metadata: brokers, controller and topics, with auto-creation of unknown
-//! topics when `auto.create.topics.enable` is on.
+//! topics when `auto.create.topics.enable` is on. Brokers and partitions
+//! (leader, leader epoch, replicas, ISR) are read from the metadata image.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,7 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 
 use super::str_bytes;
 use crate::broker::{Broker, Topic};
-use crate::partition::LEADER_EPOCH;
+use crate::metadata::MetadataImage;
 
 pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
     // v0 has no null: an empty list means every topic. v4+ lets the client
@@ -42,11 +43,18 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> Metada
             })
             .collect(),
     };
+    let brokers = live_brokers(&broker.image())
+        .into_iter()
+        .map(|live| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(live.id))
+                .with_host(str_bytes(live.host))
+                .with_port(live.port)
+                .with_rack(live.rack.map(str_bytes))
+        })
+        .collect();
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(broker.node_id))
-            .with_host(str_bytes(broker.endpoint.host.clone()))
-            .with_port(broker.endpoint.port)])
+        .with_brokers(brokers)
         .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
         .with_controller_id(BrokerId(broker.node_id))
         .with_topics(topics)
@@ -81,25 +89,55 @@ fn lookup_or_create(
     }
 }
 
+/// A broker clients may use, as Metadata and DescribeCluster list it.
+pub struct LiveBroker {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+/// The brokers clients may use: registered, not fenced, with an endpoint.
+pub fn live_brokers(image: &MetadataImage) -> Vec<LiveBroker> {
+    image
+        .brokers()
+        .filter(|registration| !registration.fenced)
+        .filter_map(|registration| {
+            let endpoint = registration.endpoints.first()?;
+            Some(LiveBroker {
+                id: registration.broker_id,
+                host: endpoint.host.clone(),
+                port: endpoint.port,
+                rack: registration.rack.clone(),
+            })
+        })
+        .collect()
+}
+
 fn describe_topic(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
-    let node = BrokerId(broker.node_id);
+    let image = broker.image();
+    let partitions = image
+        .topic_by_id(topic.id())
+        .map(|registered| {
+            registered
+                .partitions
+                .values()
+                .map(|p| {
+                    let ids = |ids: &[i32]| ids.iter().copied().map(BrokerId).collect::<Vec<_>>();
+                    MetadataResponsePartition::default()
+                        .with_partition_index(p.partition_id)
+                        .with_leader_id(BrokerId(p.leader))
+                        .with_leader_epoch(p.leader_epoch)
+                        .with_replica_nodes(ids(&p.replicas))
+                        .with_isr_nodes(ids(&p.isr))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(topic.name()))))
         .with_topic_id(topic.id())
         // Clients leave internal topics out of pattern subscriptions.
         .with_is_internal(topic.name() == crate::coordinator::OFFSETS_TOPIC)
-        .with_partitions(
-            topic
-                .partitions
-                .iter()
-                .map(|p| {
-                    MetadataResponsePartition::default()
-                        .with_partition_index(p.index)
-                        .with_leader_id(node)
-                        .with_leader_epoch(LEADER_EPOCH)
-                        .with_replica_nodes(vec![node])
-                        .with_isr_nodes(vec![node])
-                })
-                .collect(),
-        )
+        .with_partitions(partitions)
 }
