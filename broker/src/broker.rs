@@ -20,6 +20,7 @@ use uuid::Uuid;
 use crate::config::BrokerConfig;
 use crate::coordinator::GroupCoordinator;
 use crate::error::{ApiError, BrokerError};
+use crate::metadata::placement::{self, PlacementBroker};
 use crate::metadata::{
     ApplyError, BrokerEndpoint, BrokerRegistration, ConfigResource, MetadataDelta, MetadataImage,
     MetadataLog, MetadataRecord,
@@ -373,14 +374,7 @@ impl Broker {
         } else {
             replication_factor
         };
-        if replication_factor != 1 {
-            return Err(ApiError::new(
-                ResponseError::InvalidReplicationFactor,
-                format!(
-                    "Replication factor: {replication_factor} larger than available brokers: 1."
-                ),
-            ));
-        }
+        let placed = self.place_replicas(0, partitions, replication_factor)?;
         crate::config::validate_topic_configs(&configs)
             .map_err(|e| ApiError::new(ResponseError::InvalidConfig, e.to_string()))?;
         let mut log = self.lock_metadata();
@@ -400,8 +394,11 @@ impl Broker {
             name: name.to_string(),
             topic_id,
         }];
-        records
-            .extend((0..partitions).map(|index| partition_record(topic_id, index, self.node_id)));
+        records.extend(
+            (0..partitions)
+                .zip(placed)
+                .map(|(index, replicas)| partition_record(topic_id, index, replicas)),
+        );
         records.extend(topic_config_records(name, &BTreeMap::new(), &configs));
         if validate_only {
             let (image, _) = self.image().apply(&records).map_err(apply_error)?;
@@ -465,10 +462,49 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
+        let replication_factor = topic
+            .partitions
+            .values()
+            .next()
+            .map_or(1, |p| p.replicas.len() as i16);
+        let placed = self.place_replicas(current, total - current, replication_factor)?;
         let records: Vec<MetadataRecord> = (current..total)
-            .map(|index| partition_record(topic.id, index, self.node_id))
+            .zip(placed)
+            .map(|(index, replicas)| partition_record(topic.id, index, replicas))
             .collect();
         self.commit(&mut log, &records)
+    }
+
+    /// The replicas of partitions `first..first + count` over the unfenced
+    /// brokers, placed as Kafka places them from a random start.
+    fn place_replicas(
+        &self,
+        first: i32,
+        count: i32,
+        replication_factor: i16,
+    ) -> Result<Vec<Vec<i32>>, ApiError> {
+        let image = self.image();
+        let brokers: Vec<PlacementBroker> = image
+            .brokers()
+            .filter(|b| !b.fenced)
+            .map(|b| PlacementBroker {
+                id: b.broker_id,
+                rack: b.rack.clone(),
+            })
+            .collect();
+        let random = Uuid::new_v4().as_u128();
+        let (start, shift) = (random as usize, (random >> 64) as usize);
+        let placed = placement::place(&brokers, first, count, replication_factor, start, shift)
+            .map_err(|e| ApiError::new(ResponseError::InvalidReplicationFactor, e.to_string()))?;
+        if replication_factor > 1 {
+            return Err(ApiError::new(
+                ResponseError::InvalidReplicationFactor,
+                format!(
+                    "Replication factor: {replication_factor}: Strata does not replicate partitions yet, so each partition has one replica."
+                ),
+            ));
+        }
+        Ok(placed)
     }
 
     /// Replaces a topic's config overrides (already validated by the caller)

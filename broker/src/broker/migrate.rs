@@ -29,7 +29,7 @@ pub(super) fn legacy_records(
             topic_id: topic.id,
         });
         for index in 0..topic.partitions {
-            records.push(partition_record(topic.id, index, node_id));
+            records.push(partition_record(topic.id, index, vec![node_id]));
         }
         records.extend(topic_config_records(
             &topic.name,

@@ -72,15 +72,15 @@ pub(super) fn open_metadata(
     Ok((log, image))
 }
 
-/// The record of a new partition whose only replica, on `node_id`, leads it
-/// from leader epoch 0.
-pub(super) fn partition_record(topic_id: Uuid, index: i32, node_id: i32) -> MetadataRecord {
+/// The record of a new partition on `replicas`, all in sync, led by the
+/// first from leader epoch 0.
+pub(super) fn partition_record(topic_id: Uuid, index: i32, replicas: Vec<i32>) -> MetadataRecord {
     MetadataRecord::Partition(PartitionRegistration {
         topic_id,
         partition_id: index,
-        replicas: vec![node_id],
-        isr: vec![node_id],
-        leader: node_id,
+        leader: replicas.first().copied().unwrap_or(-1),
+        isr: replicas.clone(),
+        replicas,
         leader_epoch: 0,
         partition_epoch: 0,
     })

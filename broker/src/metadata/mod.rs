@@ -1,6 +1,7 @@
 //! Cluster metadata as KRaft keeps it: a log of records ([`records`]) applied
 //! to an immutable [`MetadataImage`] ([`image`]), stored in the data
-//! directory's `__cluster_metadata-0` ([`log`]).
+//! directory's `__cluster_metadata-0` ([`log`]); [`placement`] decides where
+//! the replicas of new partitions go.
 //!
 //! Every change to topics, partitions, configs, brokers and producer ids is a
 //! batch of records: validated by applying it to the current image, appended
@@ -10,6 +11,7 @@
 
 pub mod image;
 pub mod log;
+pub mod placement;
 pub mod records;
 
 pub use image::{ApplyError, MetadataDelta, MetadataImage, TopicImage};
