@@ -96,13 +96,14 @@ fn config_file_sets_broker_defaults_and_set_overrides_it() {
     );
 }
 
-#[test]
-fn an_invalid_config_value_stops_the_start_with_a_clear_error() {
+/// Runs `strata serve ARGS` on a fresh data directory, expecting it to refuse
+/// to start: it exits non-zero on its own and never listens. Returns stderr.
+fn refused_start(args: &[&str]) -> String {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["serve", "--metrics-listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
-        .args(["--set", "num.partitions=many"])
+        .args(args)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -111,16 +112,88 @@ fn an_invalid_config_value_stops_the_start_with_a_clear_error() {
         .expect("spawn strata");
     let status = wait_with_timeout(&mut child, TIMEOUT).expect("strata exits on its own");
     let output = child.wait_with_output().expect("collect output");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!status.success(), "a bad value must not start a broker");
+    assert!(!status.success(), "{args:?} must not start a broker");
     assert!(
         !String::from_utf8_lossy(&output.stdout).contains("listening on"),
-        "nothing listens"
+        "nothing listens for {args:?}"
     );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn an_invalid_config_value_stops_the_start_with_a_clear_error() {
+    let stderr = refused_start(&["--listen", "127.0.0.1:0", "--set", "num.partitions=many"]);
     assert!(
         stderr.contains("num.partitions"),
         "the error names the key: {stderr}"
     );
+}
+
+/// Kafka's single-node KRaft properties (a combined node that is the only
+/// controller voter, with a controller listener) start a working broker on
+/// the client listener of `listeners`.
+#[test]
+fn kafka_s_single_node_kraft_properties_start_a_broker() {
+    let broker = Broker::start(&[
+        "process.roles=broker,controller",
+        "node.id=1",
+        "controller.quorum.voters=1@127.0.0.1:9093",
+        "listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:9093",
+        "controller.listener.names=CONTROLLER",
+        "inter.broker.listener.name=PLAINTEXT",
+    ]);
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("kraft-properties");
+    let producer: rdkafka::producer::BaseProducer =
+        producer_config(&bootstrap).create().expect("producer");
+    producer
+        .send(rdkafka::producer::BaseRecord::<(), str>::to(&topic).payload("hello"))
+        .expect("queued");
+    producer.flush(TIMEOUT).expect("delivered");
+    let metadata = producer
+        .client()
+        .fetch_metadata(Some(&topic), TIMEOUT)
+        .expect("metadata");
+    let brokers = metadata.brokers();
+    assert_eq!(brokers.len(), 1);
+    assert_eq!(
+        format!("{}:{}", brokers[0].host(), brokers[0].port()),
+        bootstrap,
+        "the bound client listener is advertised"
+    );
+    assert!(
+        broker.stderr().contains("controller listener not bound"),
+        "{}",
+        broker.stderr_tail()
+    );
+}
+
+/// A configuration that asks for a cluster is refused at start with one line
+/// saying why, instead of a broker that would pretend to be one.
+#[test]
+fn a_cluster_configuration_is_refused_with_the_reason() {
+    for (args, expected) in [
+        (
+            vec![
+                "--listen",
+                "127.0.0.1:0",
+                "--set",
+                "controller.quorum.voters=1@127.0.0.1:9093,2@127.0.0.1:9094,3@127.0.0.1:9095",
+            ],
+            "controller.quorum.voters names 3 voters (1, 2, 3)",
+        ),
+        (
+            vec!["--listen", "127.0.0.1:0", "--set", "process.roles=broker"],
+            "process.roles=broker",
+        ),
+        (
+            vec!["--set", "listeners=SSL://127.0.0.1:0"],
+            "only PLAINTEXT",
+        ),
+    ] {
+        let stderr = refused_start(&args);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
 }
 
 #[test]

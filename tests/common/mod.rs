@@ -224,10 +224,12 @@ impl Broker {
         let stderr = File::create(self.stderr_path()).expect("create the broker's stderr file");
 
         let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
+        command.arg("serve");
+        // A test that sets Kafka's `listeners` tests that property instead.
+        if !self.settings.iter().any(|s| s.starts_with("listeners=")) {
+            command.arg("--listen").arg("127.0.0.1:0");
+        }
         command
-            .arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
             .arg("--metrics-listen")
             .arg("127.0.0.1:0")
             .arg("--data-dir")

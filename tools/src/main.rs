@@ -1,12 +1,13 @@
 //! The `strata` binary. `strata serve` runs a broker; operator and client
 //! subcommands join it as they are built.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use strata_broker::config::listeners::{Listener, NodeRoles};
 use strata_broker::{BrokerConfig, Server, ServerOptions};
 
 #[derive(Parser)]
@@ -59,14 +60,16 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Address to accept Kafka clients on (port 0 picks a free port).
-    #[arg(long, default_value = "127.0.0.1:9092")]
-    listen: SocketAddr,
+    /// Address to accept Kafka clients on (port 0 picks a free port); overrides the
+    /// `listeners` property. Default: `listeners`' client listener, else 127.0.0.1:9092.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
     /// Address to serve Prometheus metrics (/metrics) and health checks (/health) on
     /// (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:9644")]
     metrics_listen: SocketAddr,
-    /// HOST:PORT given to clients in metadata; defaults to the bound address.
+    /// HOST:PORT given to clients in metadata; overrides `advertised.listeners`.
+    /// Default: the bound address.
     #[arg(long)]
     advertise: Option<String>,
     /// Where logs and metadata live; defaults to ./strata-data.
@@ -128,7 +131,29 @@ fn main() -> Result<ExitCode> {
 fn serve(args: ServeArgs) -> Result<()> {
     let config =
         BrokerConfig::load(args.config.as_deref(), &args.set).context("invalid configuration")?;
-    let advertise = args.advertise.as_deref().map(parse_host_port).transpose()?;
+    let roles = NodeRoles::from_config(&config).context("invalid configuration")?;
+    if let Err(reason) = roles.check_single_node(config.node_id()) {
+        bail!("{reason}");
+    }
+    let client_listener = roles.client_listeners().first().copied().cloned();
+    let listen = match (args.listen, &client_listener) {
+        (Some(listen), _) => listen,
+        (None, Some(listener)) => resolve_listener(listener)?,
+        (None, None) => SocketAddr::from(([127, 0, 0, 1], 9092)),
+    };
+    for name in &roles.controller_listener_names {
+        tracing::info!(
+            listener = %name,
+            "controller listener not bound: a single-node quorum has no controller traffic"
+        );
+    }
+    let advertise = match args.advertise.as_deref() {
+        Some(text) => Some(parse_host_port(text)?),
+        None => client_listener
+            .and_then(|l| roles.advertised_for(&l.name).cloned())
+            .filter(|a| !a.host.is_empty())
+            .map(|a| (a.host, a.port)),
+    };
     let data_dir = args
         .data_dir
         .or_else(|| explicit_log_dir(&config))
@@ -143,7 +168,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let server = Server::bind(ServerOptions {
-            listen: args.listen,
+            listen,
             advertise,
             data_dir,
             config,
@@ -208,6 +233,19 @@ fn explicit_log_dir(config: &BrokerConfig) -> Option<PathBuf> {
         .map(str::trim)
         .find(|d| !d.is_empty())
         .map(PathBuf::from)
+}
+
+/// The address to bind for a `listeners` entry: an empty host is every
+/// interface, as in Kafka; a name is resolved.
+fn resolve_listener(listener: &Listener) -> Result<SocketAddr> {
+    if listener.host.is_empty() {
+        return Ok(SocketAddr::from(([0, 0, 0, 0], listener.port)));
+    }
+    (listener.host.as_str(), listener.port)
+        .to_socket_addrs()
+        .with_context(|| format!("listeners: cannot resolve {listener}"))?
+        .next()
+        .with_context(|| format!("listeners: {listener} resolves to no address"))
 }
 
 fn parse_host_port(text: &str) -> Result<(String, u16)> {

@@ -16,6 +16,7 @@
 //! documented default. See `docs/configuration.md` for the user-facing table.
 
 pub mod describe;
+pub mod listeners;
 pub mod properties;
 pub mod registry;
 pub mod topic;
