@@ -28,7 +28,25 @@ fn cluster_info_shows_id_controller_and_brokers() {
         "{stdout}"
     );
     assert_eq!(table[5], row(&["1", host, port, "-"]), "{stdout}");
-    assert_eq!(table.len(), 6, "{stdout}");
+    // The metadata quorum (DescribeQuorum): this node leads a quorum of one,
+    // with its registration in the log.
+    assert!(table[6].is_empty(), "{stdout}");
+    assert_eq!(table[7], row(&["quorum", "leader:", "1"]), "{stdout}");
+    assert_eq!(table[8], row(&["leader", "epoch:", "0"]), "{stdout}");
+    assert_eq!(table[9][..2], row(&["high", "watermark:"]), "{stdout}");
+    let high_watermark: i64 = table[9][2].parse().expect("a number");
+    assert!(high_watermark >= 1, "{stdout}");
+    assert_eq!(
+        table[11],
+        row(&["VOTER", "LOG-END-OFFSET", "LAG"]),
+        "{stdout}"
+    );
+    assert_eq!(
+        table[12],
+        row(&["1", &high_watermark.to_string(), "0"]),
+        "{stdout}"
+    );
+    assert_eq!(table.len(), 13, "{stdout}");
 }
 
 /// The broker registers itself in the metadata log at every start: its id

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -112,6 +113,8 @@ pub struct Broker {
     image: RwLock<Arc<MetadataImage>>,
     /// The metadata log; its lock serialises every change to the metadata.
     metadata_log: std::sync::Mutex<MetadataLog>,
+    /// The log's end offset, readable without waiting for a change.
+    metadata_end_offset: AtomicI64,
     producer_ids: std::sync::Mutex<ProducerIdBlock>,
     /// Consumer groups and their committed offsets.
     pub groups: Arc<GroupCoordinator>,
@@ -218,6 +221,7 @@ impl Broker {
             data_dir: data_dir.to_path_buf(),
             topics: RwLock::new(topics),
             image: RwLock::new(Arc::new(image)),
+            metadata_end_offset: AtomicI64::new(metadata_log.end_offset()),
             metadata_log: std::sync::Mutex::new(metadata_log),
         };
         broker.write_checkpoints()?;
@@ -265,6 +269,11 @@ impl Broker {
             .clone()
     }
 
+    /// The offset the next metadata record gets: how many were written.
+    pub fn metadata_end_offset(&self) -> i64 {
+        self.metadata_end_offset.load(Ordering::Acquire)
+    }
+
     /// Takes the metadata log: whoever holds it is the only one changing
     /// the metadata.
     fn lock_metadata(&self) -> std::sync::MutexGuard<'_, MetadataLog> {
@@ -286,6 +295,8 @@ impl Broker {
             tracing::error!(error = %e, "could not write the metadata log");
             ApiError::new(ResponseError::KafkaStorageError, e.to_string())
         })?;
+        self.metadata_end_offset
+            .store(log.end_offset(), Ordering::Release);
         let next = Arc::new(next);
         *self
             .image

@@ -2,12 +2,17 @@
 //! bootstrap broker reports them.
 //!
 //! DescribeCluster (KIP-700, Kafka 2.8+) is asked when the broker supports it;
-//! older brokers get a Metadata request, which carries the same facts.
+//! older brokers get a Metadata request, which carries the same facts. The
+//! metadata quorum (leader, epoch, voters and their lag) comes from
+//! DescribeQuorum (KIP-595) where the broker answers it.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
-use kafka_protocol::messages::{DescribeClusterRequest, MetadataRequest};
+use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::{
+    DescribeClusterRequest, DescribeQuorumRequest, MetadataRequest, TopicName,
+};
 
 use crate::client::{broker_error, finish, Client};
 use crate::topic::render_table;
@@ -32,6 +37,17 @@ struct ClusterInfo {
     controller_id: i32,
     /// node id, host, port, rack
     brokers: Vec<(i32, String, i32, Option<String>)>,
+    /// The metadata quorum, when the broker answers DescribeQuorum.
+    quorum: Option<Quorum>,
+}
+
+/// The metadata quorum as DescribeQuorum reports it.
+struct Quorum {
+    leader_id: i32,
+    leader_epoch: i32,
+    high_watermark: i64,
+    /// voter id, log end offset
+    voters: Vec<(i32, i64)>,
 }
 
 /// Runs one `strata cluster` command against `bootstrap`; errors become one line on stderr.
@@ -48,6 +64,7 @@ fn info(bootstrap: &str) -> Result<String> {
         let response = client.send(&DescribeClusterRequest::default())?;
         broker_error(response.error_code, response.error_message.as_ref())?;
         ClusterInfo {
+            quorum: None,
             cluster_id: Some(response.cluster_id.as_str().to_string()),
             controller_id: response.controller_id.0,
             brokers: response
@@ -65,6 +82,7 @@ fn info(bootstrap: &str) -> Result<String> {
             .with_allow_auto_topic_creation(false);
         let response = client.send(&request)?;
         ClusterInfo {
+            quorum: None,
             cluster_id: response.cluster_id.as_ref().map(|c| c.as_str().to_string()),
             controller_id: response.controller_id.0,
             brokers: response
@@ -77,7 +95,35 @@ fn info(bootstrap: &str) -> Result<String> {
                 .collect(),
         }
     };
-    Ok(render(info))
+    let quorum = if client.supports::<DescribeQuorumRequest>() {
+        describe_quorum(&mut client)?
+    } else {
+        None
+    };
+    Ok(render(ClusterInfo { quorum, ..info }))
+}
+
+/// The quorum of KRaft's metadata topic, `__cluster_metadata` partition 0.
+fn describe_quorum(client: &mut Client) -> Result<Option<Quorum>> {
+    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName("__cluster_metadata".into()))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let response = client.send(&request)?;
+    broker_error(response.error_code, response.error_message.as_ref())?;
+    let Some(partition) = response.topics.first().and_then(|t| t.partitions.first()) else {
+        return Ok(None);
+    };
+    broker_error(partition.error_code, partition.error_message.as_ref())?;
+    Ok(Some(Quorum {
+        leader_id: partition.leader_id.0,
+        leader_epoch: partition.leader_epoch,
+        high_watermark: partition.high_watermark,
+        voters: partition
+            .current_voters
+            .iter()
+            .map(|v| (v.replica_id.0, v.log_end_offset))
+            .collect(),
+    }))
 }
 
 fn render(mut info: ClusterInfo) -> String {
@@ -105,5 +151,20 @@ fn render(mut info: ClusterInfo) -> String {
         })
         .collect();
     out.push_str(&render_table(&["BROKER", "HOST", "PORT", "RACK"], &rows));
+    if let Some(quorum) = info.quorum {
+        out.push_str(&format!(
+            "\nquorum leader:  {}\nleader epoch:   {}\nhigh watermark: {}\n\n",
+            quorum.leader_id, quorum.leader_epoch, quorum.high_watermark
+        ));
+        let rows: Vec<Vec<String>> = quorum
+            .voters
+            .into_iter()
+            .map(|(id, end)| {
+                let lag = (quorum.high_watermark - end).max(0);
+                vec![id.to_string(), end.to_string(), lag.to_string()]
+            })
+            .collect();
+        out.push_str(&render_table(&["VOTER", "LOG-END-OFFSET", "LAG"], &rows));
+    }
     out
 }

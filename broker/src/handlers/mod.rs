@@ -26,6 +26,7 @@ mod metadata;
 mod offsets;
 mod produce;
 mod producer_id;
+mod quorum;
 
 /// Every API Strata implements, with the version range it is tested at.
 /// Nothing else is advertised in ApiVersions; a request for anything else
@@ -56,6 +57,7 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::DescribeQuorum, 0, 1),
 ];
 
 /// The advertised version ranges, as ApiVersions carries them.
@@ -191,6 +193,9 @@ pub async fn handle(
         }
         RequestKind::OffsetDelete(request) => {
             ResponseKind::OffsetDelete(offsets::delete(broker, request))
+        }
+        RequestKind::DescribeQuorum(request) => {
+            ResponseKind::DescribeQuorum(quorum::describe(broker, request))
         }
         _ => return Err(HandleError::Unsupported { api_key, version }),
     };
