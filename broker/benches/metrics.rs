@@ -61,7 +61,7 @@ fn hot_path(c: &mut Criterion) {
     group.bench_function("scrape_1000_partitions", |b| {
         b.iter_batched(
             || partitions.clone(),
-            |snapshot| metrics.encode(snapshot),
+            |snapshot| metrics.encode(snapshot, None),
             BatchSize::LargeInput,
         )
     });

@@ -92,10 +92,8 @@ mod tests {
             .unwrap();
         let response = describe(
             &broker,
-            DescribeQuorumRequest::default().with_topics(vec![
-                request(METADATA_TOPIC, &[0, 1]),
-                request("t", &[0]),
-            ]),
+            DescribeQuorumRequest::default()
+                .with_topics(vec![request(METADATA_TOPIC, &[0, 1]), request("t", &[0])]),
         );
         let metadata = &response.topics[0].partitions;
         assert_eq!(metadata[0].error_code, 0);

@@ -103,7 +103,10 @@ async fn respond(mut stream: TcpStream, broker: &Arc<Broker>, stopped: &watch::R
         Route::Metrics => {
             let broker = broker.clone();
             let encoded = tokio::task::spawn_blocking(move || {
-                broker.metrics.encode(super::partitions::snapshot(&broker))
+                broker.metrics.encode(
+                    super::partitions::snapshot(&broker),
+                    Some(super::metadata::snapshot(&broker)),
+                )
             })
             .await;
             match encoded {

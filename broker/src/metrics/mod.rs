@@ -24,12 +24,15 @@
 //!   `/proc/self`, and build info.
 //! - [`groups`]: the hook a group coordinator implements to report groups,
 //!   members and committed offsets (lag is computed here).
+//! - [`metadata`]: the metadata log and image: controller, brokers, offline
+//!   partitions.
 //! - [`http`]: the tiny HTTP server for `/metrics` and `/health`.
 //! - `labels`: label values that are numbers in memory and names on the wire.
 
 pub mod groups;
 pub mod http;
 mod labels;
+pub mod metadata;
 pub mod partitions;
 pub mod process;
 pub mod requests;
@@ -47,6 +50,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 pub use groups::{CommittedOffset, GroupMetricsSource, GroupSnapshot};
+pub use metadata::MetadataSnapshot;
 pub use partitions::PartitionSnapshot;
 pub use requests::RequestTimer;
 
@@ -214,8 +218,13 @@ impl BrokerMetrics {
     }
 
     /// The whole exposition: live metrics, then the scrape-time snapshots
-    /// (the partitions given, and the groups of the registered source).
-    pub fn encode(&self, partitions: Vec<PartitionSnapshot>) -> String {
+    /// (the partitions and metadata given, and the groups of the registered
+    /// source).
+    pub fn encode(
+        &self,
+        partitions: Vec<PartitionSnapshot>,
+        metadata: Option<MetadataSnapshot>,
+    ) -> String {
         let groups = self
             .groups
             .read()
@@ -225,6 +234,9 @@ impl BrokerMetrics {
         let mut scraped = Registry::with_prefix(PREFIX);
         scraped.register_collector(Box::new(groups::GroupCollector::new(groups, &partitions)));
         scraped.register_collector(Box::new(partitions::PartitionCollector(partitions)));
+        if let Some(metadata) = metadata {
+            scraped.register_collector(Box::new(metadata::MetadataCollector(metadata)));
+        }
         let mut out = String::with_capacity(16 << 10);
         // Writing to a String cannot fail; the encoders only pass on the
         // writer's errors.

@@ -22,7 +22,10 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 }
 
 fn scrape(broker: &Broker) -> String {
-    broker.metrics.encode(partitions::snapshot(broker))
+    broker.metrics.encode(
+        partitions::snapshot(broker),
+        Some(super::metadata::snapshot(broker)),
+    )
 }
 
 fn produce(broker: &Arc<Broker>, topic: &str, partition: i32) {
@@ -162,13 +165,36 @@ fn a_deleted_topic_leaves_no_series_and_a_new_one_starts_at_zero() {
 }
 
 #[test]
+fn the_metadata_log_and_image_are_reported() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broker = Arc::new(open_broker(dir.path()));
+    let text = scrape(&broker);
+    // The registration of this broker is the log's first record.
+    assert_eq!(sample(&text, "strata_metadata_log_end_offset"), Some(1.0));
+    assert_eq!(
+        sample(&text, "strata_metadata_last_applied_offset"),
+        Some(0.0)
+    );
+    assert_eq!(sample(&text, "strata_controller_active"), Some(1.0));
+    assert_eq!(sample(&text, "strata_controller_voters"), Some(1.0));
+    assert_eq!(sample(&text, "strata_brokers_active"), Some(1.0));
+    assert_eq!(sample(&text, "strata_brokers_fenced"), Some(0.0));
+    broker
+        .create_topic("t", 2, 1, BTreeMap::new(), false)
+        .expect("create");
+    let text = scrape(&broker);
+    assert_eq!(sample(&text, "strata_metadata_log_end_offset"), Some(4.0));
+    assert_eq!(sample(&text, "strata_offline_partitions"), Some(0.0));
+}
+
+#[test]
 fn connections_and_waiting_fetches_are_gauges_held_by_guards() {
     let metrics = BrokerMetrics::new();
     let first = metrics.connection_opened();
     let second = metrics.connection_opened();
     let waiting = metrics.fetch_waiting();
     drop(first);
-    let text = metrics.encode(Vec::new());
+    let text = metrics.encode(Vec::new(), None);
     assert_eq!(sample(&text, "strata_connections_active"), Some(1.0));
     assert_eq!(
         sample(&text, "strata_connections_accepted_total"),
@@ -183,7 +209,7 @@ fn connections_and_waiting_fetches_are_gauges_held_by_guards() {
         Some(0.0)
     );
     drop((second, waiting));
-    let text = metrics.encode(Vec::new());
+    let text = metrics.encode(Vec::new(), None);
     assert_eq!(sample(&text, "strata_connections_active"), Some(0.0));
     assert_eq!(
         sample(&text, r#"strata_purgatory_requests{operation="fetch"}"#),
@@ -227,14 +253,14 @@ fn groups_are_reported_with_lag_against_the_high_watermark() {
         size_bytes: 4096,
         segments: 1,
     };
-    let text = metrics.encode(vec![partition.clone()]);
+    let text = metrics.encode(vec![partition.clone()], None);
     assert!(
         !text.contains("strata_consumer_group"),
         "no source, no group series"
     );
 
     metrics.set_group_source(Arc::new(FixedGroups));
-    let text = metrics.encode(vec![partition]);
+    let text = metrics.encode(vec![partition], None);
     for (series, value) in [
         (r#"strata_consumer_groups{state="Stable"}"#, 1.0),
         (r#"strata_consumer_group_members{group="billing"}"#, 3.0),
@@ -261,7 +287,7 @@ fn groups_are_reported_with_lag_against_the_high_watermark() {
 
 #[test]
 fn build_info_names_the_version() {
-    let text = BrokerMetrics::new().encode(Vec::new());
+    let text = BrokerMetrics::new().encode(Vec::new(), None);
     let expected = format!(
         r#"strata_build_info{{version="{}",revision="#,
         env!("CARGO_PKG_VERSION")
