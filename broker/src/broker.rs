@@ -34,8 +34,8 @@ mod migrate;
 mod records;
 
 use records::{
-    apply_error, open_metadata, partition_record, remove_orphaned_partition_dirs, stored_topic,
-    topic_config_records,
+    apply_error, config_records, effective_config, open_metadata, partition_record,
+    remove_orphaned_partition_dirs, stored_topic,
 };
 
 /// Kafka's file of per-partition recovery points (offsets below which the log
@@ -99,7 +99,11 @@ pub fn partition_of(topic: Option<&Topic>, index: i32) -> Result<&Arc<Partition>
 
 /// The broker: identity, configuration and topics.
 pub struct Broker {
-    pub config: BrokerConfig,
+    /// `--config FILE` and `--set`, as started.
+    static_config: BrokerConfig,
+    /// The static configuration with the dynamic broker configs of the
+    /// metadata log over it; replaced whole when those change.
+    config: RwLock<Arc<BrokerConfig>>,
     pub node_id: i32,
     pub cluster_id: String,
     pub endpoint: Endpoint,
@@ -164,6 +168,8 @@ impl Broker {
             fenced: false,
         });
         let (image, _) = image.apply(std::slice::from_ref(&registration))?;
+        let static_config = config;
+        let config = effective_config(&static_config, &image, node_id);
         metadata_log.append(&[registration], LOCAL_TERM, now_ms())?;
 
         remove_orphaned_partition_dirs(data_dir, &image);
@@ -213,7 +219,8 @@ impl Broker {
                 end: allocated,
             }),
             groups: Arc::new(GroupCoordinator::new(&config)),
-            config,
+            static_config,
+            config: RwLock::new(Arc::new(config)),
             node_id,
             cluster_id,
             endpoint,
@@ -259,6 +266,15 @@ impl Broker {
         self.topics
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The configuration in force: static, with the dynamic broker configs
+    /// over it.
+    pub fn config(&self) -> Arc<BrokerConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The metadata as of the last change.
@@ -309,6 +325,17 @@ impl Broker {
     /// change: new topics and partitions get their logs, removed topics lose
     /// theirs, changed configs reach the logs.
     fn apply_delta(&self, image: &MetadataImage, delta: &MetadataDelta) -> Result<(), ApiError> {
+        let broker_configs_changed = delta
+            .changed_configs
+            .iter()
+            .any(|resource| matches!(resource, ConfigResource::Broker(_)));
+        if broker_configs_changed {
+            let config = effective_config(&self.static_config, image, self.node_id);
+            *self
+                .config
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
+        }
         let mut next = self.read_topics().clone();
         let mut result = Ok(());
         for removed in &delta.removed_topics {
@@ -322,11 +349,15 @@ impl Broker {
                 }
             }
         }
+        // New broker defaults reach every topic that does not override them.
+        let every_topic = broker_configs_changed.then(|| image.topics().map(|t| t.id));
         let changed: HashSet<String> = delta
             .created_topics
             .iter()
-            .chain(delta.new_partitions.iter().map(|(id, _)| id))
-            .filter_map(|id| image.topic_by_id(*id).map(|t| t.name.clone()))
+            .copied()
+            .chain(delta.new_partitions.iter().map(|(id, _)| *id))
+            .chain(every_topic.into_iter().flatten())
+            .filter_map(|id| image.topic_by_id(id).map(|t| t.name.clone()))
             .chain(delta.changed_configs.iter().filter_map(|r| match r {
                 ConfigResource::Topic(name) => Some(name.clone()),
                 ConfigResource::Broker(_) => None,
@@ -348,7 +379,7 @@ impl Broker {
                     Err(error) => result = Err(error),
                 }
             }
-            let log_config = self.config.log_config(&stored.configs);
+            let log_config = self.config().log_config(&stored.configs);
             for partition in &partitions {
                 partition.set_config(log_config.clone());
             }
@@ -370,7 +401,7 @@ impl Broker {
     ) -> Result<Arc<Topic>, ApiError> {
         validate_topic_name(name)?;
         let partitions = if partitions == -1 {
-            self.config.num_partitions()
+            self.config().num_partitions()
         } else {
             partitions
         };
@@ -381,7 +412,7 @@ impl Broker {
             ));
         }
         let replication_factor = if replication_factor == -1 {
-            self.config.default_replication_factor()
+            self.config().default_replication_factor()
         } else {
             replication_factor
         };
@@ -410,7 +441,11 @@ impl Broker {
                 .zip(placed)
                 .map(|(index, replicas)| partition_record(topic_id, index, replicas)),
         );
-        records.extend(topic_config_records(name, &BTreeMap::new(), &configs));
+        records.extend(config_records(
+            &ConfigResource::Topic(name.to_string()),
+            &BTreeMap::new(),
+            &configs,
+        ));
         if validate_only {
             let (image, _) = self.image().apply(&records).map_err(apply_error)?;
             let topic = image.topic(name).expect("the topic was just applied");
@@ -427,7 +462,7 @@ impl Broker {
 
     /// Deletes a topic and its logs.
     pub fn delete_topic(&self, name: &str) -> Result<Uuid, ApiError> {
-        if !self.config.delete_topic_enable() {
+        if !self.config().delete_topic_enable() {
             return Err(ResponseError::TopicDeletionDisabled.into());
         }
         let mut log = self.lock_metadata();
@@ -531,7 +566,22 @@ impl Broker {
             return Err(ResponseError::UnknownTopicOrPartition.into());
         }
         let current = image.configs(&ConfigResource::Topic(name.to_string()));
-        let records = topic_config_records(name, &current, &configs);
+        let records = config_records(&ConfigResource::Topic(name.to_string()), &current, &configs);
+        self.commit(&mut log, &records)
+    }
+
+    /// Replaces the dynamic configs of a broker resource (this broker's id, or
+    /// "" for the cluster-wide default; already validated by the caller). They
+    /// take effect at once: topics without overrides follow new defaults.
+    pub fn set_broker_configs(
+        &self,
+        resource_name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), ApiError> {
+        let mut log = self.lock_metadata();
+        let resource = ConfigResource::Broker(resource_name.to_string());
+        let current = self.image().configs(&resource);
+        let records = config_records(&resource, &current, &configs);
         self.commit(&mut log, &records)
     }
 
@@ -540,7 +590,7 @@ impl Broker {
         topic: &StoredTopic,
         range: std::ops::Range<i32>,
     ) -> Result<Vec<Arc<Partition>>, ApiError> {
-        let log_config = self.config.log_config(&topic.configs);
+        let log_config = self.config().log_config(&topic.configs);
         let now = now_ms();
         let mut opened = Vec::new();
         for index in range {

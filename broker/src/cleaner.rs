@@ -79,7 +79,7 @@ fn setting(config: &BrokerConfig, name: &str) -> Value {
 /// segment groups; what it already swapped in stays (each swap is complete), and the
 /// first dirty offset of that log is not moved.
 pub async fn run(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
-    let settings = CleanerSettings::from_config(&broker.config);
+    let settings = CleanerSettings::from_config(&broker.config());
     if !settings.enabled {
         tracing::info!("log cleaner disabled (log.cleaner.enable=false)");
         return;

@@ -36,7 +36,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: watch::
     let _active = broker.metrics.connection_opened();
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
-    let max_frame = broker.config.socket_request_max_bytes();
+    let max_frame = broker.config().socket_request_max_bytes();
     let (frames, mut queue) = mpsc::channel::<(Bytes, OwnedSemaphorePermit)>(MAX_IN_FLIGHT);
     let budget = std::sync::Arc::new(Semaphore::new(READ_AHEAD_BYTES));
 

@@ -160,10 +160,10 @@ async fn periodic_work(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) 
     let mut checkpoint_tick = tokio::time::interval(RECOVERY_POINT_INTERVAL);
     // The registry keeps the value at least 1.
     let retention_interval =
-        Duration::from_millis(broker.config.log_retention_check_interval_ms().max(1) as u64);
+        Duration::from_millis(broker.config().log_retention_check_interval_ms().max(1) as u64);
     let mut retention_tick = tokio::time::interval(retention_interval);
     let offsets_interval =
-        Duration::from_millis(broker.config.offsets_retention_check_interval_ms().max(1) as u64);
+        Duration::from_millis(broker.config().offsets_retention_check_interval_ms().max(1) as u64);
     // Not at once: the first pass comes one interval after start, as in Kafka.
     let mut offsets_tick = tokio::time::interval_at(
         tokio::time::Instant::now() + offsets_interval,

@@ -7,9 +7,9 @@
 use std::fs;
 use std::path::Path;
 
-use super::records::{partition_record, topic_config_records};
+use super::records::{config_records, partition_record};
 use crate::error::BrokerError;
-use crate::metadata::MetadataRecord;
+use crate::metadata::{ConfigResource, MetadataRecord};
 use crate::metadata_store;
 
 /// Where an earlier release kept the end of the producer ids it handed out.
@@ -31,8 +31,8 @@ pub(super) fn legacy_records(
         for index in 0..topic.partitions {
             records.push(partition_record(topic.id, index, vec![node_id]));
         }
-        records.extend(topic_config_records(
-            &topic.name,
+        records.extend(config_records(
+            &ConfigResource::Topic(topic.name.to_string()),
             &Default::default(),
             &topic.configs,
         ));

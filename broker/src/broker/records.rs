@@ -10,6 +10,7 @@ use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
 use super::{migrate, now_ms, LOCAL_TERM};
+use crate::config::BrokerConfig;
 use crate::error::{ApiError, BrokerError};
 use crate::metadata::{
     ApplyError, ConfigResource, MetadataImage, MetadataLog, MetadataRecord, PartitionRegistration,
@@ -86,14 +87,14 @@ pub(super) fn partition_record(topic_id: Uuid, index: i32, replicas: Vec<i32>) -
     })
 }
 
-/// The config records that turn a topic's overrides `current` into `next`.
-pub(super) fn topic_config_records(
-    topic: &str,
+/// The config records that turn a resource's overrides `current` into `next`.
+pub(super) fn config_records(
+    resource: &ConfigResource,
     current: &BTreeMap<String, String>,
     next: &BTreeMap<String, String>,
 ) -> Vec<MetadataRecord> {
     let record = |name: &String, value: Option<&String>| MetadataRecord::Config {
-        resource: ConfigResource::Topic(topic.to_string()),
+        resource: resource.clone(),
         name: name.clone(),
         value: value.cloned(),
     };
@@ -138,4 +139,17 @@ pub(super) fn apply_error(error: ApplyError) -> ApiError {
         }
     };
     ApiError::new(code, error.to_string())
+}
+
+/// The static configuration with the dynamic broker configs of the image over
+/// it: the cluster-wide defaults (resource ""), then this broker's own.
+pub(super) fn effective_config(
+    static_config: &BrokerConfig,
+    image: &MetadataImage,
+    node_id: i32,
+) -> BrokerConfig {
+    static_config.with_dynamic(
+        image.configs(&ConfigResource::Broker(String::new())),
+        image.configs(&ConfigResource::Broker(node_id.to_string())),
+    )
 }

@@ -28,6 +28,10 @@ use super::BrokerConfig;
 pub enum ConfigSource {
     /// 1: set on the topic (CreateTopics / AlterConfigs).
     DynamicTopic,
+    /// 2: set on this broker with AlterConfigs (kept in the metadata log).
+    DynamicBroker,
+    /// 3: set on the cluster-wide default broker resource with AlterConfigs.
+    DynamicDefaultBroker,
     /// 4: set in the broker's static configuration (`--config FILE` / `--set`).
     StaticBroker,
     /// 5: the built-in default.
@@ -40,6 +44,8 @@ impl ConfigSource {
     pub fn id(self) -> i8 {
         match self {
             ConfigSource::DynamicTopic => 1,
+            ConfigSource::DynamicBroker => 2,
+            ConfigSource::DynamicDefaultBroker => 3,
             ConfigSource::StaticBroker => 4,
             ConfigSource::Default => 5,
         }
@@ -96,8 +102,8 @@ pub fn describe_broker(
         .iter()
         .filter(|key| is_requested(key, keys))
         .map(|key| {
-            let (value, source) = match broker.get(key.name) {
-                Some(value) => (Some(value.trim().to_string()), ConfigSource::StaticBroker),
+            let (value, source) = match broker.lookup(key.name) {
+                Some((value, source)) => (Some(value.trim().to_string()), source),
                 None => (key.default.map(str::to_string), ConfigSource::Default),
             };
             let synonyms = if include_synonyms {
@@ -114,9 +120,40 @@ pub fn describe_broker(
             } else {
                 Vec::new()
             };
-            entry(key, value, source, true, synonyms, include_documentation)
+            // Dynamic ones can change with AlterConfigs; the rest need a restart.
+            let read_only = !registry::is_dynamic(key.name);
+            entry(
+                key,
+                value,
+                source,
+                read_only,
+                synonyms,
+                include_documentation,
+            )
         })
         .collect()
+}
+
+/// DescribeConfigs of the cluster-wide default broker resource (name ""): only
+/// the dynamic defaults that are set, with their own values, as Kafka lists
+/// them (`kafka-configs.sh --entity-type brokers --entity-default --describe`).
+pub fn describe_broker_defaults(
+    broker: &BrokerConfig,
+    keys: Option<&[String]>,
+    include_synonyms: bool,
+    include_documentation: bool,
+) -> Vec<DescribeConfigsResourceResult> {
+    let defaults_only =
+        BrokerConfig::new().with_dynamic(broker.dynamic_defaults().clone(), BTreeMap::new());
+    describe_broker(
+        &defaults_only,
+        keys,
+        include_synonyms,
+        include_documentation,
+    )
+    .into_iter()
+    .filter(|entry| entry.config_source == ConfigSource::DynamicDefaultBroker.id())
+    .collect()
 }
 
 fn is_requested(key: &ConfigKey, keys: Option<&[String]>) -> bool {
@@ -127,13 +164,11 @@ fn is_requested(key: &ConfigKey, keys: Option<&[String]>) -> bool {
 /// statically (in the group's order), then those with a default (in the group's order).
 /// Values are as the broker property has them (hours stay hours), as Kafka reports them.
 fn broker_synonyms(broker: &BrokerConfig, group: &[Synonym]) -> Vec<DescribeConfigsSynonym> {
-    let set = group.iter().filter_map(|member| {
-        let value = broker.get(member.name)?;
-        Some(synonym(
-            member.name,
-            Some(value.trim()),
-            ConfigSource::StaticBroker,
-        ))
+    let set = group.iter().flat_map(|member| {
+        broker
+            .lookup_all(member.name)
+            .into_iter()
+            .map(|(value, source)| synonym(member.name, Some(value.trim()), source))
     });
     let defaults = group.iter().filter_map(|member| {
         let default = registry::broker_key(member.name)?.default?;

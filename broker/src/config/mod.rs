@@ -26,9 +26,12 @@ use std::path::{Path, PathBuf};
 
 use strata_storage::{LogConfig, TimestampType};
 
-pub use describe::{describe_broker, describe_topic, ConfigSource};
+pub use describe::{describe_broker, describe_broker_defaults, describe_topic, ConfigSource};
 pub use registry::{ConfigKey, ConfigType, Status, Value, BROKER_CONFIGS, TOPIC_CONFIGS};
-pub use topic::{apply_incremental, validate_topic_config, validate_topic_configs, AlterConfigOp};
+pub use topic::{
+    apply_incremental, apply_incremental_broker, validate_topic_config, validate_topic_configs,
+    AlterConfigOp,
+};
 
 /// Kafka's INVALID_CONFIG error code.
 pub const INVALID_CONFIG: i16 = 40;
@@ -67,6 +70,9 @@ pub enum ConfigError {
     },
     #[error("Unknown alter configs operation type {operation}")]
     UnknownOperation { operation: i8 },
+    /// Kafka's message for broker properties that need a restart.
+    #[error("Cannot update these configs dynamically: {names:?}")]
+    NotDynamic { names: Vec<String> },
 }
 
 impl ConfigError {
@@ -74,7 +80,9 @@ impl ConfigError {
     /// IncrementalAlterConfigs operation (as Kafka does), INVALID_CONFIG for the rest.
     pub fn kafka_error_code(&self) -> i16 {
         match self {
-            ConfigError::UnknownOperation { .. } => INVALID_REQUEST,
+            ConfigError::UnknownOperation { .. } | ConfigError::NotDynamic { .. } => {
+                INVALID_REQUEST
+            }
             _ => INVALID_CONFIG,
         }
     }
@@ -88,8 +96,10 @@ impl ConfigError {
     }
 }
 
-/// The broker's static configuration: every property set by `--config FILE` and `--set`,
-/// validated, with typed getters for what the broker uses.
+/// The broker's configuration: every property set by `--config FILE` and `--set`
+/// (static), validated, with typed getters for what the broker uses; and, layered
+/// over it, the dynamic broker configs kept in the metadata log (the cluster-wide
+/// default, then this broker's own), in Kafka's precedence.
 ///
 /// Values are kept as the strings the user wrote, because DescribeConfigs reports them
 /// that way; known properties are checked when set, so the getters cannot fail.
@@ -97,6 +107,10 @@ impl ConfigError {
 pub struct BrokerConfig {
     /// Explicitly set properties, known and unknown, by name.
     explicit: BTreeMap<String, String>,
+    /// Dynamic cluster-wide defaults (AlterConfigs on the broker resource "").
+    dynamic_default: BTreeMap<String, String>,
+    /// Dynamic configs of this broker (AlterConfigs on its id).
+    dynamic_broker: BTreeMap<String, String>,
 }
 
 impl BrokerConfig {
@@ -185,10 +199,54 @@ impl BrokerConfig {
         Ok(())
     }
 
-    /// The value of `name` as explicitly set (file or `--set`), known or not; `None` when the
-    /// property was left at its default.
+    /// The value of `name` as explicitly set (dynamically, or in the file or `--set`),
+    /// known or not; `None` when the property was left at its default.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.explicit.get(name).map(String::as_str)
+        self.lookup(name).map(|(value, _)| value)
+    }
+
+    /// The value of `name` with where it was set, in Kafka's precedence: this
+    /// broker's dynamic config, the dynamic cluster default, the static config.
+    pub fn lookup(&self, name: &str) -> Option<(&str, ConfigSource)> {
+        let layers = [
+            (&self.dynamic_broker, ConfigSource::DynamicBroker),
+            (&self.dynamic_default, ConfigSource::DynamicDefaultBroker),
+            (&self.explicit, ConfigSource::StaticBroker),
+        ];
+        layers
+            .into_iter()
+            .find_map(|(layer, source)| layer.get(name).map(|value| (value.as_str(), source)))
+    }
+
+    /// Every layer that sets `name`, highest precedence first.
+    pub fn lookup_all(&self, name: &str) -> Vec<(&str, ConfigSource)> {
+        [
+            (&self.dynamic_broker, ConfigSource::DynamicBroker),
+            (&self.dynamic_default, ConfigSource::DynamicDefaultBroker),
+            (&self.explicit, ConfigSource::StaticBroker),
+        ]
+        .into_iter()
+        .filter_map(|(layer, source)| layer.get(name).map(|value| (value.as_str(), source)))
+        .collect()
+    }
+
+    /// This static configuration with the dynamic configs of the metadata log
+    /// over it: the cluster-wide defaults, then this broker's own.
+    pub fn with_dynamic(
+        &self,
+        default: BTreeMap<String, String>,
+        broker: BTreeMap<String, String>,
+    ) -> BrokerConfig {
+        BrokerConfig {
+            explicit: self.explicit.clone(),
+            dynamic_default: default,
+            dynamic_broker: broker,
+        }
+    }
+
+    /// The dynamic cluster-wide defaults in force.
+    pub fn dynamic_defaults(&self) -> &BTreeMap<String, String> {
+        &self.dynamic_default
     }
 
     /// This broker's id: `node.id`, else `broker.id`, else 1.
@@ -321,10 +379,12 @@ impl BrokerConfig {
                 "ignoring invalid topic override"
             );
         }
+        // Kafka's order: every layer of the first synonym before the next one
+        // (log.retention.ms set statically wins over a dynamic log.retention.hours).
         for synonym in key.synonyms {
-            if let Some(value) = self.get(synonym.name) {
+            if let Some((value, source)) = self.lookup(synonym.name) {
                 if let Some(converted) = convert_synonym(value, synonym.multiplier) {
-                    return (converted, ConfigSource::StaticBroker);
+                    return (converted, source);
                 }
             }
         }
@@ -438,6 +498,17 @@ impl BrokerConfig {
 /// Check a broker property's value against its own type and range and, when it supplies a
 /// topic property, against the topic property's range after unit conversion (so that a
 /// broker default can never produce a topic setting that fails validation later).
+/// Check one dynamic broker config (AlterConfigs on a broker resource): a
+/// property that can change at run time, with a valid value.
+pub fn validate_dynamic_broker_config(name: &str, value: &str) -> Result<(), ConfigError> {
+    let key = registry::broker_key(name)
+        .filter(|_| registry::is_dynamic(name))
+        .ok_or_else(|| ConfigError::NotDynamic {
+            names: vec![name.to_string()],
+        })?;
+    validate_broker_value(key, value)
+}
+
 fn validate_broker_value(key: &ConfigKey, value: &str) -> Result<(), ConfigError> {
     registry::parse_value(key, value)
         .map_err(|reason| ConfigError::invalid(key.name, value, reason))?;
@@ -470,6 +541,57 @@ fn convert_synonym(value: &str, multiplier: i64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn dynamic_broker_configs_layer_over_the_static_ones_in_kafka_s_order() {
+        let static_config = config("log.retention.ms=1000\nlog.segment.bytes=2000000\n");
+        let config = static_config.with_dynamic(
+            map(&[
+                ("log.segment.bytes", "3000000"),
+                ("log.retention.hours", "5"),
+            ]),
+            map(&[("log.segment.bytes", "4000000")]),
+        );
+        assert_eq!(
+            config.lookup("log.segment.bytes"),
+            Some(("4000000", ConfigSource::DynamicBroker))
+        );
+        assert_eq!(config.lookup_all("log.segment.bytes").len(), 3);
+        // The first synonym wins whatever its layer: a static log.retention.ms
+        // beats a dynamic log.retention.hours, as in Kafka.
+        assert_eq!(
+            config.topic_config_value(&BTreeMap::new(), "retention.ms"),
+            Some(("1000".to_string(), ConfigSource::StaticBroker))
+        );
+        assert_eq!(
+            config.topic_config_value(&BTreeMap::new(), "segment.bytes"),
+            Some(("4000000".to_string(), ConfigSource::DynamicBroker))
+        );
+        // The cluster-wide default resource lists only its own entries.
+        let defaults = describe_broker_defaults(&config, None, false, false);
+        let names: Vec<&str> = defaults.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["log.retention.hours", "log.segment.bytes"]);
+        assert!(defaults
+            .iter()
+            .all(|e| e.config_source == ConfigSource::DynamicDefaultBroker.id()));
+    }
+
+    #[test]
+    fn only_the_broker_defaults_of_topic_configs_are_dynamic() {
+        assert!(validate_dynamic_broker_config("log.retention.ms", "60000").is_ok());
+        assert!(validate_dynamic_broker_config("log.retention.ms", "soon").is_err());
+        for name in ["num.partitions", "node.id", "listeners", "no.such.property"] {
+            let error = validate_dynamic_broker_config(name, "1").unwrap_err();
+            assert_eq!(error.kafka_error_code(), INVALID_REQUEST, "{name}");
+        }
+    }
 
     fn config(text: &str) -> BrokerConfig {
         BrokerConfig::from_properties(text).expect("valid config")

@@ -254,6 +254,16 @@ pub static TOPIC_CONFIGS: &[ConfigKey] = &[
         "Allow an out-of-sync replica to become leader, at the price of losing data."),
 ];
 
+/// Whether broker property `name` can be changed at run time with AlterConfigs
+/// on the broker resources (stored in the metadata log): the broker defaults of
+/// topic configs, which Kafka updates cluster-wide too (its "Dynamic Update
+/// Mode: cluster-wide"). Everything else needs a restart (Kafka's read-only).
+pub fn is_dynamic(name: &str) -> bool {
+    TOPIC_CONFIGS
+        .iter()
+        .any(|key| key.synonyms.iter().any(|synonym| synonym.name == name))
+}
+
 /// Broker properties, sorted by name. Defaults and ranges from Kafka's "Broker Configs"
 /// documentation (<https://kafka.apache.org/documentation/#brokerconfigs>), except
 /// `node.id`, which Kafka requires and Strata defaults to 1.

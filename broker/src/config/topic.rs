@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::registry::{self, ConfigType, Value};
+use super::registry::{self, ConfigKey, ConfigType, Value};
 use super::ConfigError;
 
 /// The IncrementalAlterConfigs operation types (`config_operation` in the request).
@@ -98,6 +98,52 @@ pub fn apply_incremental(
     name: &str,
     value: Option<&str>,
 ) -> Result<(), ConfigError> {
+    let unknown = || ConfigError::UnknownTopicConfig {
+        name: name.to_string(),
+    };
+    apply_incremental_to(
+        overrides,
+        op,
+        name,
+        value,
+        registry::topic_key(name).ok_or_else(unknown),
+        validate_topic_config,
+    )
+}
+
+/// [`apply_incremental`] for the dynamic configs of a broker resource: only
+/// the properties that [`registry::is_dynamic`] allows.
+pub fn apply_incremental_broker(
+    overrides: &mut BTreeMap<String, String>,
+    op: i8,
+    name: &str,
+    value: Option<&str>,
+) -> Result<(), ConfigError> {
+    let key = registry::broker_key(name)
+        .filter(|_| registry::is_dynamic(name))
+        .ok_or_else(|| ConfigError::NotDynamic {
+            names: vec![name.to_string()],
+        });
+    apply_incremental_to(
+        overrides,
+        op,
+        name,
+        value,
+        key,
+        super::validate_dynamic_broker_config,
+    )
+}
+
+/// The operation itself, on any kind of resource: `key` is the property's
+/// registry entry (or why it may not be set) and `validate` checks the result.
+fn apply_incremental_to(
+    overrides: &mut BTreeMap<String, String>,
+    op: i8,
+    name: &str,
+    value: Option<&str>,
+    key: Result<&ConfigKey, ConfigError>,
+    validate: fn(&str, &str) -> Result<(), ConfigError>,
+) -> Result<(), ConfigError> {
     let operation = AlterConfigOp::from_id(op)?;
     if operation == AlterConfigOp::Delete {
         // Deleting an override that does not exist (or of a name Kafka would not know) is
@@ -105,9 +151,7 @@ pub fn apply_incremental(
         overrides.remove(name);
         return Ok(());
     }
-    let key = registry::topic_key(name).ok_or_else(|| ConfigError::UnknownTopicConfig {
-        name: name.to_string(),
-    })?;
+    let key = key?;
     let value = value.ok_or_else(|| ConfigError::MissingValue {
         name: name.to_string(),
         operation: operation.name().to_string(),
@@ -141,7 +185,7 @@ pub fn apply_incremental(
         }
         AlterConfigOp::Delete => unreachable!("handled above"),
     };
-    validate_topic_config(name, &new_value)?;
+    validate(name, &new_value)?;
     overrides.insert(name.to_string(), new_value);
     Ok(())
 }

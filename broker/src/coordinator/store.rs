@@ -34,11 +34,11 @@ pub fn offsets_topic(broker: &Broker) -> Result<Arc<Topic>, ApiError> {
         ("cleanup.policy".to_string(), "compact".to_string()),
         (
             "segment.bytes".to_string(),
-            broker.config.offsets_topic_segment_bytes().to_string(),
+            broker.config().offsets_topic_segment_bytes().to_string(),
         ),
         ("compression.type".to_string(), "producer".to_string()),
     ]);
-    let partitions = broker.config.offsets_topic_num_partitions();
+    let partitions = broker.config().offsets_topic_num_partitions();
     match broker.create_topic(OFFSETS_TOPIC, partitions, 1, configs, false) {
         Ok(topic) => Ok(topic),
         // Created by a concurrent request in between.

@@ -124,7 +124,7 @@ fn topic_configs(
     broker: &Broker,
     overrides: &BTreeMap<String, String>,
 ) -> Vec<CreatableTopicConfigs> {
-    crate::config::describe_topic(&broker.config, overrides, None, false, false)
+    crate::config::describe_topic(&broker.config(), overrides, None, false, false)
         .into_iter()
         .map(|c| {
             CreatableTopicConfigs::default()

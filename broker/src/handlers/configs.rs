@@ -1,5 +1,7 @@
-//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics (and
-//! describing the broker's static configuration).
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics and
+//! brokers. A broker resource is this broker's id or "" (the cluster-wide
+//! default); its dynamic configs are kept in the metadata log and layered
+//! over the static configuration, as in Kafka.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +17,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::Broker;
 use crate::config;
 use crate::error::{error_fields, ApiError};
+use crate::metadata::ConfigResource;
 
 /// ConfigResource types (KIP-133).
 const TOPIC: i8 = 2;
@@ -34,7 +37,7 @@ pub fn describe(broker: &Broker, request: DescribeConfigsRequest) -> DescribeCon
                     .topic(&resource.resource_name)
                     .map(|topic| {
                         config::describe_topic(
-                            &broker.config,
+                            &broker.config(),
                             &topic.stored.configs,
                             keys,
                             request.include_synonyms,
@@ -43,8 +46,13 @@ pub fn describe(broker: &Broker, request: DescribeConfigsRequest) -> DescribeCon
                     })
                     .ok_or_else(|| ApiError::from(ResponseError::UnknownTopicOrPartition)),
                 BROKER => check_broker_name(broker, &resource.resource_name).map(|()| {
-                    config::describe_broker(
-                        &broker.config,
+                    let describe = if resource.resource_name.is_empty() {
+                        config::describe_broker_defaults
+                    } else {
+                        config::describe_broker
+                    };
+                    describe(
+                        &broker.config(),
                         keys,
                         request.include_synonyms,
                         request.include_documentation,
@@ -73,12 +81,12 @@ pub fn alter(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsRespo
         .resources
         .into_iter()
         .map(|resource| {
-            let outcome = alter_topic(
+            let outcome = alter_resource(
                 broker,
                 resource.resource_type,
                 &resource.resource_name,
                 request.validate_only,
-                |_| {
+                |_, _| {
                     let mut overrides = BTreeMap::new();
                     for entry in &resource.configs {
                         let value = entry.value.as_ref().ok_or_else(|| {
@@ -112,15 +120,19 @@ pub fn incremental_alter(
         .resources
         .into_iter()
         .map(|resource| {
-            let outcome = alter_topic(
+            let outcome = alter_resource(
                 broker,
                 resource.resource_type,
                 &resource.resource_name,
                 request.validate_only,
-                |current| {
+                |current, kind| {
+                    let apply = match kind {
+                        Kind::Topic => config::apply_incremental,
+                        Kind::Broker => config::apply_incremental_broker,
+                    };
                     let mut overrides = current.clone();
                     for entry in &resource.configs {
-                        config::apply_incremental(
+                        apply(
                             &mut overrides,
                             entry.config_operation,
                             entry.name.as_str(),
@@ -142,36 +154,53 @@ pub fn incremental_alter(
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
+/// Which kind of resource an alter names.
+#[derive(Clone, Copy)]
+enum Kind {
+    Topic,
+    Broker,
+}
+
 /// The part both alter forms share: resolve the resource, compute the new
 /// overrides from the current ones, validate them, then store and apply them
 /// unless only validating.
-fn alter_topic(
+fn alter_resource(
     broker: &Broker,
     resource_type: i8,
     name: &StrBytes,
     validate_only: bool,
-    next: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError>,
+    next: impl FnOnce(&BTreeMap<String, String>, Kind) -> Result<BTreeMap<String, String>, ApiError>,
 ) -> Result<(), ApiError> {
     match resource_type {
-        TOPIC => {}
+        TOPIC => {
+            let topic = broker
+                .topic(name)
+                .ok_or(ResponseError::UnknownTopicOrPartition)?;
+            let overrides = next(&topic.stored.configs, Kind::Topic)?;
+            config::validate_topic_configs(&overrides)
+                .map_err(|e| invalid_config(e.to_string()))?;
+            if validate_only {
+                return Ok(());
+            }
+            broker.set_topic_configs(name, overrides)
+        }
         BROKER => {
             check_broker_name(broker, name)?;
-            return Err(ApiError::new(
-                ResponseError::InvalidRequest,
-                "Strata does not support dynamic broker configs yet; set them in --config or --set",
-            ));
+            let current = broker
+                .image()
+                .configs(&ConfigResource::Broker(name.to_string()));
+            let overrides = next(&current, Kind::Broker)?;
+            for (key, value) in &overrides {
+                config::validate_dynamic_broker_config(key, value)
+                    .map_err(|e| ApiError::new(config_error_code(&e), e.to_string()))?;
+            }
+            if validate_only {
+                return Ok(());
+            }
+            broker.set_broker_configs(name, overrides)
         }
-        other => return Err(unsupported_resource(other)),
+        other => Err(unsupported_resource(other)),
     }
-    let topic = broker
-        .topic(name)
-        .ok_or(ResponseError::UnknownTopicOrPartition)?;
-    let overrides = next(&topic.stored.configs)?;
-    config::validate_topic_configs(&overrides).map_err(|e| invalid_config(e.to_string()))?;
-    if validate_only {
-        return Ok(());
-    }
-    broker.set_topic_configs(name, overrides)
 }
 
 /// A broker resource names this broker's id, or is empty for the

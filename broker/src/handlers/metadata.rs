@@ -18,7 +18,7 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> Metada
     // v0 has no null: an empty list means every topic. v4+ lets the client
     // forbid auto-creation; before v4 it was always allowed.
     let allow_auto_create = (version < 4 || request.allow_auto_topic_creation)
-        && broker.config.auto_create_topics_enable();
+        && broker.config().auto_create_topics_enable();
     let topics = match request.topics {
         None => broker
             .topics()
