@@ -338,17 +338,11 @@ impl Broker {
         }
         let mut next = self.read_topics().clone();
         let mut result = Ok(());
-        for removed in &delta.removed_topics {
-            if let Some(topic) = next.remove(&removed.name) {
-                self.metrics.remove_topic(&removed.name);
-                for partition in &topic.partitions {
-                    let dir = partition.log().dir().to_path_buf();
-                    if let Err(error) = fs::remove_dir_all(&dir) {
-                        tracing::warn!(dir = %dir.display(), %error, "could not remove partition directory");
-                    }
-                }
-            }
-        }
+        let removed: Vec<Arc<Topic>> = delta
+            .removed_topics
+            .iter()
+            .filter_map(|gone| next.remove(&gone.name))
+            .collect();
         // New broker defaults reach every topic that does not override them.
         let every_topic = broker_configs_changed.then(|| image.topics().map(|t| t.id));
         let changed: HashSet<String> = delta
@@ -386,6 +380,16 @@ impl Broker {
             next.insert(name, Arc::new(Topic { stored, partitions }));
         }
         *self.write_topics() = next;
+        // Only once no look-up finds them: a removed topic's data.
+        for topic in removed {
+            self.metrics.remove_topic(topic.name());
+            for partition in &topic.partitions {
+                let dir = partition.log().dir().to_path_buf();
+                if let Err(error) = fs::remove_dir_all(&dir) {
+                    tracing::warn!(dir = %dir.display(), %error, "could not remove partition directory");
+                }
+            }
+        }
         result
     }
 
