@@ -99,8 +99,6 @@ impl MetadataLog {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
     use uuid::Uuid;
 
     use super::*;
@@ -168,6 +166,5 @@ mod tests {
             matches!(error, MetadataLogError::Corrupt { offset: 0, .. }),
             "{error}"
         );
-        let _ = std::io::stderr().flush();
     }
 }
