@@ -78,3 +78,11 @@ fn kafka_python_offset_delete_and_delete_groups() {
     let broker = Broker::start(&["group.initial.rebalance.delay.ms=0"]);
     run_script("kafka_python_group_admin.py", &broker.bootstrap());
 }
+
+/// The cluster as kafka-python's admin client sees a single node: DescribeQuorum,
+/// DescribeCluster with the rack, partition leaders, a dynamic broker config.
+#[test]
+fn kafka_python_cluster_quorum_rack_leaders_and_dynamic_broker_config() {
+    let broker = Broker::start(&["node.id=1", "broker.rack=rack-a"]);
+    run_script("kafka_python_cluster.py", &broker.bootstrap());
+}

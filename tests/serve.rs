@@ -9,14 +9,15 @@ use std::process::{Command, Stdio};
 use common::*;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     ApiKey, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, MetadataRequest,
-    MetadataResponse, TopicName,
+    DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse, MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AlterConfig, ResourceSpecifier};
@@ -153,6 +154,55 @@ fn dynamic_broker_configs_override_the_file_and_survive_a_restart() {
             .as_deref()
             .is_some_and(|m| m.contains("Cannot update these configs dynamically")),
         "{result:?}"
+    );
+    expect_dynamic(&admin);
+
+    // The cluster-wide default (resource ""), which neither rdkafka nor
+    // kafka-python can name: below this broker's own value, above the file.
+    let mut client = RawClient::connect(&broker.bootstrap());
+    let set_default: IncrementalAlterConfigsResponse = client.request(
+        ApiKey::IncrementalAlterConfigs,
+        1,
+        &IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(StrBytes::from_static_str(""))
+                .with_configs(vec![
+                    AlterableConfig::default()
+                        .with_name(StrBytes::from_static_str("log.retention.ms"))
+                        .with_value(Some(StrBytes::from_static_str("120000"))),
+                    AlterableConfig::default()
+                        .with_name(StrBytes::from_static_str("log.segment.bytes"))
+                        .with_value(Some(StrBytes::from_static_str("5000000"))),
+                ]),
+        ]),
+    );
+    assert_eq!(set_default.responses[0].error_code, 0, "{set_default:?}");
+    let defaults: DescribeConfigsResponse = client.request(
+        ApiKey::DescribeConfigs,
+        4,
+        &DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_static_str(""))
+            .with_configuration_keys(None)]),
+    );
+    let listed: Vec<(&str, Option<&str>, i8)> = defaults.results[0]
+        .configs
+        .iter()
+        .map(|c| (c.name.as_str(), c.value.as_deref(), c.config_source))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("log.retention.ms", Some("120000"), 3),
+            ("log.segment.bytes", Some("5000000"), 3)
+        ],
+        "the default resource lists only the dynamic defaults"
+    );
+    let topic_resource = describe(&admin, ResourceSpecifier::Topic(&topic));
+    assert_eq!(
+        entry(&topic_resource, "segment.bytes"),
+        (Some("5000000".into()), "DynamicDefaultBroker".to_string())
     );
     expect_dynamic(&admin);
 

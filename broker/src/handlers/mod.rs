@@ -57,7 +57,7 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
-    (ApiKey::DescribeQuorum, 0, 1),
+    (ApiKey::DescribeQuorum, 0, 2),
 ];
 
 /// The advertised version ranges, as ApiVersions carries them.

@@ -6,8 +6,10 @@
 //! with every metadata batch until Raft elects leaders), and every batch it
 //! wrote is committed (each is fsynced before it is published), so the high
 //! watermark is the metadata log's end offset and the voter's lag is 0.
-//! v2 (which lists the voters' controller listeners) is not offered: a single
-//! node binds no controller listener.
+//! v2's `nodes` (the voters' controller listeners) is empty: a single node
+//! binds no controller listener. v2 is offered because kafka-python 3.0's
+//! `describe_metadata_quorum` reads v2's per-partition `error_message` and
+//! fails on a v0 or v1 answer.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_quorum_response::{PartitionData, ReplicaState, TopicData};
