@@ -376,6 +376,21 @@ fn the_endpoint_serves_metrics_and_health_and_survives_garbage() {
     ] {
         assert!(text.contains(family), "no {family} in /metrics:\n{text}");
     }
+    // The metadata log and image: this node is the active controller of a
+    // quorum of one, and its registration and the topic are in the log.
+    assert_eq!(
+        sample(&text, "strata_controller_active"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(sample(&text, "strata_brokers_active"), Some(1.0), "{text}");
+    assert_eq!(
+        sample(&text, "strata_offline_partitions"),
+        Some(0.0),
+        "{text}"
+    );
+    let metadata_end = sample(&text, "strata_metadata_log_end_offset");
+    assert!(metadata_end.is_some_and(|end| end >= 4.0), "{text}");
     assert!(text.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
 
     assert_eq!(get_ok(&metrics, "/health"), "ok\n");

@@ -4,7 +4,9 @@
 mod common;
 
 use common::*;
+use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
 use rdkafka::admin::{ConfigSource, ResourceSpecifier};
+use rdkafka::topic_partition_list::Offset;
 
 /// Creates a two-partition topic with a config override, produces acks=all to both
 /// partitions, and returns the values per partition.
@@ -299,4 +301,74 @@ fn many_segments_survive_restarts_and_serve_reads_across_them() {
     // Everything from the start as well.
     let received = consume_partition(&broker.bootstrap(), &topic, 0, values.len());
     assert_values_in_order(&received, &values);
+}
+
+/// An upgrade from the release before the metadata log, whose data directory kept
+/// the topics in `strata-topics.json` and the producer id block in
+/// `strata-producer-id-block`. The directory is made from a running broker's by
+/// putting those files, with what the broker reports of its topics, in place of its
+/// metadata log. The first start moves them into the log: every topic with its
+/// config, every acknowledged message and every committed offset is served, new
+/// messages continue at the old end, and the old files are renamed `*.migrated`.
+#[test]
+fn a_data_dir_of_the_release_before_the_metadata_log_is_upgraded() {
+    let mut broker = Broker::start(&[]);
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("upgrade");
+    let before = fill(&bootstrap, &topic);
+    let group = unique_topic("upgrade-group");
+    commit_outside_group(&bootstrap, &group, &topic, &[(0, 1200), (1, 700)]);
+    let legacy_topics = legacy_topics_file(&bootstrap);
+    broker.stop_sigterm();
+
+    let data_dir = broker.data_dir();
+    std::fs::remove_dir_all(data_dir.join("__cluster_metadata-0")).expect("remove the log");
+    std::fs::write(data_dir.join("strata-topics.json"), legacy_topics).expect("topics file");
+    std::fs::write(data_dir.join("strata-producer-id-block"), "1000").expect("id block");
+    broker.restart();
+
+    check_after_restart(&broker, &topic, &before);
+    let committed = committed_offsets_of(&broker.bootstrap(), &group, &topic, &[0, 1]);
+    assert_eq!(committed, [Offset::Offset(1200), Offset::Offset(700)]);
+    assert!(!data_dir.join("strata-topics.json").exists());
+    assert!(data_dir.join("strata-topics.json.migrated").exists());
+    assert!(data_dir.join("strata-producer-id-block.migrated").exists());
+    assert!(data_dir.join("__cluster_metadata-0").is_dir());
+}
+
+/// `strata-topics.json` as the release before the metadata log wrote it, for every
+/// topic the broker has: name, topic id (Metadata v12), partition count and the
+/// overrides DescribeConfigs reports as set on the topic.
+fn legacy_topics_file(bootstrap: &str) -> String {
+    let metadata: MetadataResponse = RawClient::connect(bootstrap).request(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(None),
+    );
+    let admin = admin_client(bootstrap);
+    let topics: Vec<serde_json::Value> = metadata
+        .topics
+        .iter()
+        .map(|topic| {
+            let name = topic.name.as_ref().expect("named").to_string();
+            let described = block_on(
+                admin.describe_configs([&ResourceSpecifier::Topic(&name)], &admin_options()),
+            )
+            .expect("DescribeConfigs");
+            let resource = described[0].as_ref().expect("DescribeConfigs result");
+            let configs: serde_json::Map<String, serde_json::Value> = resource
+                .entries
+                .iter()
+                .filter(|e| matches!(e.source, ConfigSource::DynamicTopic))
+                .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default().into()))
+                .collect();
+            serde_json::json!({
+                "name": name,
+                "id": topic.topic_id.to_string(),
+                "partitions": topic.partitions.len(),
+                "configs": configs,
+            })
+        })
+        .collect();
+    serde_json::json!({ "topics": topics }).to_string()
 }
