@@ -45,7 +45,6 @@ pub struct MetadataDelta {
     /// New partitions of topics that existed before the batch.
     pub new_partitions: Vec<(Uuid, i32)>,
     pub changed_configs: BTreeSet<ConfigResource>,
-    pub registered_brokers: BTreeSet<i32>,
 }
 
 /// Why a batch cannot be applied.
@@ -102,7 +101,6 @@ impl MetadataImage {
             MetadataRecord::RegisterBroker(registration) => {
                 self.brokers
                     .insert(registration.broker_id, registration.clone());
-                delta.registered_brokers.insert(registration.broker_id);
             }
             MetadataRecord::Topic { name, topic_id } => {
                 if self.topic_ids.contains_key(name) {
