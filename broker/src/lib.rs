@@ -39,6 +39,7 @@ pub mod metadata_store;
 pub mod metrics;
 pub mod partition;
 pub mod producer_state;
+pub mod quorum;
 pub mod server;
 #[cfg(test)]
 mod test_support;

@@ -598,12 +598,7 @@ impl Log {
             self.dir_dirty = true;
         }
         if keep == 0 {
-            let old = self.segments.pop().expect("the log always has a segment");
-            old.delete()?;
-            self.segments
-                .push(Segment::create(&self.dir, offset, &self.config)?);
-            self.dir_dirty = true;
-            self.log_start_offset = offset;
+            return self.truncate_fully_and_start_at(offset);
         } else {
             let config = self.config.clone();
             let active = self.active_mut();
@@ -614,6 +609,27 @@ impl Log {
             active.first_append_ms = None;
             self.log_start_offset = self.log_start_offset.min(self.log_end_offset());
         }
+        self.flush()
+    }
+
+    /// Empties the log and starts it again at `offset`, which may lie past the
+    /// log end offset (Kafka's `truncateFullyAndStartAt`: a replica whose log
+    /// is replaced by a snapshot or lies wholly below its leader's start).
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), StorageError> {
+        if offset < 0 {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset(),
+                log_end_offset: self.log_end_offset(),
+            });
+        }
+        for segment in self.segments.drain(..).rev() {
+            segment.delete()?;
+        }
+        self.segments
+            .push(Segment::create(&self.dir, offset, &self.config)?);
+        self.dir_dirty = true;
+        self.log_start_offset = offset;
         self.flush()
     }
 

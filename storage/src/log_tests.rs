@@ -360,6 +360,20 @@ fn timestamp_lookups_across_segments_and_reopen() {
 }
 
 #[test]
+fn a_log_can_start_again_past_its_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_config());
+    append(&mut log, 3, 0);
+    log.truncate_fully_and_start_at(100).expect("start at 100");
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 100));
+    assert_eq!(append(&mut log, 2, 10).base_offset, 100);
+    log.close().expect("close");
+    let log = open(dir.path(), small_config());
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 102));
+    assert_eq!(log.segment_count(), 1);
+}
+
+#[test]
 fn truncate_to_cuts_at_batch_boundaries() {
     let dir = tempfile::tempdir().expect("tempdir");
     let batch_size = batch(3, 0).len() as u64;

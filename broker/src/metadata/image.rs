@@ -48,7 +48,7 @@ pub struct MetadataDelta {
 }
 
 /// Why a batch cannot be applied.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ApplyError {
     #[error("topic {name} already exists")]
     TopicExists { name: String },
@@ -257,6 +257,87 @@ impl MetadataImage {
     /// The end of the producer ids handed out so far.
     pub fn next_producer_id(&self) -> i64 {
         self.next_producer_id
+    }
+
+    /// What changed from `old` to this image, as one delta: what a broker
+    /// acts on when a snapshot replaces the entries between the two.
+    pub fn delta_from(&self, old: &MetadataImage) -> MetadataDelta {
+        let created_topics = self
+            .topics
+            .keys()
+            .filter(|id| !old.topics.contains_key(id))
+            .copied()
+            .collect();
+        let removed_topics = old
+            .topics
+            .iter()
+            .filter(|(id, _)| !self.topics.contains_key(id))
+            .map(|(_, topic)| topic.clone())
+            .collect();
+        let new_partitions = self
+            .topics
+            .iter()
+            .filter_map(|(id, topic)| Some((id, topic, old.topics.get(id)?)))
+            .flat_map(|(id, topic, before)| {
+                let known = before.partitions.len() as i32;
+                topic
+                    .partitions
+                    .keys()
+                    .filter(move |p| **p >= known)
+                    .map(move |p| (*id, *p))
+            })
+            .collect();
+        let changed_configs = self
+            .configs
+            .keys()
+            .chain(old.configs.keys())
+            .filter(|resource| self.configs.get(*resource) != old.configs.get(*resource))
+            .cloned()
+            .collect();
+        MetadataDelta {
+            created_topics,
+            removed_topics,
+            new_partitions,
+            changed_configs,
+        }
+    }
+
+    /// Records that rebuild this image when applied to an empty one: what a
+    /// snapshot of the metadata log holds (KRaft's snapshots are records too).
+    pub fn to_records(&self) -> Vec<MetadataRecord> {
+        let brokers = self
+            .brokers
+            .values()
+            .cloned()
+            .map(MetadataRecord::RegisterBroker);
+        let topics = self.topics().flat_map(|topic| {
+            let created = MetadataRecord::Topic {
+                name: topic.name.clone(),
+                topic_id: topic.id,
+            };
+            let partitions = topic
+                .partitions
+                .values()
+                .cloned()
+                .map(MetadataRecord::Partition);
+            std::iter::once(created).chain(partitions)
+        });
+        let configs = self.configs.iter().flat_map(|(resource, configs)| {
+            configs.iter().map(|(name, value)| MetadataRecord::Config {
+                resource: resource.clone(),
+                name: name.clone(),
+                value: Some(value.clone()),
+            })
+        });
+        let producer_ids = (self.next_producer_id > 0).then_some(MetadataRecord::ProducerIds {
+            broker_id: -1,
+            next_producer_id: self.next_producer_id,
+        });
+        brokers
+            .chain(topics)
+            .chain(configs)
+            .chain(producer_ids)
+            .collect()
     }
 }
 

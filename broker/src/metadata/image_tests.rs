@@ -180,6 +180,19 @@ fn any_record() -> impl Strategy<Value = MetadataRecord> {
             v.as_deref()
         )),
         (1u128..5).prop_map(remove),
+        (0i32..3, prop::option::of("r[12]")).prop_map(|(id, rack)| {
+            MetadataRecord::RegisterBroker(BrokerRegistration {
+                broker_id: id,
+                incarnation_id: Uuid::from_u128(id as u128),
+                endpoints: Vec::new(),
+                rack,
+                fenced: false,
+            })
+        }),
+        (0i64..3000).prop_map(|next| MetadataRecord::ProducerIds {
+            broker_id: 1,
+            next_producer_id: next
+        }),
     ]
 }
 
@@ -205,6 +218,15 @@ proptest! {
         prop_assert_eq!(&one_by_one, &image);
         let (at_once, _) = MetadataImage::default().apply(&written).unwrap();
         prop_assert_eq!(&at_once, &image);
+        // A delta over several batches names what they changed together.
+        let from_empty = image.delta_from(&MetadataImage::default());
+        prop_assert_eq!(from_empty.created_topics.len(), image.topics().count());
+        prop_assert!(from_empty.removed_topics.is_empty() && from_empty.new_partitions.is_empty());
+        let to_empty = MetadataImage::default().delta_from(&image);
+        prop_assert_eq!(to_empty.removed_topics.len(), image.topics().count());
+        // A snapshot's records rebuild the image.
+        let (restored, _) = MetadataImage::default().apply(&image.to_records()).unwrap();
+        prop_assert_eq!(&restored, &image);
         for topic in image.topics() {
             let ids: Vec<i32> = topic.partitions.keys().copied().collect();
             prop_assert_eq!(ids, (0..topic.partitions.len() as i32).collect::<Vec<_>>());

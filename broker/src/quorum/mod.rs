@@ -1,0 +1,332 @@
+//! The metadata quorum: the metadata log replicated by Raft among the
+//! controller voters, KRaft's design on `openraft`. An entry is one change
+//! (a batch of [`MetadataRecord`]s), its term is the batch's partition leader
+//! epoch, and the state machine is the [`MetadataImage`]; a snapshot is the
+//! image as records. A single node is a quorum of one.
+//!
+//! Raft runs on a small runtime of its own, so heartbeats and elections are
+//! never starved by client work, and [`Quorum::write`] can be called from
+//! plain code: it blocks the caller until the change is committed and
+//! applied, as the metadata log's fsync did before.
+//!
+//! - [`log_store`]: the Raft log in `__cluster_metadata-0`, and the vote;
+//! - [`state_machine`]: the image, its snapshots, and who is told of changes;
+//! - [`network`]: the controllers' messages on the controller listener.
+
+// openraft's StorageError is large, and it is what its storage traits
+// return; the helpers here return it too rather than box and unbox it.
+#![allow(clippy::result_large_err)]
+
+mod log_store;
+mod network;
+mod state_machine;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, Raft, ServerState, SnapshotPolicy};
+
+use crate::metadata::{ApplyError, MetadataImage, MetadataRecord};
+pub use log_store::QUORUM_STATE_FILE;
+pub use state_machine::{MetadataListener, SNAPSHOT_FILE};
+
+openraft::declare_raft_types!(
+    /// The quorum's types: an entry's data is one change; applying it tells
+    /// whether the image took it.
+    pub TypeConfig:
+        D = Vec<MetadataRecord>,
+        R = Result<(), ApplyError>,
+        NodeId = u64,
+        Node = BasicNode,
+        SnapshotData = Vec<MetadataRecord>,
+);
+
+/// How long a write waits to be committed before the writer is told it
+/// timed out (the change may still commit later).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What a node needs to take part in the quorum.
+pub struct QuorumConfig {
+    pub node_id: i32,
+    /// Every voter's node id and controller listener address (`host:port`);
+    /// the address of a sole voter may be empty (nothing connects to it).
+    pub voters: BTreeMap<i32, String>,
+    /// This node's controller listener, bound; `None` for a sole voter.
+    pub listener: Option<std::net::TcpListener>,
+    /// KRaft's `controller.quorum.election.timeout.ms`: a follower that
+    /// hears nothing from a leader for this long (up to twice it, picked at
+    /// random) starts an election. The leader's heartbeats come five times
+    /// as often.
+    pub election_timeout_ms: u64,
+    /// A snapshot is taken after this many entries, and all but a tenth of
+    /// them are then dropped from the log.
+    pub snapshot_after_entries: u64,
+}
+
+impl QuorumConfig {
+    /// A sole voter without a controller listener: a single node.
+    pub fn single(node_id: i32) -> QuorumConfig {
+        QuorumConfig {
+            node_id,
+            voters: BTreeMap::from([(node_id, String::new())]),
+            listener: None,
+            election_timeout_ms: 1000,
+            snapshot_after_entries: 1000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuorumError {
+    #[error("metadata quorum: {0}")]
+    Storage(#[from] openraft::StorageError<u64>),
+    #[error("metadata quorum: {0}")]
+    Other(String),
+}
+
+/// Why a change was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Rejected(ApplyError),
+    #[error("this node is not the active controller (the leader is {leader:?})")]
+    NotLeader { leader: Option<i32> },
+    #[error("the metadata change was not committed within {0:?}")]
+    TimedOut(Duration),
+    #[error("the metadata quorum is not running: {0}")]
+    Stopped(String),
+}
+
+/// The quorum as this node sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumStatus {
+    pub node_id: i32,
+    pub leader: Option<i32>,
+    pub term: u64,
+    pub voters: BTreeSet<i32>,
+    /// The index of this node's last entry (the metadata log end offset is
+    /// one past it).
+    pub last_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    /// On the leader: the last index each voter is known to hold.
+    pub matched: BTreeMap<i32, Option<u64>>,
+}
+
+/// A running member of the metadata quorum.
+pub struct Quorum {
+    node_id: i32,
+    raft: Raft<TypeConfig>,
+    published: Arc<state_machine::Published>,
+    log: log_store::LogStore,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+fn raft_node_id(node_id: i32) -> Result<u64, QuorumError> {
+    u64::try_from(node_id).map_err(|_| QuorumError::Other(format!("node id {node_id} is negative")))
+}
+
+impl Quorum {
+    /// Opens this node's log and state in `data_dir` and starts Raft. A node
+    /// whose log is empty starts the quorum with the configured voters
+    /// (every node may: they all write the same first entry).
+    pub fn open(data_dir: &Path, config: QuorumConfig) -> Result<Quorum, QuorumError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("strata-quorum")
+            .enable_all()
+            .build()
+            .map_err(|e| QuorumError::Other(format!("starting its runtime: {e}")))?;
+        let node_id = raft_node_id(config.node_id)?;
+        let published = Arc::new(state_machine::Published::default());
+        let log = log_store::LogStore::open(data_dir)?;
+        let machine = state_machine::StateMachine::open(data_dir, published.clone())?;
+        let timeout = config.election_timeout_ms.max(10);
+        let raft_config = openraft::Config {
+            cluster_name: "strata".to_string(),
+            heartbeat_interval: timeout / 5,
+            election_timeout_min: timeout,
+            election_timeout_max: timeout * 2,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_after_entries.max(1)),
+            max_in_snapshot_log_to_keep: config.snapshot_after_entries / 10,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| QuorumError::Other(e.to_string()))?;
+        let members = config
+            .voters
+            .iter()
+            .map(|(id, addr)| Ok((raft_node_id(*id)?, BasicNode { addr: addr.clone() })))
+            .collect::<Result<BTreeMap<u64, BasicNode>, QuorumError>>()?;
+        let listener = config.listener;
+        let store = log.clone();
+        let raft = run(runtime.handle(), async move {
+            let raft = Raft::new(
+                node_id,
+                Arc::new(raft_config),
+                network::Network,
+                store,
+                machine,
+            )
+            .await
+            .map_err(|e| QuorumError::Other(e.to_string()))?;
+            if let Some(listener) = listener {
+                let listener = listener
+                    .set_nonblocking(true)
+                    .and_then(|()| tokio::net::TcpListener::from_std(listener))
+                    .map_err(|e| QuorumError::Other(format!("controller listener: {e}")))?;
+                tokio::spawn(network::serve(listener, raft.clone()));
+            }
+            let initialized = raft
+                .is_initialized()
+                .await
+                .map_err(|e| QuorumError::Other(e.to_string()))?;
+            if !initialized && members.contains_key(&node_id) {
+                match raft.initialize(members).await {
+                    Ok(()) | Err(RaftError::APIError(_)) => {}
+                    Err(e) => return Err(QuorumError::Other(e.to_string())),
+                }
+            }
+            Ok(raft)
+        })??;
+        Ok(Quorum {
+            node_id: config.node_id,
+            raft,
+            published,
+            log,
+            runtime: Some(runtime),
+        })
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    /// The metadata as of the last applied change.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.published.image()
+    }
+
+    /// Has `listener` told of every image from now on; returns the image
+    /// it starts from.
+    pub fn subscribe(&self, listener: MetadataListener) -> Arc<MetadataImage> {
+        self.published.subscribe(listener)
+    }
+
+    /// The metadata log's end offset on this node.
+    pub fn end_offset(&self) -> i64 {
+        self.log.end_offset()
+    }
+
+    /// Writes one change through the leader (this node) and returns once it
+    /// is committed and applied here. Blocks the calling thread.
+    pub fn write(&self, records: Vec<MetadataRecord>) -> Result<(), WriteError> {
+        let raft = self.raft.clone();
+        let handle = self
+            .handle()
+            .map_err(|e| WriteError::Stopped(e.to_string()))?;
+        let outcome = run(&handle, async move {
+            tokio::time::timeout(WRITE_TIMEOUT, raft.client_write(records)).await
+        })
+        .map_err(|e| WriteError::Stopped(e.to_string()))?;
+        match outcome {
+            Err(_) => Err(WriteError::TimedOut(WRITE_TIMEOUT)),
+            Ok(Ok(response)) => response.data.map_err(WriteError::Rejected),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+                Err(WriteError::NotLeader {
+                    leader: forward.leader_id.and_then(|id| i32::try_from(id).ok()),
+                })
+            }
+            Ok(Err(error)) => Err(WriteError::Stopped(error.to_string())),
+        }
+    }
+
+    /// Waits until this node knows a leader and has applied every entry it
+    /// holds, or `timeout` passes; returns whether it did. A sole voter is
+    /// ready as soon as it has elected itself.
+    pub fn wait_ready(&self, timeout: Duration) -> bool {
+        let mut metrics = self.raft.metrics();
+        let Ok(handle) = self.handle() else {
+            return false;
+        };
+        run(&handle, async move {
+            let ready = metrics.wait_for(|m| {
+                m.current_leader.is_some() && m.last_applied.map(|l| l.index) >= m.last_log_index
+            });
+            matches!(tokio::time::timeout(timeout, ready).await, Ok(Ok(_)))
+        })
+        .unwrap_or(false)
+    }
+
+    pub fn status(&self) -> QuorumStatus {
+        let metrics = self.raft.metrics().borrow().clone();
+        let to_i32 = |id: u64| i32::try_from(id).unwrap_or(i32::MAX);
+        let matched = metrics
+            .replication
+            .iter()
+            .flatten()
+            .map(|(id, log_id)| (to_i32(*id), log_id.map(|l| l.index)))
+            .collect();
+        QuorumStatus {
+            node_id: self.node_id,
+            leader: metrics.current_leader.map(to_i32),
+            term: metrics.current_term,
+            voters: metrics
+                .membership_config
+                .membership()
+                .voter_ids()
+                .map(to_i32)
+                .collect(),
+            last_index: metrics.last_log_index,
+            applied_index: metrics.last_applied.map(|l| l.index),
+            matched,
+        }
+    }
+
+    /// Whether this node is the active controller.
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    fn handle(&self) -> Result<tokio::runtime::Handle, QuorumError> {
+        self.runtime
+            .as_ref()
+            .map(|runtime| runtime.handle().clone())
+            .ok_or_else(|| QuorumError::Other("stopped".to_string()))
+    }
+
+    /// Stops Raft and its runtime; the log and vote are on disk already.
+    pub fn shutdown(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            let raft = self.raft.clone();
+            let _ = run(runtime.handle(), async move { raft.shutdown().await });
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Quorum {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Runs `future` on the quorum's runtime and blocks this thread until it is
+/// done; usable from plain code and from inside another runtime alike.
+fn run<F>(handle: &tokio::runtime::Handle, future: F) -> Result<F::Output, QuorumError>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (sender, receiver) = std::sync::mpsc::channel();
+    handle.spawn(async move {
+        let _ = sender.send(future.await);
+    });
+    receiver
+        .recv()
+        .map_err(|_| QuorumError::Other("the quorum's runtime stopped".to_string()))
+}

@@ -1,0 +1,298 @@
+//! How the controllers talk Raft: on the controller listener, each message
+//! is a 4-byte big-endian length and the JSON of a [`RaftRequest`]; the
+//! answer is framed the same way. One request is in flight per connection;
+//! openraft keeps one client per peer and replication stream.
+//!
+//! This is not the Kafka protocol: openraft's messages (pushed AppendEntries,
+//! Vote, whole snapshots) have no Kafka equivalent, KRaft's pull-based RPCs
+//! do not fit openraft, and only controllers speak it (`decisions.md`). A
+//! broken frame closes the connection.
+
+use std::io;
+use std::time::Duration;
+
+use openraft::error::{
+    Fatal, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError,
+    Timeout, Unreachable,
+};
+use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, OptionalSend, Raft, Snapshot, Vote};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufStream};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::state_machine::StoredSnapshot;
+use super::TypeConfig;
+
+/// The largest message either side reads: a snapshot of a big cluster fits.
+const MAX_MESSAGE_BYTES: usize = 256 << 20;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RaftRequest {
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<u64>),
+    Snapshot {
+        vote: Vote<u64>,
+        snapshot: StoredSnapshot,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RaftResponse {
+    AppendEntries(Result<AppendEntriesResponse<u64>, RaftError<u64>>),
+    Vote(Result<VoteResponse<u64>, RaftError<u64>>),
+    Snapshot(Result<SnapshotResponse<u64>, Fatal<u64>>),
+}
+
+async fn write_message<T: Serialize>(
+    stream: &mut BufStream<TcpStream>,
+    message: &T,
+) -> io::Result<()> {
+    let body = serde_json::to_vec(message).map_err(io::Error::other)?;
+    let length = u32::try_from(body.len()).map_err(io::Error::other)?;
+    stream.write_all(&length.to_be_bytes()).await?;
+    stream.write_all(&body).await?;
+    stream.flush().await
+}
+
+/// Reads one message; `Ok(None)` when the peer closed between messages.
+async fn read_message<T: DeserializeOwned>(
+    stream: &mut BufStream<TcpStream>,
+) -> io::Result<Option<T>> {
+    let mut length = [0u8; 4];
+    match stream.read_exact(&mut length).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let length = u32::from_be_bytes(length) as usize;
+    if length > MAX_MESSAGE_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a message of {length} bytes"),
+        ));
+    }
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).await?;
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Answers the Raft messages of peers on `listener` until the quorum stops.
+pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "controller listener: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            if let Err(error) = answer(BufStream::new(stream), raft).await {
+                tracing::debug!(%peer, %error, "controller connection closed");
+            }
+        });
+    }
+}
+
+async fn answer(mut stream: BufStream<TcpStream>, raft: Raft<TypeConfig>) -> io::Result<()> {
+    while let Some(request) = read_message::<RaftRequest>(&mut stream).await? {
+        let response = match request {
+            RaftRequest::AppendEntries(request) => {
+                RaftResponse::AppendEntries(raft.append_entries(request).await)
+            }
+            RaftRequest::Vote(request) => RaftResponse::Vote(raft.vote(request).await),
+            RaftRequest::Snapshot { vote, snapshot } => {
+                let snapshot = Snapshot {
+                    meta: snapshot.meta,
+                    snapshot: Box::new(snapshot.records),
+                };
+                RaftResponse::Snapshot(raft.install_full_snapshot(vote, snapshot).await)
+            }
+        };
+        write_message(&mut stream, &response).await?;
+    }
+    Ok(())
+}
+
+/// Makes a client per peer, to the address its voter entry names.
+#[derive(Clone, Default)]
+pub struct Network;
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerClient {
+        PeerClient {
+            target,
+            addr: node.addr.clone(),
+            stream: None,
+        }
+    }
+}
+
+pub struct PeerClient {
+    target: u64,
+    addr: String,
+    stream: Option<BufStream<TcpStream>>,
+}
+
+/// Why a call got no answer.
+enum CallError {
+    Unreachable(io::Error),
+    Network(io::Error),
+    Timeout,
+}
+
+impl PeerClient {
+    async fn call(
+        &mut self,
+        request: &RaftRequest,
+        ttl: Duration,
+    ) -> Result<RaftResponse, CallError> {
+        match tokio::time::timeout(ttl, self.exchange(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => {
+                self.stream = None;
+                Err(error)
+            }
+            Err(_) => {
+                // The answer may still come: the connection cannot be reused.
+                self.stream = None;
+                Err(CallError::Timeout)
+            }
+        }
+    }
+
+    async fn exchange(&mut self, request: &RaftRequest) -> Result<RaftResponse, CallError> {
+        if self.stream.is_none() {
+            let stream = TcpStream::connect(&self.addr)
+                .await
+                .map_err(CallError::Unreachable)?;
+            let _ = stream.set_nodelay(true);
+            self.stream = Some(BufStream::new(stream));
+        }
+        let stream = self.stream.as_mut().expect("connected above");
+        write_message(stream, request)
+            .await
+            .map_err(CallError::Network)?;
+        match read_message(stream).await {
+            Ok(Some(response)) => Ok(response),
+            Ok(None) => Err(CallError::Network(io::ErrorKind::UnexpectedEof.into())),
+            Err(error) => Err(CallError::Network(error)),
+        }
+    }
+
+    fn rpc_error<E: std::error::Error>(
+        &self,
+        error: CallError,
+        action: RPCTypes,
+        ttl: Duration,
+    ) -> RPCError<u64, BasicNode, E> {
+        match error {
+            CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
+            CallError::Network(e) => RPCError::Network(NetworkError::new(&e)),
+            CallError::Timeout => RPCError::Timeout(Timeout {
+                action,
+                id: 0,
+                target: self.target,
+                timeout: ttl,
+            }),
+        }
+    }
+}
+
+fn unexpected<E: std::error::Error>(response: RaftResponse) -> RPCError<u64, BasicNode, E> {
+    let error = io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("an answer of the wrong kind: {response:?}"),
+    );
+    RPCError::Network(NetworkError::new(&error))
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        request: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        let ttl = option.hard_ttl();
+        match self.call(&RaftRequest::AppendEntries(request), ttl).await {
+            Ok(RaftResponse::AppendEntries(Ok(response))) => Ok(response),
+            Ok(RaftResponse::AppendEntries(Err(error))) => {
+                Err(RPCError::RemoteError(RemoteError::new(self.target, error)))
+            }
+            Ok(other) => Err(unexpected(other)),
+            Err(error) => Err(self.rpc_error(error, RPCTypes::AppendEntries, ttl)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        request: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        let ttl = option.hard_ttl();
+        match self.call(&RaftRequest::Vote(request), ttl).await {
+            Ok(RaftResponse::Vote(Ok(response))) => Ok(response),
+            Ok(RaftResponse::Vote(Err(error))) => {
+                Err(RPCError::RemoteError(RemoteError::new(self.target, error)))
+            }
+            Ok(other) => Err(unexpected(other)),
+            Err(error) => Err(self.rpc_error(error, RPCTypes::Vote, ttl)),
+        }
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote<u64>,
+        snapshot: Snapshot<TypeConfig>,
+        cancel: impl std::future::Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<u64>, StreamingError<TypeConfig, Fatal<u64>>> {
+        let ttl = option.hard_ttl();
+        let request = RaftRequest::Snapshot {
+            vote,
+            snapshot: StoredSnapshot {
+                meta: snapshot.meta,
+                records: *snapshot.snapshot,
+            },
+        };
+        let outcome = tokio::select! {
+            closed = cancel => return Err(StreamingError::Closed(closed)),
+            outcome = self.call(&request, ttl) => outcome,
+        };
+        match outcome {
+            Ok(RaftResponse::Snapshot(Ok(response))) => Ok(response),
+            Ok(RaftResponse::Snapshot(Err(fatal))) => Err(StreamingError::RemoteError(
+                RemoteError::new(self.target, fatal),
+            )),
+            Ok(other) => {
+                let error = io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("an answer of the wrong kind: {other:?}"),
+                );
+                Err(StreamingError::Network(NetworkError::new(&error)))
+            }
+            Err(CallError::Unreachable(e)) => {
+                Err(StreamingError::Unreachable(Unreachable::new(&e)))
+            }
+            Err(CallError::Network(e)) => Err(StreamingError::Network(NetworkError::new(&e))),
+            Err(CallError::Timeout) => Err(StreamingError::Timeout(Timeout {
+                action: RPCTypes::InstallSnapshot,
+                id: 0,
+                target: self.target,
+                timeout: ttl,
+            })),
+        }
+    }
+}
