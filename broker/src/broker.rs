@@ -3,15 +3,14 @@
 //! configs). Handlers hold an `Arc<Broker>`.
 //!
 //! Every change is a batch of metadata records ([`crate::metadata`]): checked
-//! against the current image, appended to the metadata log, published as the
-//! new image, and then acted on from its delta (open the logs of new
-//! partitions, delete a removed topic's, apply new configs).
+//! against the current image, written through the metadata quorum
+//! ([`crate::quorum`]), and acted on from its delta once applied (open the
+//! logs of new partitions, delete a removed topic's, apply new configs).
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use kafka_protocol::error::ResponseError;
@@ -24,18 +23,19 @@ use crate::error::{ApiError, BrokerError};
 use crate::metadata::placement::{self, PlacementBroker};
 use crate::metadata::{
     ApplyError, BrokerEndpoint, BrokerRegistration, ConfigResource, MetadataDelta, MetadataImage,
-    MetadataLog, MetadataRecord,
+    MetadataRecord,
 };
 use crate::metadata_store::{self, StoredTopic};
 use crate::metrics::BrokerMetrics;
 use crate::partition::Partition;
+use crate::quorum::Quorum;
 
 mod migrate;
 mod records;
 
 use records::{
-    apply_error, config_records, effective_config, open_metadata, partition_record,
-    remove_orphaned_partition_dirs, stored_topic,
+    apply_error, config_records, effective_config, open_quorum, partition_record,
+    remove_orphaned_partition_dirs, stored_topic, write_error,
 };
 
 /// Kafka's file of per-partition recovery points (offsets below which the log
@@ -49,8 +49,6 @@ const LOG_START_OFFSET_FILE: &str = "log-start-offset-checkpoint";
 /// 1000 too) and the block's end is in the metadata log before any id of it
 /// is used, so no id is reused after a restart.
 const PRODUCER_ID_BLOCK: i64 = 1000;
-/// The term written with metadata batches until the Raft quorum writes them.
-const LOCAL_TERM: i32 = 0;
 
 /// The next producer id and the end of the block it comes from.
 #[derive(Debug)]
@@ -113,12 +111,15 @@ pub struct Broker {
     /// Topics by name. Readers clone the `Arc<Topic>` they need and let go of
     /// the lock at once; changes replace a topic's `Arc` whole.
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
-    /// The metadata as of the last batch in the log.
+    /// The metadata this broker has acted on: the topics above match it.
     image: RwLock<Arc<MetadataImage>>,
-    /// The metadata log; its lock serialises every change to the metadata.
-    metadata_log: std::sync::Mutex<MetadataLog>,
-    /// The log's end offset, readable without waiting for a change.
-    metadata_end_offset: AtomicI64,
+    /// The metadata quorum; every change is written through it.
+    quorum: Quorum,
+    /// Serialises this broker's changes, so that each is checked against
+    /// the image its predecessor left.
+    admin: Mutex<()>,
+    /// Why acting on the last applied change failed, for its writer.
+    apply_failure: Mutex<Option<ApiError>>,
     producer_ids: std::sync::Mutex<ProducerIdBlock>,
     /// Consumer groups and their committed offsets.
     pub groups: Arc<GroupCoordinator>,
@@ -141,7 +142,7 @@ impl Broker {
         config: BrokerConfig,
         data_dir: &Path,
         endpoint: Endpoint,
-    ) -> Result<Broker, BrokerError> {
+    ) -> Result<Arc<Broker>, BrokerError> {
         fs::create_dir_all(data_dir)
             .map_err(|e| BrokerError::io(format!("creating {}", data_dir.display()), e))?;
         let node_id = config.node_id();
@@ -154,7 +155,7 @@ impl Broker {
             tracing::info!("no clean-shutdown marker: recovering logs past their recovery points");
         }
 
-        let (mut metadata_log, image) = open_metadata(data_dir, node_id)?;
+        let quorum = open_quorum(data_dir, node_id)?;
         // Kafka registers a broker at every start, with a new incarnation id.
         let registration = MetadataRecord::RegisterBroker(BrokerRegistration {
             broker_id: node_id,
@@ -167,10 +168,12 @@ impl Broker {
             rack: config.broker_rack(),
             fenced: false,
         });
-        let (image, _) = image.apply(std::slice::from_ref(&registration))?;
+        quorum
+            .write(vec![registration])
+            .map_err(|e| BrokerError::Config(format!("registering this broker: {e}")))?;
+        let image = quorum.image();
         let static_config = config;
         let config = effective_config(&static_config, &image, node_id);
-        metadata_log.append(&[registration], LOCAL_TERM, now_ms())?;
 
         remove_orphaned_partition_dirs(data_dir, &image);
         let now = now_ms();
@@ -227,10 +230,24 @@ impl Broker {
             metrics,
             data_dir: data_dir.to_path_buf(),
             topics: RwLock::new(topics),
-            image: RwLock::new(Arc::new(image)),
-            metadata_end_offset: AtomicI64::new(metadata_log.end_offset()),
-            metadata_log: std::sync::Mutex::new(metadata_log),
+            image: RwLock::new(image),
+            quorum,
+            admin: Mutex::new(()),
+            apply_failure: Mutex::new(None),
         };
+        let broker = Arc::new(broker);
+        // From here on the broker acts on every change the quorum applies,
+        // starting from the image it was opened with.
+        let weak = Arc::downgrade(&broker);
+        let current = broker.quorum.subscribe(Box::new(move |image, delta| {
+            if let Some(broker) = weak.upgrade() {
+                broker.on_metadata(image, delta);
+            }
+        }));
+        if current != broker.image() {
+            let delta = current.delta_from(&broker.image());
+            broker.on_metadata(&current, &delta);
+        }
         broker.write_checkpoints()?;
         broker
             .groups
@@ -285,40 +302,58 @@ impl Broker {
             .clone()
     }
 
-    /// The offset the next metadata record gets: how many were written.
+    /// The offset the next metadata record gets: the metadata log's end.
     pub fn metadata_end_offset(&self) -> i64 {
-        self.metadata_end_offset.load(Ordering::Acquire)
+        self.quorum.end_offset()
     }
 
-    /// Takes the metadata log: whoever holds it is the only one changing
-    /// the metadata.
-    fn lock_metadata(&self) -> std::sync::MutexGuard<'_, MetadataLog> {
-        self.metadata_log
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// The metadata quorum this broker writes through.
+    pub fn quorum(&self) -> &Quorum {
+        &self.quorum
     }
 
-    /// Writes one change: checks it against the current image, appends it
-    /// to the log (`log` is the held metadata lock), publishes the new image
-    /// and acts on what changed. Nothing is changed when the check or the
-    /// write fails.
-    fn commit(&self, log: &mut MetadataLog, records: &[MetadataRecord]) -> Result<(), ApiError> {
+    /// Takes the right to change the metadata: whoever holds it checks and
+    /// writes one change at a time.
+    fn lock_admin(&self) -> MutexGuard<'_, ()> {
+        self.admin.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes one change (`_admin` is the held admin lock): checks it
+    /// against the current image, for the error a client gets, then writes
+    /// it through the quorum and returns once this broker has acted on it.
+    /// Nothing is changed when the check or the write fails.
+    fn commit(
+        &self,
+        _admin: &MutexGuard<'_, ()>,
+        records: &[MetadataRecord],
+    ) -> Result<(), ApiError> {
         if records.is_empty() {
             return Ok(());
         }
-        let (next, delta) = self.image().apply(records).map_err(apply_error)?;
-        log.append(records, LOCAL_TERM, now_ms()).map_err(|e| {
-            tracing::error!(error = %e, "could not write the metadata log");
-            ApiError::new(ResponseError::KafkaStorageError, e.to_string())
-        })?;
-        self.metadata_end_offset
-            .store(log.end_offset(), Ordering::Release);
-        let next = Arc::new(next);
-        *self
-            .image
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = next.clone();
-        self.apply_delta(&next, &delta)
+        self.image().apply(records).map_err(apply_error)?;
+        self.quorum.write(records.to_vec()).map_err(write_error)?;
+        match self
+            .apply_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// Acts on a change the quorum applied: publishes its image and brings
+    /// the topics in line with it.
+    fn on_metadata(&self, image: &Arc<MetadataImage>, delta: &MetadataDelta) {
+        *self.image.write().unwrap_or_else(PoisonError::into_inner) = image.clone();
+        if let Err(error) = self.apply_delta(image, delta) {
+            tracing::error!(%error, "could not act on a metadata change");
+            *self
+                .apply_failure
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(error);
+        }
     }
 
     /// Brings the topics and their logs in line with the image after a
@@ -423,7 +458,7 @@ impl Broker {
         let placed = self.place_replicas(0, partitions, replication_factor)?;
         crate::config::validate_topic_configs(&configs)
             .map_err(|e| ApiError::new(ResponseError::InvalidConfig, e.to_string()))?;
-        let mut log = self.lock_metadata();
+        let admin = self.lock_admin();
         if self.image().topic(name).is_some() {
             return Err(apply_error(ApplyError::TopicExists {
                 name: name.to_string(),
@@ -458,7 +493,7 @@ impl Broker {
                 partitions: Vec::new(),
             }));
         }
-        self.commit(&mut log, &records)?;
+        self.commit(&admin, &records)?;
         tracing::info!(topic = name, partitions, "created topic");
         self.topic(name)
             .ok_or_else(|| ApiError::new(ResponseError::UnknownServerError, "topic vanished"))
@@ -469,7 +504,7 @@ impl Broker {
         if !self.config().delete_topic_enable() {
             return Err(ResponseError::TopicDeletionDisabled.into());
         }
-        let mut log = self.lock_metadata();
+        let admin = self.lock_admin();
         let topic_id = self
             .image()
             .topic(name)
@@ -477,11 +512,11 @@ impl Broker {
             .ok_or(ResponseError::UnknownTopicOrPartition)?;
         // Metadata first: a crash before the directories go leaves orphans
         // that the next start removes (their topic id is no longer known).
-        self.commit(&mut log, &[MetadataRecord::RemoveTopic { topic_id }])?;
+        self.commit(&admin, &[MetadataRecord::RemoveTopic { topic_id }])?;
         tracing::info!(topic = name, "deleted topic");
         // Not under the metadata lock: a group's lock is taken before it when
         // a commit creates __consumer_offsets.
-        drop(log);
+        drop(admin);
         // Kafka deletes the committed offsets of a deleted topic, so that a
         // topic created again under the name starts without them.
         self.groups.forget_topic(self, name);
@@ -495,7 +530,7 @@ impl Broker {
         total: i32,
         validate_only: bool,
     ) -> Result<(), ApiError> {
-        let mut log = self.lock_metadata();
+        let admin = self.lock_admin();
         let image = self.image();
         let topic = image
             .topic(name)
@@ -522,7 +557,7 @@ impl Broker {
             .zip(placed)
             .map(|(index, replicas)| partition_record(topic.id, index, replicas))
             .collect();
-        self.commit(&mut log, &records)
+        self.commit(&admin, &records)
     }
 
     /// The replicas of partitions `first..first + count` over the unfenced
@@ -564,14 +599,14 @@ impl Broker {
         name: &str,
         configs: BTreeMap<String, String>,
     ) -> Result<(), ApiError> {
-        let mut log = self.lock_metadata();
+        let admin = self.lock_admin();
         let image = self.image();
         if image.topic(name).is_none() {
             return Err(ResponseError::UnknownTopicOrPartition.into());
         }
         let current = image.configs(&ConfigResource::Topic(name.to_string()));
         let records = config_records(&ConfigResource::Topic(name.to_string()), &current, &configs);
-        self.commit(&mut log, &records)
+        self.commit(&admin, &records)
     }
 
     /// Replaces the dynamic configs of a broker resource (this broker's id, or
@@ -582,11 +617,11 @@ impl Broker {
         resource_name: &str,
         configs: BTreeMap<String, String>,
     ) -> Result<(), ApiError> {
-        let mut log = self.lock_metadata();
+        let admin = self.lock_admin();
         let resource = ConfigResource::Broker(resource_name.to_string());
         let current = self.image().configs(&resource);
         let records = config_records(&resource, &current, &configs);
-        self.commit(&mut log, &records)
+        self.commit(&admin, &records)
     }
 
     fn open_partitions(
@@ -634,12 +669,12 @@ impl Broker {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if block.next == block.end {
             let end = block.end + PRODUCER_ID_BLOCK;
-            let mut log = self.lock_metadata();
+            let admin = self.lock_admin();
             let record = MetadataRecord::ProducerIds {
                 broker_id: self.node_id,
                 next_producer_id: end,
             };
-            self.commit(&mut log, &[record])?;
+            self.commit(&admin, &[record])?;
             block.end = end;
         }
         let id = block.next;
@@ -716,7 +751,7 @@ impl Broker {
     /// Clean shutdown: flush every log, record recovery points, then leave
     /// the marker that lets the next start skip recovery.
     pub fn shutdown(&self) -> Result<(), BrokerError> {
-        let _metadata = self.lock_metadata();
+        let _admin = self.lock_admin();
         for topic in self.topics() {
             for partition in &topic.partitions {
                 partition.log().flush()?;
@@ -724,6 +759,7 @@ impl Broker {
             }
         }
         self.write_checkpoints()?;
+        self.quorum.shutdown();
         metadata_store::write_atomically(&self.data_dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
         tracing::info!("clean shutdown complete");
         Ok(())

@@ -82,6 +82,8 @@ pub enum BrokerError {
     MetadataLog(#[from] crate::metadata::MetadataLogError),
     #[error("metadata log does not replay: {0}")]
     MetadataReplay(#[from] crate::metadata::ApplyError),
+    #[error(transparent)]
+    Quorum(#[from] crate::quorum::QuorumError),
 }
 
 impl BrokerError {

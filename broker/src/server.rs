@@ -67,7 +67,7 @@ impl Server {
             .await
             .map_err(|e| BrokerError::Config(format!("opening the broker panicked: {e}")))??;
         Ok(Server {
-            broker: Arc::new(broker),
+            broker,
             listener,
             metrics_listener,
         })

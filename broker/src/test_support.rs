@@ -9,7 +9,7 @@ use crate::broker::{Broker, Endpoint};
 use crate::config::BrokerConfig;
 
 /// A broker with default settings on `dir` (nothing listens).
-pub fn open_broker(dir: &std::path::Path) -> Broker {
+pub fn open_broker(dir: &std::path::Path) -> std::sync::Arc<Broker> {
     let endpoint = Endpoint {
         host: "127.0.0.1".into(),
         port: 9092,

@@ -7,10 +7,14 @@
 use std::fs;
 use std::path::Path;
 
+use super::now_ms;
 use super::records::{config_records, partition_record};
 use crate::error::BrokerError;
-use crate::metadata::{ConfigResource, MetadataRecord};
+use crate::metadata::{
+    ConfigResource, MetadataImage, MetadataLog, MetadataRecord, METADATA_LOG_DIR,
+};
 use crate::metadata_store;
+use crate::quorum::QUORUM_STATE_FILE;
 
 /// Where an earlier release kept the end of the producer ids it handed out.
 const PRODUCER_ID_FILE: &str = "strata-producer-id-block";
@@ -45,6 +49,48 @@ pub(super) fn legacy_records(
         });
     }
     Ok(records)
+}
+
+/// Where the metadata log written before Raft is kept while it is moved.
+const PRE_RAFT_DIR: &str = "__cluster_metadata-0.pre-raft";
+
+/// The records of a metadata log written before the Raft quorum (one batch
+/// of records per change, no `quorum-state`), as the records of the image
+/// it replays to; the log is moved aside for the quorum to start a new one.
+/// A move cut short by a crash is started again from the moved-aside log.
+pub(super) fn take_pre_raft_log(
+    data_dir: &Path,
+) -> Result<Option<Vec<MetadataRecord>>, BrokerError> {
+    let current = data_dir.join(METADATA_LOG_DIR);
+    let aside = data_dir.join(PRE_RAFT_DIR);
+    let io = |what: &str, e| BrokerError::io(format!("{what} the metadata log before Raft"), e);
+    if !aside.exists() {
+        let unstarted = !current.join(QUORUM_STATE_FILE).exists();
+        // A log of Raft entries does not read as metadata records.
+        match unstarted.then(|| MetadataLog::open(data_dir, now_ms())) {
+            Some(Ok((_, batches))) if !batches.is_empty() => {}
+            _ => return Ok(None),
+        }
+        fs::rename(&current, &aside).map_err(|e| io("moving aside", e))?;
+    } else if current.exists() {
+        fs::remove_dir_all(&current).map_err(|e| io("starting again from", e))?;
+    }
+    let (_, batches) = MetadataLog::open_dir(&aside, now_ms())?;
+    let mut image = MetadataImage::default();
+    for batch in &batches {
+        image = image.apply(batch)?.0;
+    }
+    Ok(Some(image.to_records()))
+}
+
+/// Deletes the log written before Raft once its records are in the new one.
+pub(super) fn remove_pre_raft_log(data_dir: &Path) {
+    let aside = data_dir.join(PRE_RAFT_DIR);
+    if aside.exists() {
+        if let Err(error) = fs::remove_dir_all(&aside) {
+            tracing::warn!(dir = %aside.display(), %error, "could not remove");
+        }
+    }
 }
 
 /// Renames the earlier release's files once the log holds their content.
@@ -134,6 +180,45 @@ mod tests {
         assert_eq!(topic.stored, legacy);
         assert_eq!(topic.partition(1).unwrap().log().log_end_offset(), 1);
         assert_eq!(broker.allocate_producer_id().unwrap(), 3000);
+    }
+
+    /// The metadata log before Raft: one batch of records per change.
+    #[test]
+    fn a_metadata_log_written_before_raft_moves_into_the_quorum_s_log() {
+        use crate::metadata::{MetadataLog, MetadataRecord, METADATA_LOG_DIR};
+        use crate::quorum::QUORUM_STATE_FILE;
+
+        let dir = tempfile::tempdir().unwrap();
+        let (kept, gone) = (Uuid::new_v4(), Uuid::new_v4());
+        {
+            let (mut log, _) = MetadataLog::open(dir.path(), 0).unwrap();
+            let topic = |name: &str, topic_id| MetadataRecord::Topic {
+                name: name.into(),
+                topic_id,
+            };
+            let partition = |id| super::partition_record(id, 0, vec![1]);
+            log.append(&[topic("kept", kept), partition(kept)], 0, 1)
+                .unwrap();
+            log.append(&[topic("gone", gone), partition(gone)], 0, 2)
+                .unwrap();
+            log.append(&[MetadataRecord::RemoveTopic { topic_id: gone }], 0, 3)
+                .unwrap();
+        }
+        let metadata = dir.path().join(METADATA_LOG_DIR);
+        assert!(!metadata.join(QUORUM_STATE_FILE).exists());
+        {
+            let broker = open_broker(dir.path());
+            assert_eq!(broker.topic("kept").expect("moved").id(), kept);
+            assert!(broker.topic("gone").is_none());
+        }
+        assert!(metadata.join(QUORUM_STATE_FILE).exists());
+        assert!(!dir.path().join(super::PRE_RAFT_DIR).exists());
+        let broker = open_broker(dir.path());
+        assert_eq!(
+            broker.topic("kept").expect("kept after a restart").id(),
+            kept
+        );
+        assert_eq!(broker.topics().len(), 1);
     }
 
     #[test]

@@ -9,13 +9,17 @@ use std::path::Path;
 use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
-use super::{migrate, now_ms, LOCAL_TERM};
+use super::migrate;
 use crate::config::BrokerConfig;
 use crate::error::{ApiError, BrokerError};
 use crate::metadata::{
-    ApplyError, ConfigResource, MetadataImage, MetadataLog, MetadataRecord, PartitionRegistration,
-    TopicImage, METADATA_LOG_DIR,
+    ApplyError, ConfigResource, MetadataImage, MetadataRecord, PartitionRegistration, TopicImage,
+    METADATA_LOG_DIR,
 };
+use crate::quorum::{Quorum, QuorumConfig, WriteError};
+
+/// How long a node waits at start for its quorum to have a leader.
+const QUORUM_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 use crate::metadata_store::{self, StoredTopic};
 
 /// Removes partition directories whose `partition.metadata` names a topic id
@@ -47,30 +51,53 @@ pub(super) fn remove_orphaned_partition_dirs(data_dir: &Path, image: &MetadataIm
     }
 }
 
-/// Opens the metadata log and replays it. The files of an earlier release
-/// are moved into a log that is still empty first.
-pub(super) fn open_metadata(
-    data_dir: &Path,
-    node_id: i32,
-) -> Result<(MetadataLog, MetadataImage), BrokerError> {
-    let (mut log, batches) = MetadataLog::open(data_dir, now_ms())?;
-    let mut image = MetadataImage::default();
-    for batch in &batches {
-        image = image.apply(batch)?.0;
+/// Starts this node's metadata quorum (a quorum of one) and waits until it
+/// has applied its log. What an earlier release or the metadata log before
+/// Raft left in the data directory is written into a new log first.
+pub(super) fn open_quorum(data_dir: &Path, node_id: i32) -> Result<Quorum, BrokerError> {
+    let pre_raft = migrate::take_pre_raft_log(data_dir)?;
+    let quorum = Quorum::open(data_dir, QuorumConfig::single(node_id))?;
+    if !quorum.wait_ready(QUORUM_READY_TIMEOUT) {
+        return Err(BrokerError::Config(format!(
+            "the metadata quorum has no leader after {QUORUM_READY_TIMEOUT:?}"
+        )));
     }
-    if log.end_offset() == 0 {
-        let legacy = migrate::legacy_records(data_dir, node_id)?;
-        if !legacy.is_empty() {
-            image = image.apply(&legacy)?.0;
-            log.append(&legacy, LOCAL_TERM, now_ms())?;
-            tracing::info!(
-                topics = image.topics().count(),
-                "moved the topics of an earlier release into the metadata log"
-            );
+    let carried = match pre_raft {
+        Some(records) => records,
+        // Only into a log that holds no topics yet: the files are renamed
+        // once moved, but a crash may come between.
+        None if quorum.image().topics().next().is_none() => {
+            migrate::legacy_records(data_dir, node_id)?
         }
+        None => Vec::new(),
+    };
+    if !carried.is_empty() {
+        quorum
+            .write(carried)
+            .map_err(|e| BrokerError::Config(format!("moving metadata into the log: {e}")))?;
+        tracing::info!(
+            topics = quorum.image().topics().count(),
+            "moved the topics of an earlier version into the metadata log"
+        );
     }
     migrate::retire_legacy_files(data_dir);
-    Ok((log, image))
+    migrate::remove_pre_raft_log(data_dir);
+    Ok(quorum)
+}
+
+/// The Kafka error for a change the quorum did not write.
+pub(super) fn write_error(error: WriteError) -> ApiError {
+    match error {
+        WriteError::Rejected(error) => apply_error(error),
+        WriteError::NotLeader { .. } => {
+            ApiError::new(ResponseError::NotController, error.to_string())
+        }
+        WriteError::TimedOut(_) => ApiError::new(ResponseError::RequestTimedOut, error.to_string()),
+        WriteError::Stopped(_) => {
+            tracing::error!(%error, "could not write the metadata log");
+            ApiError::new(ResponseError::KafkaStorageError, error.to_string())
+        }
+    }
 }
 
 /// The record of a new partition on `replicas`, all in sync, led by the

@@ -1,8 +1,6 @@
 //! The coordinator on a real data directory: committed offsets written to
 //! `__consumer_offsets`, read back by a reopened broker, expired.
 
-use std::sync::Arc;
-
 use kafka_protocol::error::ResponseError;
 
 use super::offsets::{CommitOffset, Committer, FetchedOffset};
@@ -41,7 +39,7 @@ fn fetched(broker: &crate::Broker, group: &str, partition: i32) -> FetchedOffset
 #[tokio::test]
 async fn committed_offsets_are_reloaded_and_expire_after_retention() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let broker = Arc::new(open_broker(dir.path()));
+    let broker = open_broker(dir.path());
     broker
         .create_topic("t", 2, 1, Default::default(), false)
         .expect("create topic");
@@ -65,7 +63,7 @@ async fn committed_offsets_are_reloaded_and_expire_after_retention() {
     assert_eq!(results, vec![Ok(())]);
     drop(broker);
 
-    let broker = Arc::new(open_broker(dir.path()));
+    let broker = open_broker(dir.path());
     let offset = fetched(&broker, "g", 1);
     assert_eq!(offset.offset, 7);
     assert_eq!(offset.leader_epoch, 3);
@@ -86,7 +84,7 @@ async fn committed_offsets_are_reloaded_and_expire_after_retention() {
     drop(broker);
 
     // The tombstones keep them gone.
-    let broker = Arc::new(open_broker(dir.path()));
+    let broker = open_broker(dir.path());
     assert!(broker.groups.group_ids().is_empty());
     assert_eq!(fetched(&broker, "g", 1).offset, -1);
 }
@@ -94,7 +92,7 @@ async fn committed_offsets_are_reloaded_and_expire_after_retention() {
 #[tokio::test]
 async fn deleted_group_stays_deleted_after_a_reopen() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let broker = Arc::new(open_broker(dir.path()));
+    let broker = open_broker(dir.path());
     broker
         .create_topic("t", 1, 1, Default::default(), false)
         .expect("create topic");
@@ -109,7 +107,7 @@ async fn deleted_group_stays_deleted_after_a_reopen() {
         Err(ResponseError::GroupIdNotFound)
     );
     drop(broker);
-    let broker = Arc::new(open_broker(dir.path()));
+    let broker = open_broker(dir.path());
     assert!(broker.groups.group_ids().is_empty());
     assert_eq!(fetched(&broker, "g", 0).offset, -1);
 }
@@ -117,7 +115,7 @@ async fn deleted_group_stays_deleted_after_a_reopen() {
 #[tokio::test]
 async fn deleting_a_topic_deletes_its_committed_offsets() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let broker = Arc::new(open_broker(dir.path()));
+    let broker = open_broker(dir.path());
     for topic in ["t", "u"] {
         broker
             .create_topic(topic, 1, 1, Default::default(), false)
@@ -136,7 +134,7 @@ async fn deleting_a_topic_deletes_its_committed_offsets() {
     assert_eq!(fetched(&broker, "g", 0).offset, -1);
     drop(broker);
     // Gone after a reopen too, and a topic created again under the name starts clean.
-    let broker = Arc::new(open_broker(dir.path()));
+    let broker = open_broker(dir.path());
     assert_eq!(fetched(&broker, "g", 0).offset, -1);
     let kept = broker
         .groups

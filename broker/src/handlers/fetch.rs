@@ -261,7 +261,7 @@ mod tests {
         broker
             .create_topic("t", 1, 1, BTreeMap::new(), false)
             .expect("create topic");
-        Arc::new(broker)
+        broker
     }
 
     fn records_of(response: &FetchResponse) -> &Bytes {

@@ -50,18 +50,32 @@ pub fn describe(broker: &Broker, request: DescribeQuorumRequest) -> DescribeQuor
     DescribeQuorumResponse::default().with_topics(topics)
 }
 
+/// The quorum as this node sees it. Offsets are Raft indexes plus one (the
+/// log's end offsets); a voter's end offset is known only on the leader.
 fn describe_metadata_partition(broker: &Broker, data: PartitionData) -> PartitionData {
-    let end_offset = broker.metadata_end_offset();
+    let status = broker.quorum().status();
     let now = now_ms();
-    let leader = ReplicaState::default()
-        .with_replica_id(BrokerId(broker.node_id))
-        .with_log_end_offset(end_offset)
-        .with_last_fetch_timestamp(now)
-        .with_last_caught_up_timestamp(now);
-    data.with_leader_id(BrokerId(broker.node_id))
-        .with_leader_epoch(0)
-        .with_high_watermark(end_offset)
-        .with_current_voters(vec![leader])
+    let end_of = |index: Option<u64>| index.map_or(0, |i| i as i64 + 1);
+    let voters = status
+        .voters
+        .iter()
+        .map(|&id| {
+            let end = if id == status.node_id {
+                end_of(status.last_index)
+            } else {
+                status.matched.get(&id).map_or(-1, |index| end_of(*index))
+            };
+            ReplicaState::default()
+                .with_replica_id(BrokerId(id))
+                .with_log_end_offset(end)
+                .with_last_fetch_timestamp(if end >= 0 { now } else { -1 })
+                .with_last_caught_up_timestamp(if end >= 0 { now } else { -1 })
+        })
+        .collect();
+    data.with_leader_id(BrokerId(status.leader.unwrap_or(-1)))
+        .with_leader_epoch(i32::try_from(status.term).unwrap_or(i32::MAX))
+        .with_high_watermark(end_of(status.applied_index))
+        .with_current_voters(voters)
 }
 
 #[cfg(test)]
@@ -100,8 +114,10 @@ mod tests {
         let metadata = &response.topics[0].partitions;
         assert_eq!(metadata[0].error_code, 0);
         assert_eq!(metadata[0].leader_id, BrokerId(broker.node_id));
-        // The registration and the topic's batch (topic + 2 partitions).
+        // The voters, the leader's blank entry, the registration and the
+        // topic: one entry a change.
         assert_eq!(metadata[0].high_watermark, 4);
+        assert_eq!(metadata[0].leader_epoch, 1);
         assert_eq!(metadata[0].current_voters.len(), 1);
         assert_eq!(metadata[0].current_voters[0].log_end_offset, 4);
         let unknown = ResponseError::UnknownTopicOrPartition.code();

@@ -1,4 +1,6 @@
-//! The metadata log on disk: `<data-dir>/__cluster_metadata-0/`, where KRaft
+//! The metadata log as it was written before the Raft quorum
+//! ([`crate::quorum`] writes it now), read once to move it into the quorum's
+//! log: `<data-dir>/__cluster_metadata-0/`, where KRaft
 //! keeps it, in Kafka's segment format (so `strata dump-log --records` reads
 //! it). Each change is one record batch whose records are the JSON of
 //! [`MetadataRecord`]s; a batch is appended and fsynced before its change is
@@ -43,6 +45,14 @@ impl MetadataLog {
         data_dir: &Path,
         now_ms: i64,
     ) -> Result<(MetadataLog, Vec<Vec<MetadataRecord>>), MetadataLogError> {
+        MetadataLog::open_dir(&data_dir.join(METADATA_LOG_DIR), now_ms)
+    }
+
+    /// [`MetadataLog::open`] of the log in `dir` itself.
+    pub fn open_dir(
+        dir: &Path,
+        now_ms: i64,
+    ) -> Result<(MetadataLog, Vec<Vec<MetadataRecord>>), MetadataLogError> {
         let config = LogConfig {
             // One change is one batch, whatever its size (a migration of many
             // topics, a CreateTopics of thousands of partitions).
@@ -51,7 +61,7 @@ impl MetadataLog {
         };
         // No recovery point is kept: the whole log is checked at every start
         // (it is small, and read whole anyway).
-        let log = Log::open(&data_dir.join(METADATA_LOG_DIR), config, 0, false, now_ms)?;
+        let log = Log::open(dir, config, 0, false, now_ms)?;
         let mut batches = Vec::new();
         for_each_decoded_batch(&log, |offset, records| {
             let corrupt = |reason: String| MetadataLogError::Corrupt { offset, reason };

@@ -25,8 +25,7 @@ pub struct MetadataSnapshot {
     pub offline_partitions: i64,
 }
 
-/// Reads the numbers from the broker's image. A single node is the sole
-/// voter and the active controller, and applies each batch as it writes it.
+/// Reads the numbers from the broker's image and its quorum.
 pub fn snapshot(broker: &Broker) -> MetadataSnapshot {
     let image = broker.image();
     let live: Vec<i32> = image
@@ -40,12 +39,12 @@ pub fn snapshot(broker: &Broker) -> MetadataSnapshot {
         .flat_map(|t| t.partitions.values())
         .filter(|p| !live.contains(&p.leader))
         .count();
-    let end = broker.metadata_end_offset();
+    let quorum = broker.quorum().status();
     MetadataSnapshot {
-        log_end_offset: end,
-        last_applied_offset: end - 1,
-        active_controller: 1,
-        voters: 1,
+        log_end_offset: broker.metadata_end_offset(),
+        last_applied_offset: quorum.applied_index.map_or(-1, |index| index as i64),
+        active_controller: i64::from(quorum.leader == Some(quorum.node_id)),
+        voters: quorum.voters.len() as i64,
         brokers_active: live.len() as i64,
         brokers_fenced: fenced as i64,
         offline_partitions: offline as i64,

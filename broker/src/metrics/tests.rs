@@ -59,7 +59,7 @@ fn produce(broker: &Arc<Broker>, topic: &str, partition: i32) {
 #[test]
 fn produce_counts_per_topic_and_partitions_report_their_offsets() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let broker = Arc::new(open_broker(dir.path()));
+    let broker = open_broker(dir.path());
     broker
         .create_topic("orders", 2, 1, BTreeMap::new(), false)
         .expect("create");
@@ -123,7 +123,7 @@ fn produce_counts_per_topic_and_partitions_report_their_offsets() {
 #[test]
 fn errors_are_counted_per_api_and_code() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let broker = Arc::new(open_broker(dir.path()));
+    let broker = open_broker(dir.path());
     produce(&broker, "no-such-topic", 0);
     let text = scrape(&broker);
     assert_eq!(
@@ -139,7 +139,7 @@ fn errors_are_counted_per_api_and_code() {
 #[test]
 fn a_deleted_topic_leaves_no_series_and_a_new_one_starts_at_zero() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let broker = Arc::new(open_broker(dir.path()));
+    let broker = open_broker(dir.path());
     broker
         .create_topic("gone", 1, 1, BTreeMap::new(), false)
         .expect("create");
@@ -167,13 +167,14 @@ fn a_deleted_topic_leaves_no_series_and_a_new_one_starts_at_zero() {
 #[test]
 fn the_metadata_log_and_image_are_reported() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let broker = Arc::new(open_broker(dir.path()));
+    let broker = open_broker(dir.path());
     let text = scrape(&broker);
-    // The registration of this broker is the log's first record.
-    assert_eq!(sample(&text, "strata_metadata_log_end_offset"), Some(1.0));
+    // The voters (0), the new leader's blank entry (1), this broker's
+    // registration (2): one entry a change.
+    assert_eq!(sample(&text, "strata_metadata_log_end_offset"), Some(3.0));
     assert_eq!(
         sample(&text, "strata_metadata_last_applied_offset"),
-        Some(0.0)
+        Some(2.0)
     );
     assert_eq!(sample(&text, "strata_controller_active"), Some(1.0));
     assert_eq!(sample(&text, "strata_controller_voters"), Some(1.0));
@@ -184,6 +185,10 @@ fn the_metadata_log_and_image_are_reported() {
         .expect("create");
     let text = scrape(&broker);
     assert_eq!(sample(&text, "strata_metadata_log_end_offset"), Some(4.0));
+    assert_eq!(
+        sample(&text, "strata_metadata_last_applied_offset"),
+        Some(3.0)
+    );
     assert_eq!(sample(&text, "strata_offline_partitions"), Some(0.0));
 }
 

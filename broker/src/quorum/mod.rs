@@ -46,6 +46,9 @@ openraft::declare_raft_types!(
         SnapshotData = Vec<MetadataRecord>,
 );
 
+/// The name of the quorum runtime's threads.
+const RUNTIME_THREAD: &str = "strata-quorum";
+
 /// How long a write waits to be committed before the writer is told it
 /// timed out (the change may still commit later).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -84,9 +87,15 @@ impl QuorumConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum QuorumError {
     #[error("metadata quorum: {0}")]
-    Storage(#[from] openraft::StorageError<u64>),
+    Storage(Box<openraft::StorageError<u64>>),
     #[error("metadata quorum: {0}")]
     Other(String),
+}
+
+impl From<openraft::StorageError<u64>> for QuorumError {
+    fn from(error: openraft::StorageError<u64>) -> Self {
+        QuorumError::Storage(Box::new(error))
+    }
 }
 
 /// Why a change was not written.
@@ -123,7 +132,8 @@ pub struct Quorum {
     raft: Raft<TypeConfig>,
     published: Arc<state_machine::Published>,
     log: log_store::LogStore,
-    runtime: Option<tokio::runtime::Runtime>,
+    /// `None` once stopped.
+    runtime: std::sync::Mutex<Option<tokio::runtime::Runtime>>,
 }
 
 fn raft_node_id(node_id: i32) -> Result<u64, QuorumError> {
@@ -137,7 +147,7 @@ impl Quorum {
     pub fn open(data_dir: &Path, config: QuorumConfig) -> Result<Quorum, QuorumError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
-            .thread_name("strata-quorum")
+            .thread_name(RUNTIME_THREAD)
             .enable_all()
             .build()
             .map_err(|e| QuorumError::Other(format!("starting its runtime: {e}")))?;
@@ -198,7 +208,7 @@ impl Quorum {
             raft,
             published,
             log,
-            runtime: Some(runtime),
+            runtime: std::sync::Mutex::new(Some(runtime)),
         })
     }
 
@@ -292,20 +302,31 @@ impl Quorum {
         self.raft.metrics().borrow().state == ServerState::Leader
     }
 
-    fn handle(&self) -> Result<tokio::runtime::Handle, QuorumError> {
+    fn lock_runtime(&self) -> std::sync::MutexGuard<'_, Option<tokio::runtime::Runtime>> {
         self.runtime
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn handle(&self) -> Result<tokio::runtime::Handle, QuorumError> {
+        self.lock_runtime()
             .as_ref()
             .map(|runtime| runtime.handle().clone())
             .ok_or_else(|| QuorumError::Other("stopped".to_string()))
     }
 
     /// Stops Raft and its runtime; the log and vote are on disk already.
-    pub fn shutdown(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
+    pub fn shutdown(&self) {
+        let Some(runtime) = self.lock_runtime().take() else {
+            return;
+        };
+        // On the quorum's own thread (the last owner let go while a change
+        // was applied) nothing can be waited for.
+        if std::thread::current().name() != Some(RUNTIME_THREAD) {
             let raft = self.raft.clone();
             let _ = run(runtime.handle(), async move { raft.shutdown().await });
-            runtime.shutdown_background();
         }
+        runtime.shutdown_background();
     }
 }
 

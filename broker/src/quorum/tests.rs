@@ -176,8 +176,7 @@ impl Cluster {
     }
 
     fn stop(&mut self, id: i32) {
-        let mut quorum = self.nodes.remove(&id).expect("running");
-        quorum.shutdown();
+        self.nodes.remove(&id).expect("running").shutdown();
     }
 
     /// The leader every running node agrees on.
