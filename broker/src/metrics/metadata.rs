@@ -43,7 +43,7 @@ pub fn snapshot(broker: &Broker) -> MetadataSnapshot {
     MetadataSnapshot {
         log_end_offset: broker.metadata_end_offset(),
         last_applied_offset: quorum.applied_index.map_or(-1, |index| index as i64),
-        active_controller: i64::from(quorum.leader == Some(quorum.node_id)),
+        active_controller: i64::from(quorum.active),
         voters: quorum.voters.len() as i64,
         brokers_active: live.len() as i64,
         brokers_fenced: fenced as i64,

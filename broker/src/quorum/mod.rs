@@ -26,7 +26,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Raft, ServerState, SnapshotPolicy};
@@ -124,6 +124,10 @@ pub struct QuorumStatus {
     pub applied_index: Option<u64>,
     /// On the leader: the last index each voter is known to hold.
     pub matched: BTreeMap<i32, Option<u64>>,
+    /// Whether this node acts as the active controller: it leads and a
+    /// majority confirmed that within twice the election timeout (a leader
+    /// cut off from the others stops acting, as KRaft's does).
+    pub active: bool,
 }
 
 /// A running member of the metadata quorum.
@@ -134,6 +138,9 @@ pub struct Quorum {
     log: log_store::LogStore,
     /// `None` once stopped.
     runtime: std::sync::Mutex<Option<tokio::runtime::Runtime>>,
+    /// When a majority last confirmed this node's leadership.
+    confirmed: Arc<std::sync::Mutex<Option<Instant>>>,
+    election_timeout: Duration,
 }
 
 fn raft_node_id(node_id: i32) -> Result<u64, QuorumError> {
@@ -174,6 +181,9 @@ impl Quorum {
             .collect::<Result<BTreeMap<u64, BasicNode>, QuorumError>>()?;
         let listener = config.listener;
         let store = log.clone();
+        let election_timeout = Duration::from_millis(timeout);
+        let confirmed = Arc::new(std::sync::Mutex::new(None));
+        let confirming = confirmed.clone();
         let raft = run(runtime.handle(), async move {
             let raft = Raft::new(
                 node_id,
@@ -184,6 +194,11 @@ impl Quorum {
             )
             .await
             .map_err(|e| QuorumError::Other(e.to_string()))?;
+            tokio::spawn(confirm_leadership(
+                raft.clone(),
+                confirming,
+                election_timeout,
+            ));
             if let Some(listener) = listener {
                 let listener = listener
                     .set_nonblocking(true)
@@ -209,6 +224,8 @@ impl Quorum {
             published,
             log,
             runtime: std::sync::Mutex::new(Some(runtime)),
+            confirmed,
+            election_timeout,
         })
     }
 
@@ -274,6 +291,13 @@ impl Quorum {
 
     pub fn status(&self) -> QuorumStatus {
         let metrics = self.raft.metrics().borrow().clone();
+        let sole_voter = metrics.membership_config.membership().voter_ids().count() == 1;
+        let confirmed = *self
+            .confirmed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let recently = confirmed.is_some_and(|at| at.elapsed() <= self.election_timeout * 2);
+        let active = metrics.state == ServerState::Leader && (sole_voter || recently);
         let to_i32 = |id: u64| i32::try_from(id).unwrap_or(i32::MAX);
         let matched = metrics
             .replication
@@ -294,12 +318,13 @@ impl Quorum {
             last_index: metrics.last_log_index,
             applied_index: metrics.last_applied.map(|l| l.index),
             matched,
+            active,
         }
     }
 
-    /// Whether this node is the active controller.
+    /// Whether this node is the active controller ([`QuorumStatus::active`]).
     pub fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow().state == ServerState::Leader
+        self.status().active
     }
 
     fn lock_runtime(&self) -> std::sync::MutexGuard<'_, Option<tokio::runtime::Runtime>> {
@@ -333,6 +358,29 @@ impl Quorum {
 impl Drop for Quorum {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// While this node leads, has a majority confirm it every half election
+/// timeout (openraft's leader keeps leading when cut off; KRaft's resigns).
+async fn confirm_leadership(
+    raft: Raft<TypeConfig>,
+    confirmed: Arc<std::sync::Mutex<Option<Instant>>>,
+    election_timeout: Duration,
+) {
+    let mut tick = tokio::time::interval(election_timeout / 2);
+    loop {
+        tick.tick().await;
+        if raft.metrics().borrow().state != ServerState::Leader {
+            continue;
+        }
+        let started = Instant::now();
+        if let Ok(Ok(_)) = tokio::time::timeout(election_timeout, raft.ensure_linearizable()).await
+        {
+            *confirmed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(started);
+        }
     }
 }
 

@@ -222,6 +222,9 @@ fn has_snapshot(dir: &Path) -> bool {
 fn three_voters_elect_replicate_fail_over_and_catch_up() {
     let mut cluster = Cluster::new(3);
     let leader = cluster.leader();
+    wait_until("the leader is confirmed active", || {
+        cluster.nodes[&leader].status().active
+    });
     cluster.write(vec![topic("first")]);
     cluster.wait_for_topics(&["first"]);
     for (id, quorum) in &cluster.nodes {
@@ -243,6 +246,16 @@ fn three_voters_elect_replicate_fail_over_and_catch_up() {
     cluster.stop(leader);
     let second = cluster.leader();
     assert_ne!(second, leader);
+    wait_until("the new leader is confirmed active", || {
+        cluster.nodes[&second].status().active
+    });
+    let active: Vec<i32> = cluster
+        .nodes
+        .iter()
+        .filter(|(_, q)| q.status().active)
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(active, [second], "one active controller");
     cluster.write(vec![topic("second")]);
     // Enough changes that the leader snapshots and drops the entries the
     // stopped node lacks: it can only catch up from the snapshot.
@@ -287,6 +300,8 @@ fn a_minority_cannot_write() {
     // The leader alone cannot commit: the write times out or is refused,
     // and nothing reaches the image.
     let quorum = &cluster.nodes[&leader];
+    // Cut off from the majority, it stops acting as the active controller.
+    wait_until("the lone leader stops acting", || !quorum.status().active);
     assert!(quorum.write(vec![topic("lonely")]).is_err());
     assert!(quorum.image().topic("lonely").is_none());
 }
