@@ -64,7 +64,8 @@ pub struct Endpoint {
     pub port: i32,
 }
 
-/// A topic: its persisted description and its open partitions.
+/// A topic: its persisted description and the partitions this broker hosts
+/// (all of them on a single node), in index order.
 pub struct Topic {
     pub stored: StoredTopic,
     pub partitions: Vec<Arc<Partition>>,
@@ -80,19 +81,30 @@ impl Topic {
     pub fn partition_count(&self) -> i32 {
         self.stored.partitions
     }
+    /// Whether the topic has partition `index`, on this broker or another.
+    pub fn has_partition(&self, index: i32) -> bool {
+        (0..self.partition_count()).contains(&index)
+    }
+
+    /// Partition `index` if this broker hosts it.
     pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
-        usize::try_from(index)
+        self.partitions
+            .binary_search_by_key(&index, |p| p.index)
             .ok()
-            .and_then(|i| self.partitions.get(i))
+            .map(|i| &self.partitions[i])
     }
 }
 
 /// Partition `index` of a topic a handler looked up once per request topic
-/// (`None`: no such topic); UNKNOWN_TOPIC_OR_PARTITION if either is missing.
+/// (`None`: no such topic): UNKNOWN_TOPIC_OR_PARTITION if either does not
+/// exist, NOT_LEADER_OR_FOLLOWER if another broker hosts it.
 pub fn partition_of(topic: Option<&Topic>, index: i32) -> Result<&Arc<Partition>, ApiError> {
-    topic
-        .and_then(|t| t.partition(index))
-        .ok_or_else(|| ApiError::from(ResponseError::UnknownTopicOrPartition))
+    let topic = topic.ok_or(ResponseError::UnknownTopicOrPartition)?;
+    match topic.partition(index) {
+        Some(partition) => Ok(partition),
+        None if topic.has_partition(index) => Err(ResponseError::NotLeaderOrFollower.into()),
+        None => Err(ResponseError::UnknownTopicOrPartition.into()),
+    }
 }
 
 /// The broker: identity, configuration and topics.
@@ -183,7 +195,7 @@ impl Broker {
             let stored = stored_topic(&image, topic_image);
             let log_config = config.log_config(&stored.configs);
             let mut partitions = Vec::new();
-            for index in 0..stored.partitions {
+            for index in hosted(topic_image, node_id) {
                 let dir = metadata_store::partition_dir(data_dir, &stored.name, index);
                 let key = (stored.name.clone(), index);
                 let recovery_point = recovery_points.get(&key).copied().unwrap_or(0);
@@ -401,9 +413,12 @@ impl Broker {
                 .get(&name)
                 .map(|t| t.partitions.clone())
                 .unwrap_or_default();
-            let opened = partitions.len() as i32;
-            if opened < stored.partitions {
-                match self.open_partitions(&stored, opened..stored.partitions) {
+            let opened = partitions.last().map_or(0, |p| p.index + 1);
+            let new: Vec<i32> = hosted(topic_image, self.node_id)
+                .filter(|index| *index >= opened)
+                .collect();
+            if !new.is_empty() {
+                match self.open_partitions(&stored, new) {
                     Ok(new) => partitions.extend(new),
                     Err(error) => result = Err(error),
                 }
@@ -627,7 +642,7 @@ impl Broker {
     fn open_partitions(
         &self,
         topic: &StoredTopic,
-        range: std::ops::Range<i32>,
+        range: Vec<i32>,
     ) -> Result<Vec<Arc<Partition>>, ApiError> {
         let log_config = self.config().log_config(&topic.configs);
         let now = now_ms();
@@ -768,6 +783,18 @@ impl Broker {
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
+}
+
+/// The partitions of a topic that `node_id` holds a replica of, in order.
+pub(crate) fn hosted(
+    topic: &crate::metadata::TopicImage,
+    node_id: i32,
+) -> impl Iterator<Item = i32> + '_ {
+    topic
+        .partitions
+        .values()
+        .filter(move |p| p.replicas.contains(&node_id))
+        .map(|p| p.partition_id)
 }
 
 /// Kafka's topic name rules: 1 to 249 characters of `[a-zA-Z0-9._-]`, and

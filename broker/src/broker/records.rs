@@ -89,9 +89,6 @@ pub(super) fn open_quorum(data_dir: &Path, node_id: i32) -> Result<Quorum, Broke
 pub(super) fn write_error(error: WriteError) -> ApiError {
     match error {
         WriteError::Rejected(error) => apply_error(error),
-        WriteError::NotLeader { .. } => {
-            ApiError::new(ResponseError::NotController, error.to_string())
-        }
         WriteError::TimedOut(_) => ApiError::new(ResponseError::RequestTimedOut, error.to_string()),
         WriteError::Stopped(_) => {
             tracing::error!(%error, "could not write the metadata log");

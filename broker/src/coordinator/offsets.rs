@@ -92,7 +92,7 @@ impl GroupCoordinator {
             let metadata = commit.metadata.unwrap_or_default();
             let known = broker
                 .topic(&commit.topic)
-                .is_some_and(|t| t.partition(commit.partition).is_some());
+                .is_some_and(|t| t.has_partition(commit.partition));
             if !known {
                 results.push(Err(ResponseError::UnknownTopicOrPartition));
             } else if metadata.len() > self.offset_metadata_max_bytes {

@@ -13,7 +13,7 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use strata_storage::FileSlice;
 use tokio::time::Instant;
 
-use crate::broker::Broker;
+use crate::broker::{partition_of, Broker};
 use crate::frame::placeholder;
 use crate::partition::Partition;
 
@@ -25,7 +25,8 @@ const READ_COMMITTED: i8 = 1;
 /// One requested partition, resolved once per request.
 struct Target {
     request: FetchPartition,
-    partition: Option<Arc<Partition>>,
+    /// The partition, or why this broker cannot serve it.
+    partition: Result<Arc<Partition>, ResponseError>,
 }
 
 /// A fetch response whose record sets are [`placeholder`]s, and the file
@@ -77,10 +78,9 @@ pub async fn handle(broker: &Broker, request: FetchRequest) -> FetchReply {
                 .partitions
                 .into_iter()
                 .map(|request| Target {
-                    partition: resolved
-                        .as_ref()
-                        .and_then(|t| t.partition(request.partition))
-                        .cloned(),
+                    partition: partition_of(resolved.as_deref(), request.partition)
+                        .cloned()
+                        .map_err(|e| e.code),
                     request,
                 })
                 .collect();
@@ -91,7 +91,7 @@ pub async fn handle(broker: &Broker, request: FetchRequest) -> FetchReply {
     let mut watches: Vec<_> = topics
         .iter()
         .flat_map(|(_, targets)| targets.iter())
-        .filter_map(|t| t.partition.as_ref().map(|p| p.subscribe()))
+        .filter_map(|t| t.partition.as_ref().ok().map(|p| p.subscribe()))
         .collect();
 
     let mut timed_out = false;
@@ -118,7 +118,7 @@ fn count_bytes_out(topics: &[(TopicName, Vec<Target>)], responses: &[FetchableTo
     for ((_, targets), response) in topics.iter().zip(responses) {
         for (target, data) in targets.iter().zip(&response.partitions) {
             let bytes = data.records.as_ref().map_or(0, Bytes::len);
-            if let (Some(partition), true) = (&target.partition, bytes > 0) {
+            if let (Ok(partition), true) = (&target.partition, bytes > 0) {
                 partition.metrics.record_fetch(bytes);
             }
         }
@@ -188,11 +188,14 @@ fn read_partition(
         .with_partition_index(target.request.partition)
         .with_records(Some(Bytes::new()))
         .with_aborted_transactions(read_committed.then(Vec::new));
-    let Some(partition) = &target.partition else {
-        let response = response
-            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-            .with_high_watermark(-1);
-        return (response, 0);
+    let partition = match &target.partition {
+        Ok(partition) => partition,
+        Err(error) => {
+            let response = response
+                .with_error_code(error.code())
+                .with_high_watermark(-1);
+            return (response, 0);
+        }
     };
     let with_offsets = |response: PartitionData, high_watermark: i64, log_start_offset: i64| {
         response

@@ -20,6 +20,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::metadata::{live_brokers, LiveBroker};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::coordinator::store::offsets_topic;
@@ -38,24 +39,45 @@ const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 /// FindCoordinator: on a single broker this broker coordinates every
 /// group. The first lookup creates `__consumer_offsets`, as in Kafka.
 /// Transactions are not implemented, so their coordinator is not available.
+/// The broker that leads the group's `__consumer_offsets` partition, as
+/// the metadata says (COORDINATOR_NOT_AVAILABLE while it is not a live broker).
+fn group_coordinator(
+    broker: &Broker,
+    topic: &crate::broker::Topic,
+    group_id: &str,
+) -> Result<LiveBroker, ResponseError> {
+    let index = crate::group::partition_for(group_id, topic.partition_count());
+    let image = broker.image();
+    let leader = image
+        .topic_by_id(topic.id())
+        .and_then(|t| t.partitions.get(&index))
+        .map(|p| p.leader);
+    live_brokers(&image)
+        .into_iter()
+        .find(|b| Some(b.id) == leader)
+        .ok_or(ResponseError::CoordinatorNotAvailable)
+}
+
 pub fn find_coordinator(
     broker: &Broker,
     request: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
     let find = |key: StrBytes| -> Coordinator {
-        let error = match request.key_type {
-            KEY_TYPE_GROUP => offsets_topic(broker).err().map(|e| e.code),
-            KEY_TYPE_TRANSACTION => Some(ResponseError::CoordinatorNotAvailable),
-            _ => Some(ResponseError::InvalidRequest),
+        let found = match request.key_type {
+            KEY_TYPE_GROUP => offsets_topic(broker)
+                .map_err(|e| e.code)
+                .and_then(|topic| group_coordinator(broker, &topic, &key)),
+            KEY_TYPE_TRANSACTION => Err(ResponseError::CoordinatorNotAvailable),
+            _ => Err(ResponseError::InvalidRequest),
         };
         let coordinator = Coordinator::default().with_key(key);
-        match error {
-            None => coordinator
-                .with_node_id(broker.node_id.into())
-                .with_host(str_bytes(broker.endpoint.host.clone()))
-                .with_port(broker.endpoint.port),
-            Some(error) => coordinator
+        match found {
+            Ok(leader) => coordinator
+                .with_node_id(leader.id.into())
+                .with_host(str_bytes(leader.host))
+                .with_port(leader.port),
+            Err(error) => coordinator
                 .with_error_code(error.code())
                 .with_error_message(Some(str_bytes(error.to_string())))
                 .with_node_id((-1).into())

@@ -191,7 +191,7 @@ pub fn delete(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> OffsetDelet
     let exists = |topic: &str, partition: i32| {
         broker
             .topic(topic)
-            .is_some_and(|t| t.partition(partition).is_some())
+            .is_some_and(|t| t.has_partition(partition))
     };
     // Checked once: the answers below follow these flags.
     let checked: Vec<(String, i32, bool)> = request

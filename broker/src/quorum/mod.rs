@@ -103,8 +103,6 @@ impl From<openraft::StorageError<u64>> for QuorumError {
 pub enum WriteError {
     #[error(transparent)]
     Rejected(ApplyError),
-    #[error("this node is not the active controller (the leader is {leader:?})")]
-    NotLeader { leader: Option<i32> },
     #[error("the metadata change was not committed within {0:?}")]
     TimedOut(Duration),
     #[error("the metadata quorum is not running: {0}")]
@@ -249,27 +247,18 @@ impl Quorum {
         self.log.end_offset()
     }
 
-    /// Writes one change through the leader (this node) and returns once it
-    /// is committed and applied here. Blocks the calling thread.
+    /// Writes one change and returns once it is committed and applied on
+    /// this node. The leader writes it; another voter forwards it to the
+    /// leader (KRaft's brokers forward to the active controller likewise),
+    /// waiting through an election. Blocks the calling thread.
     pub fn write(&self, records: Vec<MetadataRecord>) -> Result<(), WriteError> {
         let raft = self.raft.clone();
         let handle = self
             .handle()
             .map_err(|e| WriteError::Stopped(e.to_string()))?;
-        let outcome = run(&handle, async move {
-            tokio::time::timeout(WRITE_TIMEOUT, raft.client_write(records)).await
-        })
-        .map_err(|e| WriteError::Stopped(e.to_string()))?;
-        match outcome {
-            Err(_) => Err(WriteError::TimedOut(WRITE_TIMEOUT)),
-            Ok(Ok(response)) => response.data.map_err(WriteError::Rejected),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
-                Err(WriteError::NotLeader {
-                    leader: forward.leader_id.and_then(|id| i32::try_from(id).ok()),
-                })
-            }
-            Ok(Err(error)) => Err(WriteError::Stopped(error.to_string())),
-        }
+        let deadline = Instant::now() + WRITE_TIMEOUT;
+        run(&handle, write_through_leader(raft, records, deadline))
+            .map_err(|e| WriteError::Stopped(e.to_string()))?
     }
 
     /// Waits until this node knows a leader and has applied every entry it
@@ -358,6 +347,54 @@ impl Quorum {
 impl Drop for Quorum {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+async fn write_through_leader(
+    raft: Raft<TypeConfig>,
+    records: Vec<MetadataRecord>,
+    deadline: Instant,
+) -> Result<(), WriteError> {
+    let timed_out = || WriteError::TimedOut(WRITE_TIMEOUT);
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let written = tokio::time::timeout(remaining, raft.client_write(records.clone())).await;
+        let forward = match written {
+            Err(_) => return Err(timed_out()),
+            // The leader applies an entry before it answers.
+            Ok(Ok(written)) => return written.data.map_err(WriteError::Rejected),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => forward,
+            Ok(Err(error)) => return Err(WriteError::Stopped(error.to_string())),
+        };
+        if let Some(leader) = forward.leader_node {
+            let sent = network::propose(&leader.addr, records.clone());
+            match tokio::time::timeout(remaining, sent).await {
+                Err(_) => return Err(timed_out()),
+                Ok(Ok(network::ProposeOutcome::Written { index })) => {
+                    // Read your writes: the change is applied here too.
+                    let mut metrics = raft.metrics();
+                    let applied =
+                        metrics.wait_for(|m| m.last_applied.is_some_and(|l| l.index >= index));
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    return match tokio::time::timeout(remaining, applied).await {
+                        Ok(Ok(_)) => Ok(()),
+                        _ => Err(timed_out()),
+                    };
+                }
+                Ok(Ok(network::ProposeOutcome::Rejected(error))) => {
+                    return Err(WriteError::Rejected(error))
+                }
+                Ok(Ok(network::ProposeOutcome::Failed(error))) => {
+                    return Err(WriteError::Stopped(error))
+                }
+                // Leadership is moving, or the leader is out of reach.
+                Ok(Ok(network::ProposeOutcome::NotLeader)) | Ok(Err(_)) => {}
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(timed_out());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

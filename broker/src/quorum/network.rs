@@ -12,8 +12,8 @@ use std::io;
 use std::time::Duration;
 
 use openraft::error::{
-    Fatal, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError,
-    Timeout, Unreachable,
+    ClientWriteError, Fatal, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed,
+    StreamingError, Timeout, Unreachable,
 };
 use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -27,6 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::state_machine::StoredSnapshot;
 use super::TypeConfig;
+use crate::metadata::{ApplyError, MetadataRecord};
 
 /// The largest message either side reads: a snapshot of a big cluster fits.
 const MAX_MESSAGE_BYTES: usize = 256 << 20;
@@ -39,6 +40,20 @@ pub enum RaftRequest {
         vote: Vote<u64>,
         snapshot: StoredSnapshot,
     },
+    /// A change from a voter that does not lead, for the leader to write.
+    Propose(Vec<MetadataRecord>),
+}
+
+/// What became of a forwarded change.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ProposeOutcome {
+    /// Committed and applied at the leader as the entry of this index.
+    Written {
+        index: u64,
+    },
+    Rejected(ApplyError),
+    NotLeader,
+    Failed(String),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -46,6 +61,7 @@ pub enum RaftResponse {
     AppendEntries(Result<AppendEntriesResponse<u64>, RaftError<u64>>),
     Vote(Result<VoteResponse<u64>, RaftError<u64>>),
     Snapshot(Result<SnapshotResponse<u64>, Fatal<u64>>),
+    Propose(ProposeOutcome),
 }
 
 async fn write_message<T: Serialize>(
@@ -118,10 +134,39 @@ async fn answer(mut stream: BufStream<TcpStream>, raft: Raft<TypeConfig>) -> io:
                 };
                 RaftResponse::Snapshot(raft.install_full_snapshot(vote, snapshot).await)
             }
+            RaftRequest::Propose(records) => {
+                RaftResponse::Propose(match raft.client_write(records).await {
+                    Ok(written) => match written.data {
+                        Ok(()) => ProposeOutcome::Written {
+                            index: written.log_id.index,
+                        },
+                        Err(error) => ProposeOutcome::Rejected(error),
+                    },
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                        ProposeOutcome::NotLeader
+                    }
+                    Err(error) => ProposeOutcome::Failed(error.to_string()),
+                })
+            }
         };
         write_message(&mut stream, &response).await?;
     }
     Ok(())
+}
+
+/// Sends a change to the leader at `addr` and waits for what became of it.
+pub async fn propose(addr: &str, records: Vec<MetadataRecord>) -> io::Result<ProposeOutcome> {
+    let stream = TcpStream::connect(addr).await?;
+    let _ = stream.set_nodelay(true);
+    let mut stream = BufStream::new(stream);
+    write_message(&mut stream, &RaftRequest::Propose(records)).await?;
+    match read_message(&mut stream).await? {
+        Some(RaftResponse::Propose(outcome)) => Ok(outcome),
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("an answer of the wrong kind: {other:?}"),
+        )),
+    }
 }
 
 /// Makes a client per peer, to the address its voter entry names.
