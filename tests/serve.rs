@@ -283,8 +283,8 @@ fn kafka_s_single_node_kraft_properties_start_a_broker() {
     );
 }
 
-/// A configuration that asks for a cluster is refused at start with one line
-/// saying why, instead of a broker that would pretend to be one.
+/// A configuration this release cannot honour is refused at start with one
+/// line saying why, instead of a broker that would pretend to be it.
 #[test]
 fn a_cluster_configuration_is_refused_with_the_reason() {
     for (args, expected) in [
@@ -295,7 +295,7 @@ fn a_cluster_configuration_is_refused_with_the_reason() {
                 "--set",
                 "controller.quorum.voters=1@127.0.0.1:9093,2@127.0.0.1:9094,3@127.0.0.1:9095",
             ],
-            "controller.quorum.voters names 3 voters (1, 2, 3)",
+            "needs its controller listener",
         ),
         (
             vec!["--listen", "127.0.0.1:0", "--set", "process.roles=broker"],

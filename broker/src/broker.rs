@@ -34,8 +34,8 @@ mod migrate;
 mod records;
 
 use records::{
-    apply_error, config_records, effective_config, open_quorum, partition_record,
-    remove_orphaned_partition_dirs, stored_topic, write_error,
+    agree_on_cluster_id, apply_error, config_records, effective_config, open_quorum,
+    partition_record, remove_orphaned_partition_dirs, stored_topic, write_error,
 };
 
 /// Kafka's file of per-partition recovery points (offsets below which the log
@@ -155,10 +155,22 @@ impl Broker {
         data_dir: &Path,
         endpoint: Endpoint,
     ) -> Result<Arc<Broker>, BrokerError> {
+        Broker::open_node(config, data_dir, endpoint, None)
+    }
+
+    /// [`Broker::open`] of a node of several controller voters, whose
+    /// controller listener is `controller` (bound).
+    pub fn open_node(
+        config: BrokerConfig,
+        data_dir: &Path,
+        endpoint: Endpoint,
+        controller: Option<std::net::TcpListener>,
+    ) -> Result<Arc<Broker>, BrokerError> {
         fs::create_dir_all(data_dir)
             .map_err(|e| BrokerError::io(format!("creating {}", data_dir.display()), e))?;
         let node_id = config.node_id();
-        let cluster_id = metadata_store::load_or_create_cluster_id(data_dir, node_id)?;
+        // Refuses another node's directory before anything is written.
+        metadata_store::read_cluster_id(data_dir, node_id)?;
         let clean_marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
         let clean_shutdown = clean_marker.exists();
         let recovery_points = checkpoint::read(&data_dir.join(RECOVERY_POINT_FILE))?;
@@ -167,7 +179,8 @@ impl Broker {
             tracing::info!("no clean-shutdown marker: recovering logs past their recovery points");
         }
 
-        let quorum = open_quorum(data_dir, node_id)?;
+        let quorum = open_quorum(data_dir, &config, controller)?;
+        let cluster_id = agree_on_cluster_id(&quorum, data_dir, node_id)?;
         // Kafka registers a broker at every start, with a new incarnation id.
         let registration = MetadataRecord::RegisterBroker(BrokerRegistration {
             broker_id: node_id,
@@ -317,6 +330,12 @@ impl Broker {
     /// The offset the next metadata record gets: the metadata log's end.
     pub fn metadata_end_offset(&self) -> i64 {
         self.quorum.end_offset()
+    }
+
+    /// The node clients are told is the controller: the quorum's leader
+    /// (this node while none is known; every broker forwards changes anyway).
+    pub fn controller_id(&self) -> i32 {
+        self.quorum.status().leader.unwrap_or(self.node_id)
     }
 
     /// The metadata quorum this broker writes through.

@@ -71,9 +71,9 @@ pub fn save_topics<'a>(
     write_atomically(&data_dir.join(TOPICS_FILE), text.as_bytes())
 }
 
-/// Returns the cluster id from `meta.properties`, creating the file (with a
-/// new random cluster id) on first use of the data directory.
-pub fn load_or_create_cluster_id(data_dir: &Path, node_id: i32) -> Result<String, BrokerError> {
+/// The cluster id in the data directory's `meta.properties` (Kafka's file),
+/// `None` for a new directory. A file of another node is refused.
+pub fn read_cluster_id(data_dir: &Path, node_id: i32) -> Result<Option<String>, BrokerError> {
     let path = data_dir.join(META_PROPERTIES);
     match fs::read_to_string(&path) {
         Ok(text) => {
@@ -91,19 +91,25 @@ pub fn load_or_create_cluster_id(data_dir: &Path, node_id: i32) -> Result<String
             properties
                 .get("cluster.id")
                 .cloned()
+                .map(Some)
                 .ok_or_else(|| BrokerError::Metadata {
                     path: path.display().to_string(),
                     reason: "no cluster.id".into(),
                 })
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let cluster_id = encode_uuid(Uuid::new_v4());
-            let text = format!("version=1\nnode.id={node_id}\ncluster.id={cluster_id}\n");
-            write_atomically(&path, text.as_bytes())?;
-            Ok(cluster_id)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(BrokerError::io(format!("reading {}", path.display()), e)),
     }
+}
+
+/// Writes `meta.properties` for a directory that joined cluster `cluster_id`.
+pub fn write_meta_properties(
+    data_dir: &Path,
+    node_id: i32,
+    cluster_id: &str,
+) -> Result<(), BrokerError> {
+    let text = format!("version=1\nnode.id={node_id}\ncluster.id={cluster_id}\n");
+    write_atomically(&data_dir.join(META_PROPERTIES), text.as_bytes())
 }
 
 /// Writes `partition.metadata` (Kafka's format) into a partition directory.
@@ -194,9 +200,13 @@ mod tests {
         save_topics(dir.path(), [&topic]).unwrap();
         assert_eq!(load_topics(dir.path()).unwrap(), vec![topic]);
 
-        let first = load_or_create_cluster_id(dir.path(), 1).unwrap();
-        assert_eq!(load_or_create_cluster_id(dir.path(), 1).unwrap(), first);
-        assert!(load_or_create_cluster_id(dir.path(), 2).is_err());
+        assert_eq!(read_cluster_id(dir.path(), 1).unwrap(), None);
+        write_meta_properties(dir.path(), 1, "abc").unwrap();
+        assert_eq!(
+            read_cluster_id(dir.path(), 1).unwrap().as_deref(),
+            Some("abc")
+        );
+        assert!(read_cluster_id(dir.path(), 2).is_err());
     }
 
     #[test]

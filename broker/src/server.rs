@@ -29,6 +29,8 @@ pub struct ServerOptions {
     pub config: BrokerConfig,
     /// Where to serve `/metrics` and `/health`; `None`: nowhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// The bound controller listener of a node of several voters.
+    pub controller_listener: Option<std::net::TcpListener>,
 }
 
 /// A bound, opened broker, ready to serve.
@@ -62,10 +64,13 @@ impl Server {
         };
         let data_dir = options.data_dir;
         let config = options.config;
+        let controller = options.controller_listener;
         // Opening runs recovery: blocking file work, off the async threads.
-        let broker = tokio::task::spawn_blocking(move || Broker::open(config, &data_dir, endpoint))
-            .await
-            .map_err(|e| BrokerError::Config(format!("opening the broker panicked: {e}")))??;
+        let broker = tokio::task::spawn_blocking(move || {
+            Broker::open_node(config, &data_dir, endpoint, controller)
+        })
+        .await
+        .map_err(|e| BrokerError::Config(format!("opening the broker panicked: {e}")))??;
         Ok(Server {
             broker,
             listener,

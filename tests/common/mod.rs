@@ -62,6 +62,8 @@ pub struct Broker {
     /// Further `strata serve` arguments, e.g. `--config FILE`.
     extra_args: Vec<String>,
     child: Option<Child>,
+    /// The started process's stdout lines, until it printed `listening on`.
+    lines: Option<mpsc::Receiver<String>>,
     address: String,
     metrics_address: String,
     run: u32,
@@ -91,11 +93,49 @@ impl Broker {
             extra_args: args.iter().map(|s| s.to_string()).collect(),
             settings: settings.iter().map(|s| s.to_string()).collect(),
             child: None,
+            lines: None,
             address: String::new(),
             metrics_address: String::new(),
             run: 0,
         };
         broker.spawn();
+        broker
+    }
+
+    /// Starts one broker per element of `nodes` (the settings of each) and
+    /// only then waits for each to serve: the nodes of one cluster wait for
+    /// each other before they print `listening on`.
+    pub fn start_together(nodes: &[Vec<String>]) -> Vec<Broker> {
+        let mut brokers: Vec<Broker> = nodes
+            .iter()
+            .map(|settings| {
+                let root = tempfile::Builder::new()
+                    .prefix("strata-e2e-")
+                    .tempdir()
+                    .expect("create a temporary directory for the broker");
+                Broker::launch_in(root, settings)
+            })
+            .collect();
+        for broker in &mut brokers {
+            broker.wait_listening();
+        }
+        brokers
+    }
+
+    /// Starts a broker on `root` without waiting for it to serve (a node
+    /// that waits for others); [`Broker::wait_listening`] waits.
+    pub fn launch_in(root: tempfile::TempDir, settings: &[String]) -> Broker {
+        let mut broker = Broker {
+            root,
+            extra_args: Vec::new(),
+            settings: settings.to_vec(),
+            child: None,
+            lines: None,
+            address: String::new(),
+            metrics_address: String::new(),
+            run: 0,
+        };
+        broker.launch();
         broker
     }
 
@@ -218,6 +258,11 @@ impl Broker {
     }
 
     fn spawn(&mut self) {
+        self.launch();
+        self.wait_listening();
+    }
+
+    fn launch(&mut self) {
         self.run += 1;
         let data_dir = self.data_dir();
         std::fs::create_dir_all(&data_dir).expect("create the data directory");
@@ -262,6 +307,14 @@ impl Broker {
                 let _ = lines_tx.send(line);
             }
         });
+        self.child = Some(child);
+        self.lines = Some(lines_rx);
+    }
+
+    /// Waits for the launched process to print `listening on`.
+    pub fn wait_listening(&mut self) {
+        let mut child = self.child.take().expect("launched");
+        let lines_rx = self.lines.take().expect("launched");
 
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         let mut seen = Vec::new();

@@ -132,7 +132,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let config =
         BrokerConfig::load(args.config.as_deref(), &args.set).context("invalid configuration")?;
     let roles = NodeRoles::from_config(&config).context("invalid configuration")?;
-    if let Err(reason) = roles.check_single_node(config.node_id()) {
+    if let Err(reason) = roles.check_supported(config.node_id()) {
         bail!("{reason}");
     }
     let client_listener = roles.client_listeners().first().copied().cloned();
@@ -141,12 +141,22 @@ fn serve(args: ServeArgs) -> Result<()> {
         (None, Some(listener)) => resolve_listener(listener)?,
         (None, None) => SocketAddr::from(([127, 0, 0, 1], 9092)),
     };
-    for name in &roles.controller_listener_names {
-        tracing::info!(
-            listener = %name,
-            "controller listener not bound: a single-node quorum has no controller traffic"
-        );
-    }
+    // Bound before the data directory is opened: a node of several voters
+    // waits there for the others, which must reach it meanwhile.
+    let controller_listener = match roles.controller_listener() {
+        Some(listener) if roles.voters.len() > 1 => {
+            let address = resolve_listener(listener)?;
+            let bound = std::net::TcpListener::bind(address)
+                .with_context(|| format!("binding the controller listener {listener}"))?;
+            tracing::info!(address = %bound.local_addr()?, "controller listener bound");
+            Some(bound)
+        }
+        Some(listener) => {
+            tracing::info!(%listener, "controller listener not bound: a quorum of one has no controller traffic");
+            None
+        }
+        None => None,
+    };
     let advertise = match args.advertise.as_deref() {
         Some(text) => Some(parse_host_port(text)?),
         None => client_listener
@@ -173,6 +183,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             data_dir,
             config,
             metrics_listen: Some(args.metrics_listen),
+            controller_listener,
         })
         .await?;
         let bound = server.local_addr()?;

@@ -5,12 +5,13 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::Path;
+use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
 use super::migrate;
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, NodeRoles};
 use crate::error::{ApiError, BrokerError};
 use crate::metadata::{
     ApplyError, ConfigResource, MetadataImage, MetadataRecord, PartitionRegistration, TopicImage,
@@ -18,8 +19,10 @@ use crate::metadata::{
 };
 use crate::quorum::{Quorum, QuorumConfig, WriteError};
 
-/// How long a node waits at start for its quorum to have a leader.
-const QUORUM_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long a sole voter waits at start to elect itself.
+const QUORUM_READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a node of several voters says it is still waiting for them.
+const QUORUM_WAIT_REPORT: Duration = Duration::from_secs(10);
 use crate::metadata_store::{self, StoredTopic};
 
 /// Removes partition directories whose `partition.metadata` names a topic id
@@ -51,16 +54,55 @@ pub(super) fn remove_orphaned_partition_dirs(data_dir: &Path, image: &MetadataIm
     }
 }
 
-/// Starts this node's metadata quorum (a quorum of one) and waits until it
-/// has applied its log. What an earlier release or the metadata log before
-/// Raft left in the data directory is written into a new log first.
-pub(super) fn open_quorum(data_dir: &Path, node_id: i32) -> Result<Quorum, BrokerError> {
+/// Starts this node's metadata quorum and waits until it has a leader and
+/// has applied its log: a quorum of one, or the voters of
+/// `controller.quorum.voters` talking on `controller` (waiting for a
+/// majority as long as it takes, saying so). What an earlier release or the
+/// metadata log before Raft left in the data directory is written into a
+/// new log first.
+pub(super) fn open_quorum(
+    data_dir: &Path,
+    config: &BrokerConfig,
+    controller: Option<std::net::TcpListener>,
+) -> Result<Quorum, BrokerError> {
+    let node_id = config.node_id();
+    let roles = NodeRoles::from_config(config).map_err(|e| BrokerError::Config(e.to_string()))?;
     let pre_raft = migrate::take_pre_raft_log(data_dir)?;
-    let quorum = Quorum::open(data_dir, QuorumConfig::single(node_id))?;
-    if !quorum.wait_ready(QUORUM_READY_TIMEOUT) {
-        return Err(BrokerError::Config(format!(
-            "the metadata quorum has no leader after {QUORUM_READY_TIMEOUT:?}"
-        )));
+    let quorum_config = if roles.voters.len() > 1 {
+        let listener = controller.ok_or_else(|| {
+            BrokerError::Config("several controller voters need a bound controller listener".into())
+        })?;
+        QuorumConfig {
+            node_id,
+            voters: roles
+                .voters
+                .iter()
+                .map(|v| (v.id, format!("{}:{}", v.host, v.port)))
+                .collect(),
+            listener: Some(listener),
+            election_timeout_ms: config.controller_election_timeout_ms(),
+            snapshot_after_entries: QuorumConfig::single(node_id).snapshot_after_entries,
+        }
+    } else {
+        QuorumConfig::single(node_id)
+    };
+    let voters = quorum_config.voters.clone();
+    let quorum = Quorum::open(data_dir, quorum_config)?;
+    if voters.len() == 1 {
+        if !quorum.wait_ready(QUORUM_READY_TIMEOUT) {
+            return Err(BrokerError::Config(format!(
+                "the metadata quorum has no leader after {QUORUM_READY_TIMEOUT:?}"
+            )));
+        }
+    } else {
+        let mut wait = Duration::from_secs(1);
+        while !quorum.wait_ready(wait) {
+            wait = QUORUM_WAIT_REPORT;
+            tracing::warn!(
+                ?voters,
+                "waiting for the controller quorum: no leader elected yet (a majority of the voters must be up and reachable)"
+            );
+        }
     }
     let carried = match pre_raft {
         Some(records) => records,
@@ -83,6 +125,47 @@ pub(super) fn open_quorum(data_dir: &Path, node_id: i32) -> Result<Quorum, Broke
     migrate::retire_legacy_files(data_dir);
     migrate::remove_pre_raft_log(data_dir);
     Ok(quorum)
+}
+
+/// The cluster id this node serves: the one in the metadata log, written
+/// there by the first node that found none (with the id of its data
+/// directory, or a new one). A data directory of another cluster is
+/// refused; a new one takes the log's id.
+pub(super) fn agree_on_cluster_id(
+    quorum: &Quorum,
+    data_dir: &Path,
+    node_id: i32,
+) -> Result<String, BrokerError> {
+    let stored = metadata_store::read_cluster_id(data_dir, node_id)?;
+    if quorum.image().cluster_id().is_none() {
+        let proposed = stored
+            .clone()
+            .unwrap_or_else(|| metadata_store::encode_uuid(Uuid::new_v4()));
+        let record = MetadataRecord::ClusterId {
+            cluster_id: proposed,
+        };
+        match quorum.write(vec![record]) {
+            // Another node's id got there first: checked below.
+            Ok(()) | Err(WriteError::Rejected(ApplyError::ClusterIdSet { .. })) => {}
+            Err(e) => return Err(BrokerError::Config(format!("writing the cluster id: {e}"))),
+        }
+    }
+    let agreed = quorum
+        .image()
+        .cluster_id()
+        .map(str::to_string)
+        .ok_or_else(|| BrokerError::Config("the metadata log has no cluster id".into()))?;
+    match stored {
+        Some(stored) if stored != agreed => Err(BrokerError::Config(format!(
+            "the data directory {} belongs to cluster {stored}, but the controller quorum is cluster {agreed}",
+            data_dir.display()
+        ))),
+        Some(_) => Ok(agreed),
+        None => {
+            metadata_store::write_meta_properties(data_dir, node_id, &agreed)?;
+            Ok(agreed)
+        }
+    }
 }
 
 /// The Kafka error for a change the quorum did not write.
@@ -158,6 +241,7 @@ pub(super) fn apply_error(error: ApplyError) -> ApiError {
         ApplyError::PartitionOutOfOrder { .. } | ApplyError::InvalidPartition { .. } => {
             ResponseError::InvalidPartitions
         }
+        ApplyError::ClusterIdSet { .. } => ResponseError::InconsistentClusterId,
         ApplyError::TopicIdExists { .. } | ApplyError::ProducerIdsBackwards { .. } => {
             ResponseError::UnknownServerError
         }

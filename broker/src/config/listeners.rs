@@ -2,11 +2,11 @@
 //! `listeners`, `advertised.listeners`, `controller.listener.names`,
 //! `process.roles` and `controller.quorum.voters`.
 //!
-//! What this release does with them ([`NodeRoles::check_single_node`]): it
-//! runs one node that is both broker and the only controller voter, so
-//! Kafka's own single-node KRaft `server.properties` works unchanged, and a
-//! configuration that asks for a cluster (several voters, a broker-only or
-//! controller-only node) is refused with one line that says so rather than
+//! What this release does with them ([`NodeRoles::check_supported`]): every
+//! node is both broker and controller voter, one alone (Kafka's own
+//! single-node KRaft `server.properties` works unchanged) or several named by
+//! `controller.quorum.voters`, each with a controller listener. A broker-only
+//! or controller-only node is refused with one line that says so rather than
 //! half-honoured.
 
 use std::fmt;
@@ -180,12 +180,21 @@ impl NodeRoles {
         self.advertised.iter().find(|l| l.name == name)
     }
 
-    /// Refuses what this release cannot be: anything but one node that is
-    /// both broker and the sole controller voter, with one client listener.
-    /// The error says what was asked and why it cannot be done yet.
-    pub fn check_single_node(&self, node_id: i32) -> Result<(), String> {
+    /// The controller listener to bind: the first of `listeners` that
+    /// `controller.listener.names` names.
+    pub fn controller_listener(&self) -> Option<&Listener> {
+        self.listeners
+            .iter()
+            .find(|l| self.controller_listener_names.contains(&l.name))
+    }
+
+    /// Refuses what this release cannot be: a node that is not both broker
+    /// and controller voter, a voter list without this node, several voters
+    /// without a controller listener, more than one client listener. The
+    /// error says what was asked and why it cannot be done yet.
+    pub fn check_supported(&self, node_id: i32) -> Result<(), String> {
         const WHY: &str =
-            "this release runs a single node (broker and sole controller); clusters come with the Raft metadata quorum";
+            "every node of this release is both broker and controller voter (broker-only and controller-only nodes come with broker registration)";
         if !(self.broker && self.controller) {
             let roles = match (self.broker, self.controller) {
                 (true, false) => "broker",
@@ -194,21 +203,18 @@ impl NodeRoles {
             };
             return Err(format!("process.roles={roles}: {WHY}"));
         }
-        if self.voters.len() > 1 {
+        if !self.voters.is_empty() && !self.voters.iter().any(|v| v.id == node_id) {
             let ids: Vec<String> = self.voters.iter().map(|v| v.id.to_string()).collect();
             return Err(format!(
-                "controller.quorum.voters names {} voters ({}): {WHY}",
-                self.voters.len(),
+                "controller.quorum.voters names voters {} but node.id is {node_id}: {WHY}",
                 ids.join(", ")
             ));
         }
-        if let Some(voter) = self.voters.first() {
-            if voter.id != node_id {
-                return Err(format!(
-                    "controller.quorum.voters names voter {} but node.id is {node_id}: {WHY}",
-                    voter.id
-                ));
-            }
+        if self.voters.len() > 1 && self.controller_listener().is_none() {
+            return Err(format!(
+                "controller.quorum.voters names {} voters: this node needs its controller listener in listeners, named by controller.listener.names (e.g. CONTROLLER://127.0.0.1:9093)",
+                self.voters.len()
+            ));
         }
         if let Some(name) = self
             .controller_listener_names
@@ -261,7 +267,7 @@ mod tests {
             "advertised.listeners=PLAINTEXT://localhost:9092",
             "controller.listener.names=CONTROLLER",
         ]);
-        assert_eq!(node.check_single_node(1), Ok(()));
+        assert_eq!(node.check_supported(1), Ok(()));
         let clients = node.client_listeners();
         assert_eq!(clients.len(), 1);
         assert_eq!((clients[0].host.as_str(), clients[0].port), ("", 9092));
@@ -276,34 +282,42 @@ mod tests {
     fn nothing_set_is_a_single_node() {
         let node = roles(&[]);
         assert!(node.broker && node.controller);
-        assert_eq!(node.check_single_node(1), Ok(()));
+        assert_eq!(node.check_supported(1), Ok(()));
     }
 
     #[test]
     fn a_cluster_configuration_is_refused_with_the_reason() {
         let three = roles(&["controller.quorum.voters=1@h:9093,2@h:9094,3@h:9095"]);
-        let error = three.check_single_node(1).unwrap_err();
-        assert!(error.contains("names 3 voters (1, 2, 3)"), "{error}");
-        assert!(error.contains("single node"), "{error}");
+        let error = three.check_supported(1).unwrap_err();
+        assert!(error.contains("needs its controller listener"), "{error}");
+        let member = roles(&[
+            "controller.quorum.voters=1@h:9093,2@h:9094,3@h:9095",
+            "listeners=PLAINTEXT://:9092,CONTROLLER://:9093",
+            "controller.listener.names=CONTROLLER",
+        ]);
+        assert_eq!(member.check_supported(1), Ok(()));
+        assert_eq!(member.controller_listener().unwrap().port, 9093);
+        let error = member.check_supported(4).unwrap_err();
+        assert!(error.contains("voters 1, 2, 3 but node.id is 4"), "{error}");
         let broker_only = roles(&["process.roles=broker"]);
         assert!(broker_only
-            .check_single_node(1)
+            .check_supported(1)
             .unwrap_err()
             .starts_with("process.roles=broker:"));
         let other_voter = roles(&["controller.quorum.voters=2@h:9093"]);
-        assert!(other_voter.check_single_node(1).is_err());
+        assert!(other_voter.check_supported(1).is_err());
         let two_clients = roles(&["listeners=PLAINTEXT://:9092,INTERNAL://:9094"]);
-        assert!(two_clients.check_single_node(1).is_err());
+        assert!(two_clients.check_supported(1).is_err());
         let tls = roles(&["listeners=SSL://:9093"]);
         assert!(tls
-            .check_single_node(1)
+            .check_supported(1)
             .unwrap_err()
             .contains("only PLAINTEXT"));
         let missing = roles(&[
             "listeners=PLAINTEXT://:9092",
             "controller.listener.names=CONTROLLER",
         ]);
-        assert!(missing.check_single_node(1).is_err());
+        assert!(missing.check_supported(1).is_err());
     }
 
     #[test]

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use strata_storage::{LogConfig, TimestampType};
 
 pub use describe::{describe_broker, describe_broker_defaults, describe_topic, ConfigSource};
+pub use listeners::NodeRoles;
 pub use registry::{ConfigKey, ConfigType, Status, Value, BROKER_CONFIGS, TOPIC_CONFIGS};
 pub use topic::{
     apply_incremental, apply_incremental_broker, validate_topic_config, validate_topic_configs,
@@ -255,6 +256,13 @@ impl BrokerConfig {
             .or_else(|| self.get_integer("broker.id"))
             .and_then(|id| i32::try_from(id).ok())
             .unwrap_or(1)
+    }
+
+    /// `controller.quorum.election.timeout.ms`.
+    pub fn controller_election_timeout_ms(&self) -> u64 {
+        self.get_integer("controller.quorum.election.timeout.ms")
+            .and_then(|ms| u64::try_from(ms).ok())
+            .unwrap_or(1000)
     }
 
     /// `broker.rack`: this broker's rack, if set (an empty value is none).

@@ -19,7 +19,7 @@ pub fn describe(broker: &Broker, request: &DescribeClusterRequest) -> DescribeCl
     }
     response
         .with_cluster_id(str_bytes(broker.cluster_id.clone()))
-        .with_controller_id(BrokerId(broker.node_id))
+        .with_controller_id(BrokerId(broker.controller_id()))
         .with_brokers(
             live_brokers(&broker.image())
                 .into_iter()

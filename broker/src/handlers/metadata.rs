@@ -56,7 +56,7 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> Metada
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
-        .with_controller_id(BrokerId(broker.node_id))
+        .with_controller_id(BrokerId(broker.controller_id()))
         .with_topics(topics)
 }
 

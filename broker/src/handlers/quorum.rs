@@ -114,12 +114,12 @@ mod tests {
         let metadata = &response.topics[0].partitions;
         assert_eq!(metadata[0].error_code, 0);
         assert_eq!(metadata[0].leader_id, BrokerId(broker.node_id));
-        // The voters, the leader's blank entry, the registration and the
-        // topic: one entry a change.
-        assert_eq!(metadata[0].high_watermark, 4);
+        // The voters, the leader's blank entry, the cluster id, the
+        // registration and the topic: one entry a change.
+        assert_eq!(metadata[0].high_watermark, 5);
         assert_eq!(metadata[0].leader_epoch, 1);
         assert_eq!(metadata[0].current_voters.len(), 1);
-        assert_eq!(metadata[0].current_voters[0].log_end_offset, 4);
+        assert_eq!(metadata[0].current_voters[0].log_end_offset, 5);
         let unknown = ResponseError::UnknownTopicOrPartition.code();
         assert_eq!(metadata[1].error_code, unknown);
         assert_eq!(response.topics[1].partitions[0].error_code, unknown);

@@ -33,6 +33,7 @@ pub struct MetadataImage {
     configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
     /// The end of the producer ids handed out so far.
     next_producer_id: i64,
+    cluster_id: Option<String>,
 }
 
 /// What one applied batch changed.
@@ -72,6 +73,8 @@ pub enum ApplyError {
     },
     #[error("producer ids would go back from {current} to {next}")]
     ProducerIdsBackwards { current: i64, next: i64 },
+    #[error("the cluster id is {current} already, not {proposed}")]
+    ClusterIdSet { current: String, proposed: String },
 }
 
 impl MetadataImage {
@@ -166,6 +169,15 @@ impl MetadataImage {
                     delta.removed_topics.push(topic);
                 }
             }
+            MetadataRecord::ClusterId { cluster_id } => match &self.cluster_id {
+                Some(current) if current != cluster_id => {
+                    return Err(ApplyError::ClusterIdSet {
+                        current: current.clone(),
+                        proposed: cluster_id.clone(),
+                    })
+                }
+                _ => self.cluster_id = Some(cluster_id.clone()),
+            },
             MetadataRecord::ProducerIds {
                 next_producer_id, ..
             } => {
@@ -259,6 +271,11 @@ impl MetadataImage {
         self.next_producer_id
     }
 
+    /// The cluster's id, once a node has written it.
+    pub fn cluster_id(&self) -> Option<&str> {
+        self.cluster_id.as_deref()
+    }
+
     /// What changed from `old` to this image, as one delta: what a broker
     /// acts on when a snapshot replaces the entries between the two.
     pub fn delta_from(&self, old: &MetadataImage) -> MetadataDelta {
@@ -333,7 +350,13 @@ impl MetadataImage {
             broker_id: -1,
             next_producer_id: self.next_producer_id,
         });
-        brokers
+        let cluster_id = self
+            .cluster_id
+            .clone()
+            .map(|cluster_id| MetadataRecord::ClusterId { cluster_id });
+        cluster_id
+            .into_iter()
+            .chain(brokers)
             .chain(topics)
             .chain(configs)
             .chain(producer_ids)

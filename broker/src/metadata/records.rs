@@ -30,6 +30,10 @@ pub enum MetadataRecord {
     },
     /// A topic, its partitions and its config overrides are deleted.
     RemoveTopic { topic_id: Uuid },
+    /// The cluster's id, written once by the first node that finds none
+    /// (KRaft takes it from `kafka-storage format`; Strata's nodes agree on
+    /// it through the log instead, so there is no format step).
+    ClusterId { cluster_id: String },
     /// A block of producer ids up to (not including) `next_producer_id` is
     /// handed to `broker_id`; ids below it are never handed out again.
     ProducerIds {

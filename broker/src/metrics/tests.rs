@@ -169,12 +169,12 @@ fn the_metadata_log_and_image_are_reported() {
     let dir = tempfile::tempdir().expect("temp dir");
     let broker = open_broker(dir.path());
     let text = scrape(&broker);
-    // The voters (0), the new leader's blank entry (1), this broker's
-    // registration (2): one entry a change.
-    assert_eq!(sample(&text, "strata_metadata_log_end_offset"), Some(3.0));
+    // The voters (0), the new leader's blank entry (1), the cluster id (2),
+    // this broker's registration (3): one entry a change.
+    assert_eq!(sample(&text, "strata_metadata_log_end_offset"), Some(4.0));
     assert_eq!(
         sample(&text, "strata_metadata_last_applied_offset"),
-        Some(2.0)
+        Some(3.0)
     );
     assert_eq!(sample(&text, "strata_controller_active"), Some(1.0));
     assert_eq!(sample(&text, "strata_controller_voters"), Some(1.0));
@@ -184,10 +184,10 @@ fn the_metadata_log_and_image_are_reported() {
         .create_topic("t", 2, 1, BTreeMap::new(), false)
         .expect("create");
     let text = scrape(&broker);
-    assert_eq!(sample(&text, "strata_metadata_log_end_offset"), Some(4.0));
+    assert_eq!(sample(&text, "strata_metadata_log_end_offset"), Some(5.0));
     assert_eq!(
         sample(&text, "strata_metadata_last_applied_offset"),
-        Some(3.0)
+        Some(4.0)
     );
     assert_eq!(sample(&text, "strata_offline_partitions"), Some(0.0));
 }

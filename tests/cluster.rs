@@ -1,0 +1,173 @@
+//! Several `strata serve` processes on loopback form one cluster: a Raft
+//! quorum of three combined nodes, partitions spread over the brokers, and
+//! clients (librdkafka) that find each partition's leader.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::BaseRecord;
+use rdkafka::Offset;
+
+/// Ports for the controller listeners, which every node must know before
+/// any starts (their client ports are picked by the kernel).
+fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// The settings of `count` combined nodes of one quorum, node ids 1..=count.
+fn cluster_settings(count: usize) -> Vec<Vec<String>> {
+    let ports = free_ports(count);
+    let voters: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| format!("{}@127.0.0.1:{port}", i + 1))
+        .collect();
+    ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            vec![
+                format!("node.id={}", i + 1),
+                format!("controller.quorum.voters={}", voters.join(",")),
+                format!("listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{port}"),
+                "controller.listener.names=CONTROLLER".to_string(),
+                "controller.quorum.election.timeout.ms=300".to_string(),
+            ]
+        })
+        .collect()
+}
+
+/// Polls `condition` until it holds (60 s at most).
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// What one broker's Metadata says: broker ids, and each partition's leader.
+fn view(bootstrap: &str, topic: &str) -> (BTreeSet<i32>, BTreeMap<i32, i32>) {
+    let client: BaseConsumer = client_config(bootstrap).create().expect("client");
+    let Ok(metadata) = client.fetch_metadata(Some(topic), Duration::from_secs(5)) else {
+        return Default::default();
+    };
+    let brokers = metadata.brokers().iter().map(|b| b.id()).collect();
+    let leaders = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| (p.id(), p.leader())))
+        .collect();
+    (brokers, leaders)
+}
+
+fn cluster_id(broker: &Broker) -> String {
+    let text = std::fs::read_to_string(broker.data_dir().join("meta.properties")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("cluster.id="))
+        .expect("cluster.id")
+        .to_string()
+}
+
+#[test]
+fn three_nodes_form_one_cluster_and_clients_follow_partition_leaders() {
+    let brokers = Broker::start_together(&cluster_settings(3));
+    let ids: BTreeSet<i32> = (1..=3).collect();
+    for broker in &brokers {
+        wait_until("every broker lists the three brokers", || {
+            view(&broker.bootstrap(), "none").0 == ids
+        });
+    }
+    let cluster = cluster_id(&brokers[0]);
+    assert!(
+        brokers.iter().all(|b| cluster_id(b) == cluster),
+        "one cluster id"
+    );
+
+    // Created through the second broker, whichever leads the quorum.
+    let topic = unique_topic("spread");
+    create_topic(&brokers[1].bootstrap(), &topic, 12);
+    for broker in &brokers {
+        wait_until("every broker sees the topic on all three", || {
+            let leaders = view(&broker.bootstrap(), &topic).1;
+            leaders.len() == 12 && leaders.values().copied().collect::<BTreeSet<_>>() == ids
+        });
+    }
+    // Each broker holds the data of its own partitions only.
+    let mut hosted = BTreeSet::new();
+    for broker in &brokers {
+        for partition in 0..12 {
+            if broker.partition_dir(&topic, partition).exists() {
+                assert!(hosted.insert(partition), "partition {partition} twice");
+            }
+        }
+    }
+    assert_eq!(hosted, (0..12).collect());
+
+    // librdkafka, bootstrapped from one broker, sends each record to its
+    // partition's leader and reads every one back through another.
+    let producer = create_producer(&producer_config(&brokers[2].bootstrap()));
+    let mut expected = BTreeMap::new();
+    for i in 0..120 {
+        let partition = i % 12;
+        let value = format!("v{i}");
+        send_with_retry(
+            &producer,
+            BaseRecord::<(), str>::to(&topic)
+                .partition(partition)
+                .payload(&value),
+        );
+        expected
+            .entry(partition)
+            .or_insert_with(Vec::new)
+            .push(value);
+    }
+    flush_and_check(&producer);
+    let assignment: Vec<(i32, Offset)> = (0..12).map(|p| (p, Offset::Beginning)).collect();
+    let consumer = assigned_consumer(&brokers[0].bootstrap(), &topic, &assignment);
+    let received = consume_n(&consumer, 120);
+    let mut got: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    for message in &received {
+        got.entry(message.partition)
+            .or_default()
+            .push(message.value_str());
+    }
+    assert_eq!(got, expected);
+}
+
+/// "Voters pointing at nothing": a node whose quorum has no majority waits,
+/// says why, and serves no client until the others come.
+#[test]
+fn a_node_waits_for_a_majority_of_its_voters_before_it_serves() {
+    let settings = cluster_settings(3);
+    let root = tempfile::Builder::new()
+        .prefix("strata-e2e-")
+        .tempdir()
+        .unwrap();
+    let mut first = Broker::launch_in(root, &settings[0]);
+    wait_until("the lone node says it waits for its quorum", || {
+        first.stderr().contains("waiting for the controller quorum")
+    });
+    assert!(first.is_running(), "{}", first.stderr_tail());
+    assert!(!first.stderr().contains("strata is serving"));
+    let others = Broker::start_together(&settings[1..]);
+    first.wait_listening();
+    for broker in others.iter().chain([&first]) {
+        wait_until("every node lists the three brokers", || {
+            view(&broker.bootstrap(), "none").0.len() == 3
+        });
+    }
+}
