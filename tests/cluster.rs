@@ -171,3 +171,73 @@ fn a_node_waits_for_a_majority_of_its_voters_before_it_serves() {
         });
     }
 }
+
+/// Which brokers say they are the active controller (`/metrics`).
+fn active_controllers(brokers: &mut [Broker]) -> Vec<usize> {
+    let mut active = Vec::new();
+    for (i, broker) in brokers.iter_mut().enumerate() {
+        if broker.is_running() {
+            let text = get_ok(&broker.metrics_address(), "/metrics");
+            if sample(&text, "strata_controller_active") == Some(1.0) {
+                active.push(i);
+            }
+        }
+    }
+    active
+}
+
+fn topics_seen(bootstrap: &str) -> BTreeSet<String> {
+    let client: BaseConsumer = client_config(bootstrap).create().expect("client");
+    client
+        .fetch_metadata(None, Duration::from_secs(5))
+        .map(|m| m.topics().iter().map(|t| t.name().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// kill -9 of the active controller: the other two elect one of them and
+/// topics are created again; the killed node comes back and catches up;
+/// then every node restarts and the metadata is all there.
+#[test]
+fn the_killed_controller_is_replaced_and_catches_up_and_a_full_restart_keeps_the_metadata() {
+    let mut brokers = Broker::start_together(&cluster_settings(3));
+    let before = unique_topic("before");
+    create_topic(&brokers[0].bootstrap(), &before, 3);
+    let mut active = Vec::new();
+    wait_until("one active controller", || {
+        active = active_controllers(&mut brokers);
+        active.len() == 1
+    });
+    let killed = active[0];
+    brokers[killed].kill9();
+    wait_until("another node becomes the active controller", || {
+        active = active_controllers(&mut brokers);
+        active.len() == 1 && active[0] != killed
+    });
+    let survivor = active[0];
+    let after = unique_topic("after");
+    create_topic(&brokers[survivor].bootstrap(), &after, 3);
+
+    brokers[killed].restart();
+    let back = brokers[killed].bootstrap();
+    wait_until(
+        "the restarted node sees the topic created without it",
+        || topics_seen(&back).contains(&after),
+    );
+
+    for broker in &mut brokers {
+        broker.stop_sigterm();
+    }
+    for broker in &mut brokers {
+        broker.launch_again();
+    }
+    for broker in &mut brokers {
+        broker.wait_listening();
+    }
+    for broker in &brokers {
+        let bootstrap = broker.bootstrap();
+        wait_until("every node has both topics after a full restart", || {
+            let seen = topics_seen(&bootstrap);
+            seen.contains(&before) && seen.contains(&after)
+        });
+    }
+}

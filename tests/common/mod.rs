@@ -150,6 +150,14 @@ impl Broker {
         self.spawn();
     }
 
+    /// Starts the stopped process again without waiting for it to serve;
+    /// [`Broker::wait_listening`] waits (the nodes of a cluster restart
+    /// together).
+    pub fn launch_again(&mut self) {
+        assert!(self.child.is_none(), "the broker runs");
+        self.launch();
+    }
+
     /// Stops the process (SIGKILL if it still runs) and returns its directory.
     pub fn into_dir(mut self) -> tempfile::TempDir {
         if self.child.is_some() {
@@ -1036,6 +1044,60 @@ pub fn create_topic_with(bootstrap: &str, topic: &str, partitions: i32, configs:
 
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     create_topic_with(bootstrap, topic, partitions, &[]);
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP (the metrics endpoint)
+// ---------------------------------------------------------------------------------------
+
+/// An HTTP response: status code and body.
+pub struct HttpResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// One HTTP/1.1 GET (or another method) to `address`, `Connection: close`, read to the
+/// end. Enough for the broker's endpoint and Prometheus' API; no client crate needed.
+pub fn http(address: &str, method: &str, target: &str) -> HttpResponse {
+    let mut stream = TcpStream::connect(address)
+        .unwrap_or_else(|e| panic!("connect to {address} for {method} {target}: {e}"));
+    stream.set_read_timeout(Some(TIMEOUT)).expect("set timeout");
+    write!(
+        stream,
+        "{method} {target} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .unwrap_or_else(|e| panic!("read the response to {method} {target}: {e}"));
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of headers in the response to {target}: {text:?}"));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    HttpResponse {
+        status,
+        body: body.to_string(),
+    }
+}
+
+pub fn get_ok(address: &str, target: &str) -> String {
+    let response = http(address, "GET", target);
+    assert_eq!(response.status, 200, "GET {target}: {}", response.body);
+    response.body
+}
+
+/// The value of the sample whose line starts with `series` (name and labels exactly as
+/// the broker writes them).
+pub fn sample(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 // ---------------------------------------------------------------------------------------
