@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -13,41 +12,6 @@ use common::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::BaseRecord;
 use rdkafka::Offset;
-
-/// Ports for the controller listeners, which every node must know before
-/// any starts (their client ports are picked by the kernel).
-fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
-
-/// The settings of `count` combined nodes of one quorum, node ids 1..=count.
-fn cluster_settings(count: usize) -> Vec<Vec<String>> {
-    let ports = free_ports(count);
-    let voters: Vec<String> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, port)| format!("{}@127.0.0.1:{port}", i + 1))
-        .collect();
-    ports
-        .iter()
-        .enumerate()
-        .map(|(i, port)| {
-            vec![
-                format!("node.id={}", i + 1),
-                format!("controller.quorum.voters={}", voters.join(",")),
-                format!("listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{port}"),
-                "controller.listener.names=CONTROLLER".to_string(),
-                "controller.quorum.election.timeout.ms=300".to_string(),
-            ]
-        })
-        .collect()
-}
 
 /// Polls `condition` until it holds (60 s at most).
 fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
@@ -240,4 +204,62 @@ fn the_killed_controller_is_replaced_and_catches_up_and_a_full_restart_keeps_the
             seen.contains(&before) && seen.contains(&after)
         });
     }
+}
+
+/// The coordinator FindCoordinator names for `group`, asked of `bootstrap`.
+fn coordinator_of(bootstrap: &str, group: &str) -> i32 {
+    use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse};
+    let mut client = RawClient::connect(bootstrap);
+    let request = FindCoordinatorRequest::default().with_key(
+        kafka_protocol::protocol::StrBytes::from_string(group.to_string()),
+    );
+    let response: FindCoordinatorResponse = client.request(ApiKey::FindCoordinator, 1, &request);
+    assert_eq!(response.error_code, 0, "{response:?}");
+    response.node_id.0
+}
+
+/// A group coordinated by a broker other than the one the client was given
+/// works, and its committed offsets survive a restart of the whole cluster.
+#[test]
+fn a_group_coordinated_elsewhere_works_and_its_offsets_survive_a_full_restart() {
+    let mut brokers = Broker::start_together(&cluster_settings(3));
+    let bootstrap = brokers[0].bootstrap();
+    let topic = unique_topic("grouped");
+    create_topic(&bootstrap, &topic, 6);
+    let producer = create_producer(&producer_config(&bootstrap));
+    let values: Vec<String> = (0..60).map(|i| format!("m{i}")).collect();
+    produce_values(&producer, &topic, None, &values);
+    flush_and_check(&producer);
+    let group = (0..)
+        .map(|i| format!("{}-{i}", unique_topic("group")))
+        .find(|group| coordinator_of(&bootstrap, group) != 1)
+        .unwrap();
+
+    let member = group_member(&bootstrap, &group, "member", &topic);
+    poll_until_assigned(&member, 6);
+    let received = consume_n(&member, 60);
+    assert_eq!(received.len(), 60);
+    let offsets: Vec<(i32, i64)> = (0..6).map(|p| (p, 10)).collect();
+    commit_as_member(&member, &topic, &offsets);
+    drop(member);
+    let partitions: Vec<i32> = (0..6).collect();
+    let expected = vec![Offset::Offset(10); 6];
+    assert_eq!(
+        committed_offsets_of(&bootstrap, &group, &topic, &partitions),
+        expected
+    );
+
+    for broker in &mut brokers {
+        broker.stop_sigterm();
+    }
+    for broker in &mut brokers {
+        broker.launch_again();
+    }
+    for broker in &mut brokers {
+        broker.wait_listening();
+    }
+    assert_eq!(
+        committed_offsets_of(&brokers[1].bootstrap(), &group, &topic, &partitions),
+        expected
+    );
 }

@@ -86,3 +86,11 @@ fn kafka_python_cluster_quorum_rack_leaders_and_dynamic_broker_config() {
     let broker = Broker::start(&["node.id=1", "broker.rack=rack-a"]);
     run_script("kafka_python_cluster.py", &broker.bootstrap());
 }
+
+/// kafka-python against three combined nodes: the cluster and quorum it
+/// describes, partitions led by every broker, and a group reading them all.
+#[test]
+fn kafka_python_produces_to_and_consumes_from_three_nodes() {
+    let brokers = Broker::start_together(&cluster_settings(3));
+    run_script("kafka_python_three_nodes.py", &brokers[0].bootstrap());
+}

@@ -296,7 +296,10 @@ impl Broker {
         if std::env::var_os("RUST_LOG").is_none() {
             // Group requests and their answers at DEBUG: a stalled consumer
             // group is explained by the kept log of the failing test.
-            command.env("RUST_LOG", "info,strata_broker::coordinator=debug");
+            command.env(
+                "RUST_LOG",
+                "info,openraft=warn,strata_broker::coordinator=debug",
+            );
         }
         let mut child = command
             .stdin(Stdio::null())
@@ -1044,6 +1047,45 @@ pub fn create_topic_with(bootstrap: &str, topic: &str, partitions: i32, configs:
 
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     create_topic_with(bootstrap, topic, partitions, &[]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Clusters of several nodes
+// ---------------------------------------------------------------------------------------
+
+/// Ports for the controller listeners, which every node must know before
+/// any starts (their client ports are picked by the kernel).
+pub fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// The settings of `count` combined nodes of one quorum, node ids 1..=count.
+pub fn cluster_settings(count: usize) -> Vec<Vec<String>> {
+    let ports = free_ports(count);
+    let voters: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| format!("{}@127.0.0.1:{port}", i + 1))
+        .collect();
+    ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            vec![
+                format!("node.id={}", i + 1),
+                format!("controller.quorum.voters={}", voters.join(",")),
+                format!("listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{port}"),
+                "controller.listener.names=CONTROLLER".to_string(),
+                "controller.quorum.election.timeout.ms=300".to_string(),
+            ]
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------

@@ -192,6 +192,7 @@ impl Quorum {
             )
             .await
             .map_err(|e| QuorumError::Other(e.to_string()))?;
+            tokio::spawn(report_leadership(raft.metrics()));
             tokio::spawn(confirm_leadership(
                 raft.clone(),
                 confirming,
@@ -395,6 +396,29 @@ async fn write_through_leader(
             return Err(timed_out());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Logs each change of leader as this node learns of it.
+async fn report_leadership(
+    mut metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, BasicNode>>,
+) {
+    let mut known = None;
+    loop {
+        let (leader, term) = {
+            let m = metrics.borrow_and_update();
+            (m.current_leader, m.current_term)
+        };
+        if leader != known {
+            match leader {
+                Some(leader) => tracing::info!(leader, term, "metadata quorum leader"),
+                None => tracing::info!(term, "metadata quorum: no leader known"),
+            }
+            known = leader;
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
     }
 }
 
