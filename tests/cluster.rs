@@ -263,3 +263,30 @@ fn a_group_coordinated_elsewhere_works_and_its_offsets_survive_a_full_restart() 
         expected
     );
 }
+
+/// Producer ids come from blocks claimed through the metadata log: brokers
+/// handing them out at once never hand out the same one.
+#[test]
+fn producer_ids_are_unique_across_brokers() {
+    let brokers = Broker::start_together(&cluster_settings(3));
+    let handed_out: Vec<i64> = thread::scope(|scope| {
+        let askers: Vec<_> = brokers
+            .iter()
+            .map(|broker| {
+                let bootstrap = broker.bootstrap();
+                scope.spawn(move || {
+                    let mut client = RawClient::connect(&bootstrap);
+                    (0..5)
+                        .map(|_| init_producer_id(&mut client).0)
+                        .collect::<Vec<i64>>()
+                })
+            })
+            .collect();
+        askers
+            .into_iter()
+            .flat_map(|asker| asker.join().unwrap())
+            .collect()
+    });
+    let distinct: BTreeSet<i64> = handed_out.iter().copied().collect();
+    assert_eq!(distinct.len(), 15, "{handed_out:?}");
+}

@@ -4,28 +4,8 @@
 mod common;
 
 use common::*;
-use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
-
-/// InitProducerId without a transactional id: a fresh producer id and epoch.
-fn init_producer_id(client: &mut RawClient) -> (i64, i16) {
-    let version = client.negotiate(ApiKey::InitProducerId, 5);
-    let request = InitProducerIdRequest::default()
-        .with_transactional_id(None)
-        .with_transaction_timeout_ms(60_000)
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
-    let response: InitProducerIdResponse =
-        client.request(ApiKey::InitProducerId, version, &request);
-    assert_eq!(response.error_code, 0, "InitProducerId error code");
-    assert!(
-        response.producer_id.0 >= 0,
-        "producer id {:?}",
-        response.producer_id
-    );
-    (response.producer_id.0, response.producer_epoch)
-}
 
 fn values(prefix: &str, count: usize) -> Vec<String> {
     (0..count).map(|i| format!("{prefix}-{i}")).collect()

@@ -28,7 +28,7 @@ use crate::metadata::{
 use crate::metadata_store::{self, StoredTopic};
 use crate::metrics::BrokerMetrics;
 use crate::partition::Partition;
-use crate::quorum::Quorum;
+use crate::quorum::{Quorum, WriteError};
 
 mod migrate;
 mod records;
@@ -701,15 +701,26 @@ impl Broker {
             .producer_ids
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if block.next == block.end {
-            let end = block.end + PRODUCER_ID_BLOCK;
-            let admin = self.lock_admin();
+        // A new block starts where the cluster's last one ended; a block
+        // another broker claimed in between makes this claim fail (the end
+        // must move forward), and the next try starts after that one.
+        let mut tries = 0;
+        while block.next == block.end {
+            let start = self.image().next_producer_id();
+            let end = start + PRODUCER_ID_BLOCK;
             let record = MetadataRecord::ProducerIds {
                 broker_id: self.node_id,
                 next_producer_id: end,
             };
-            self.commit(&admin, &[record])?;
-            block.end = end;
+            match self.quorum.write(vec![record]) {
+                Ok(()) => *block = ProducerIdBlock { next: start, end },
+                Err(WriteError::Rejected(ApplyError::ProducerIdsBackwards { .. }))
+                    if tries < 10 =>
+                {
+                    tries += 1;
+                }
+                Err(error) => return Err(write_error(error)),
+            }
         }
         let id = block.next;
         block.next += 1;

@@ -1088,6 +1088,28 @@ pub fn cluster_settings(count: usize) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// InitProducerId without a transactional id: a fresh producer id and epoch.
+pub fn init_producer_id(client: &mut RawClient) -> (i64, i16) {
+    let version = client.negotiate(kafka_protocol::messages::ApiKey::InitProducerId, 5);
+    let request = kafka_protocol::messages::InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(kafka_protocol::messages::ProducerId(-1))
+        .with_producer_epoch(-1);
+    let response: kafka_protocol::messages::InitProducerIdResponse = client.request(
+        kafka_protocol::messages::ApiKey::InitProducerId,
+        version,
+        &request,
+    );
+    assert_eq!(response.error_code, 0, "InitProducerId error code");
+    assert!(
+        response.producer_id.0 >= 0,
+        "producer id {:?}",
+        response.producer_id
+    );
+    (response.producer_id.0, response.producer_epoch)
+}
+
 // ---------------------------------------------------------------------------------------
 // HTTP (the metrics endpoint)
 // ---------------------------------------------------------------------------------------

@@ -71,7 +71,7 @@ pub enum ApplyError {
         partition: i32,
         reason: String,
     },
-    #[error("producer ids would go back from {current} to {next}")]
+    #[error("producer ids would not move forward from {current} to {next}")]
     ProducerIdsBackwards { current: i64, next: i64 },
     #[error("the cluster id is {current} already, not {proposed}")]
     ClusterIdSet { current: String, proposed: String },
@@ -181,7 +181,9 @@ impl MetadataImage {
             MetadataRecord::ProducerIds {
                 next_producer_id, ..
             } => {
-                if *next_producer_id < self.next_producer_id {
+                // Strictly forward: two brokers that claim the same block
+                // from the same image cannot both have it.
+                if *next_producer_id <= self.next_producer_id {
                     return Err(ApplyError::ProducerIdsBackwards {
                         current: self.next_producer_id,
                         next: *next_producer_id,

@@ -165,6 +165,14 @@ fn producer_ids_only_move_forward() {
             next: 999
         })
     );
+    // The same block claimed twice: the second claim fails.
+    assert_eq!(
+        image.apply(&[ids(1000)]),
+        Err(ApplyError::ProducerIdsBackwards {
+            current: 1000,
+            next: 1000
+        })
+    );
 }
 
 /// A record picked from a small universe of names and ids, so that the
