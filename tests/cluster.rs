@@ -290,3 +290,60 @@ fn producer_ids_are_unique_across_brokers() {
     let distinct: BTreeSet<i64> = handed_out.iter().copied().collect();
     assert_eq!(distinct.len(), 15, "{handed_out:?}");
 }
+
+/// The active controller cut off from the other two by black-holing every
+/// byte between them (fault-injecting proxies on loopback): the majority
+/// elects another leader, the cut-off node stops acting as controller, and
+/// once the network heals it follows the new leader and catches up.
+#[test]
+fn an_isolated_controller_is_replaced_and_stops_acting_until_the_network_heals() {
+    let ports = free_ports(3);
+    // proxies[a][b]: how node a+1 reaches node b+1.
+    let proxies: Vec<Vec<Option<FaultProxy>>> = (0..3)
+        .map(|a| {
+            (0..3)
+                .map(|b| (a != b).then(|| FaultProxy::start(ports[b])))
+                .collect()
+        })
+        .collect();
+    let settings =
+        cluster_settings_via(&ports, |node, voter| match &proxies[node - 1][voter - 1] {
+            Some(proxy) => format!("127.0.0.1:{}", proxy.port),
+            None => format!("127.0.0.1:{}", ports[voter - 1]),
+        });
+    let mut brokers = Broker::start_together(&settings);
+    let mut active = Vec::new();
+    wait_until("one active controller", || {
+        active = active_controllers(&mut brokers);
+        active.len() == 1
+    });
+    let isolated = active[0];
+    for other in (0..3).filter(|o| *o != isolated) {
+        for (a, b) in [(isolated, other), (other, isolated)] {
+            proxies[a][b].as_ref().unwrap().black_hole();
+        }
+    }
+    wait_until(
+        "the majority has its own active controller, the cut-off one none",
+        || {
+            active = active_controllers(&mut brokers);
+            active.len() == 1 && active[0] != isolated
+        },
+    );
+    let majority = active[0];
+    let during = unique_topic("during-partition");
+    create_topic(&brokers[majority].bootstrap(), &during, 2);
+
+    for row in &proxies {
+        for proxy in row.iter().flatten() {
+            proxy.heal();
+        }
+    }
+    let healed = brokers[isolated].bootstrap();
+    wait_until("the healed node catches up", || {
+        topics_seen(&healed).contains(&during)
+    });
+    wait_until("still one active controller", || {
+        active_controllers(&mut brokers).len() == 1
+    });
+}

@@ -1088,6 +1088,130 @@ pub fn cluster_settings(count: usize) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The settings of `count` combined nodes whose controller listeners are
+/// `ports`, node `i` reaching voter `v` at `address(i, v)` (node ids from 1).
+pub fn cluster_settings_via(
+    ports: &[u16],
+    address: impl Fn(usize, usize) -> String,
+) -> Vec<Vec<String>> {
+    (1..=ports.len())
+        .map(|node| {
+            let voters: Vec<String> = (1..=ports.len())
+                .map(|voter| format!("{voter}@{}", address(node, voter)))
+                .collect();
+            vec![
+                format!("node.id={node}"),
+                format!("controller.quorum.voters={}", voters.join(",")),
+                format!(
+                    "listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{}",
+                    ports[node - 1]
+                ),
+                "controller.listener.names=CONTROLLER".to_string(),
+                "controller.quorum.election.timeout.ms=300".to_string(),
+            ]
+        })
+        .collect()
+}
+
+/// A fault-injecting TCP proxy on loopback: forwards every connection to a
+/// port, or, once told to, swallows every byte in both directions while
+/// keeping the connections open (a black hole: peers time out rather than
+/// being refused). Stops with its value.
+pub struct FaultProxy {
+    pub port: u16,
+    black_hole: Arc<std::sync::atomic::AtomicBool>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FaultProxy {
+    pub fn start(target: u16) -> FaultProxy {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let port = listener.local_addr().unwrap().port();
+        let black_hole = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (hole, stopped) = (black_hole.clone(), stop.clone());
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                if stopped.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                for (from, to) in [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ] {
+                    let (Ok(from), Ok(to)) = (from, to) else {
+                        continue;
+                    };
+                    let (hole, stopped) = (hole.clone(), stopped.clone());
+                    thread::spawn(move || pump(from, to, &hole, &stopped));
+                }
+            }
+        });
+        FaultProxy {
+            port,
+            black_hole,
+            stop,
+        }
+    }
+
+    /// From now on every byte either way is dropped.
+    pub fn black_hole(&self) {
+        self.black_hole
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Forwards again.
+    pub fn heal(&self) {
+        self.black_hole
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Wakes the accepting thread so that it sees the stop.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Copies `from` to `to` until either closes or the proxy stops; drops what
+/// it reads while `black_hole` is set.
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    black_hole: &std::sync::atomic::AtomicBool,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    use std::sync::atomic::Ordering;
+    let _ = from.set_read_timeout(Some(Duration::from_millis(100)));
+    let mut buffer = [0u8; 16 * 1024];
+    while !stop.load(Ordering::Relaxed) {
+        match from.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) if !black_hole.load(Ordering::Relaxed) => {
+                if to.write_all(&buffer[..n]).is_err() {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = from.shutdown(std::net::Shutdown::Both);
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}
+
 /// InitProducerId without a transactional id: a fresh producer id and epoch.
 pub fn init_producer_id(client: &mut RawClient) -> (i64, i16) {
     let version = client.negotiate(kafka_protocol::messages::ApiKey::InitProducerId, 5);

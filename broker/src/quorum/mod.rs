@@ -139,6 +139,8 @@ pub struct Quorum {
     /// When a majority last confirmed this node's leadership.
     confirmed: Arc<std::sync::Mutex<Option<Instant>>>,
     election_timeout: Duration,
+    /// Where the other voters are reached.
+    network: network::Network,
 }
 
 fn raft_node_id(node_id: i32) -> Result<u64, QuorumError> {
@@ -179,19 +181,22 @@ impl Quorum {
             .collect::<Result<BTreeMap<u64, BasicNode>, QuorumError>>()?;
         let listener = config.listener;
         let store = log.clone();
+        let network = network::Network {
+            addresses: Arc::new(
+                members
+                    .iter()
+                    .map(|(id, n)| (*id, n.addr.clone()))
+                    .collect(),
+            ),
+        };
+        let routes = network.clone();
         let election_timeout = Duration::from_millis(timeout);
         let confirmed = Arc::new(std::sync::Mutex::new(None));
         let confirming = confirmed.clone();
         let raft = run(runtime.handle(), async move {
-            let raft = Raft::new(
-                node_id,
-                Arc::new(raft_config),
-                network::Network,
-                store,
-                machine,
-            )
-            .await
-            .map_err(|e| QuorumError::Other(e.to_string()))?;
+            let raft = Raft::new(node_id, Arc::new(raft_config), network, store, machine)
+                .await
+                .map_err(|e| QuorumError::Other(e.to_string()))?;
             tokio::spawn(report_leadership(raft.metrics()));
             tokio::spawn(confirm_leadership(
                 raft.clone(),
@@ -225,6 +230,7 @@ impl Quorum {
             runtime: std::sync::Mutex::new(Some(runtime)),
             confirmed,
             election_timeout,
+            network: routes,
         })
     }
 
@@ -258,8 +264,12 @@ impl Quorum {
             .handle()
             .map_err(|e| WriteError::Stopped(e.to_string()))?;
         let deadline = Instant::now() + WRITE_TIMEOUT;
-        run(&handle, write_through_leader(raft, records, deadline))
-            .map_err(|e| WriteError::Stopped(e.to_string()))?
+        let network = self.network.clone();
+        run(
+            &handle,
+            write_through_leader(raft, network, records, deadline),
+        )
+        .map_err(|e| WriteError::Stopped(e.to_string()))?
     }
 
     /// Waits until this node knows a leader and has applied every entry it
@@ -353,6 +363,7 @@ impl Drop for Quorum {
 
 async fn write_through_leader(
     raft: Raft<TypeConfig>,
+    network: network::Network,
     records: Vec<MetadataRecord>,
     deadline: Instant,
 ) -> Result<(), WriteError> {
@@ -367,8 +378,8 @@ async fn write_through_leader(
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => forward,
             Ok(Err(error)) => return Err(WriteError::Stopped(error.to_string())),
         };
-        if let Some(leader) = forward.leader_node {
-            let sent = network::propose(&leader.addr, records.clone());
+        if let (Some(id), Some(leader)) = (forward.leader_id, forward.leader_node) {
+            let sent = network::propose(network.address(id, &leader), records.clone());
             match tokio::time::timeout(remaining, sent).await {
                 Err(_) => return Err(timed_out()),
                 Ok(Ok(network::ProposeOutcome::Written { index })) => {

@@ -8,7 +8,9 @@
 //! do not fit openraft, and only controllers speak it (`decisions.md`). A
 //! broken frame closes the connection.
 
+use std::collections::BTreeMap;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{
@@ -155,8 +157,8 @@ async fn answer(mut stream: BufStream<TcpStream>, raft: Raft<TypeConfig>) -> io:
 }
 
 /// Sends a change to the leader at `addr` and waits for what became of it.
-pub async fn propose(addr: &str, records: Vec<MetadataRecord>) -> io::Result<ProposeOutcome> {
-    let stream = TcpStream::connect(addr).await?;
+pub async fn propose(addr: String, records: Vec<MetadataRecord>) -> io::Result<ProposeOutcome> {
+    let stream = TcpStream::connect(&addr).await?;
     let _ = stream.set_nodelay(true);
     let mut stream = BufStream::new(stream);
     write_message(&mut stream, &RaftRequest::Propose(records)).await?;
@@ -169,9 +171,26 @@ pub async fn propose(addr: &str, records: Vec<MetadataRecord>) -> io::Result<Pro
     }
 }
 
-/// Makes a client per peer, to the address its voter entry names.
+/// Makes a client per peer. A peer is reached at the address this node's
+/// own `controller.quorum.voters` gives it (as KRaft's voters connect), not
+/// the one in the log's voter set: each node may reach the others its own
+/// way (another interface, a proxy).
 #[derive(Clone, Default)]
-pub struct Network;
+pub struct Network {
+    pub addresses: Arc<BTreeMap<u64, String>>,
+}
+
+impl Network {
+    /// Where to reach `target`: this node's configured address for it, or
+    /// the one in the voter set.
+    pub fn address(&self, target: u64, node: &BasicNode) -> String {
+        self.addresses
+            .get(&target)
+            .filter(|addr| !addr.is_empty())
+            .cloned()
+            .unwrap_or_else(|| node.addr.clone())
+    }
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
@@ -179,7 +198,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerClient {
         PeerClient {
             target,
-            addr: node.addr.clone(),
+            addr: self.address(target, node),
             stream: None,
         }
     }
