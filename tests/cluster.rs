@@ -347,3 +347,67 @@ fn an_isolated_controller_is_replaced_and_stops_acting_until_the_network_heals()
         active_controllers(&mut brokers).len() == 1
     });
 }
+
+/// A broker that stops heartbeating (kill -9) is fenced: Metadata leaves it
+/// out and its partitions have no leader; back, it leads them again. A
+/// broker stopped with SIGTERM has the controller fence it as it goes.
+#[test]
+fn a_silent_broker_is_fenced_and_its_partitions_come_back_with_it() {
+    let mut settings = cluster_settings(3);
+    for node in &mut settings {
+        node.push("broker.heartbeat.interval.ms=100".to_string());
+        node.push("broker.session.timeout.ms=1500".to_string());
+    }
+    let mut brokers = Broker::start_together(&settings);
+    let topic = unique_topic("fenced");
+    create_topic(&brokers[0].bootstrap(), &topic, 6);
+    let mut active = Vec::new();
+    wait_until("one active controller", || {
+        active = active_controllers(&mut brokers);
+        active.len() == 1
+    });
+    let victim = (0..3).find(|i| *i != active[0]).unwrap();
+    let victim_id = victim as i32 + 1;
+    let watcher = brokers[active[0]].bootstrap();
+    let led_by_victim =
+        |leaders: &BTreeMap<i32, i32>| leaders.values().filter(|l| **l == victim_id).count();
+    let mut before = BTreeMap::new();
+    wait_until("the topic is led by all three", || {
+        before = view(&watcher, &topic).1;
+        before.len() == 6 && led_by_victim(&before) > 0
+    });
+
+    brokers[victim].kill9();
+    wait_until(
+        "the silent broker is fenced and its partitions have no leader",
+        || {
+            let (listed, leaders) = view(&watcher, &topic);
+            !listed.contains(&victim_id)
+                && leaders.len() == 6
+                && leaders.iter().all(|(p, l)| {
+                    if before[p] == victim_id {
+                        *l == -1
+                    } else {
+                        *l == before[p]
+                    }
+                })
+        },
+    );
+    let text = get_ok(&brokers[active[0]].metrics_address(), "/metrics");
+    assert_eq!(sample(&text, "strata_brokers_fenced"), Some(1.0), "{text}");
+    assert!(
+        sample(&text, "strata_offline_partitions").unwrap() >= 1.0,
+        "{text}"
+    );
+
+    brokers[victim].restart();
+    wait_until("the broker is back and leads its partitions again", || {
+        let (listed, leaders) = view(&watcher, &topic);
+        listed.len() == 3 && leaders == before
+    });
+
+    brokers[victim].stop_sigterm();
+    wait_until("the stopped broker was fenced", || {
+        !view(&watcher, &topic).0.contains(&victim_id)
+    });
+}

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kafka_protocol::error::ResponseError;
 use strata_storage::{checkpoint, Log, CLEAN_SHUTDOWN_FILE};
@@ -49,6 +49,9 @@ const LOG_START_OFFSET_FILE: &str = "log-start-offset-checkpoint";
 /// 1000 too) and the block's end is in the metadata log before any id of it
 /// is used, so no id is reused after a restart.
 const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// How long a stopping broker waits for the controller to fence it.
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The next producer id and the end of the block it comes from.
 #[derive(Debug)]
@@ -727,6 +730,23 @@ impl Broker {
         Ok(id)
     }
 
+    /// One heartbeat of this broker to the active controller, and, on the
+    /// active controller, the fencing and unfencing the heartbeats call for
+    /// (each its own change). Run every `broker.heartbeat.interval.ms`.
+    pub fn lifecycle_tick(&self) {
+        let config = self.config();
+        let interval = Duration::from_millis(config.broker_heartbeat_interval_ms());
+        self.quorum.heartbeat(self.node_id, interval);
+        let session = Duration::from_millis(config.broker_session_timeout_ms());
+        for record in self.quorum.fencing_changes(&self.image(), session) {
+            let admin = self.lock_admin();
+            match self.commit(&admin, std::slice::from_ref(&record)) {
+                Ok(()) => tracing::info!(?record, "broker liveness changed"),
+                Err(error) => tracing::warn!(?record, %error, "could not change broker liveness"),
+            }
+        }
+    }
+
     /// Flushes logs whose `flush.ms` is due; run periodically.
     pub fn flush_due_logs(&self) {
         let now = now_ms();
@@ -796,6 +816,18 @@ impl Broker {
     /// Clean shutdown: flush every log, record recovery points, then leave
     /// the marker that lets the next start skip recovery.
     pub fn shutdown(&self) -> Result<(), BrokerError> {
+        // Controlled shutdown: the controller fences this broker before it
+        // goes, so clients stop being sent here at once. The last node of a
+        // quorum cannot commit it; it does not wait long for that.
+        let fence = MetadataRecord::FenceBroker {
+            broker_id: self.node_id,
+        };
+        if let Err(error) = self
+            .quorum
+            .write_within(vec![fence], CONTROLLED_SHUTDOWN_TIMEOUT)
+        {
+            tracing::info!(%error, "controlled shutdown: the controller was not told");
+        }
         let _admin = self.lock_admin();
         for topic in self.topics() {
             for partition in &topic.partitions {

@@ -156,11 +156,34 @@ impl Server {
     }
 }
 
+/// Every `broker.heartbeat.interval.ms`: this broker's heartbeat to the
+/// controller and, on the active controller, the fencing it calls for.
+async fn heartbeats(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
+    let interval = Duration::from_millis(broker.config().broker_heartbeat_interval_ms());
+    tracing::info!(
+        interval_ms = interval.as_millis() as u64,
+        session_timeout_ms = broker.config().broker_session_timeout_ms(),
+        "heartbeats to the controller"
+    );
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let broker = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || broker.lifecycle_tick()).await;
+            }
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
 /// `flush.ms` checks, recovery-point checkpoints, retention, offset expiry
 /// and the log cleaner.
 async fn periodic_work(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
     // Its own task: a cleaning may take long and must not delay flushes.
     let cleaner = tokio::spawn(crate::cleaner::run(broker.clone(), stopped.clone()));
+    // Its own task too: heartbeats must not wait behind a retention pass.
+    let lifecycle = tokio::spawn(heartbeats(broker.clone(), stopped.clone()));
     let mut flush_tick = tokio::time::interval(FLUSH_CHECK_INTERVAL);
     let mut checkpoint_tick = tokio::time::interval(RECOVERY_POINT_INTERVAL);
     // The registry keeps the value at least 1.
@@ -200,6 +223,7 @@ async fn periodic_work(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) 
             _ = stopped.changed() => {
                 // Shutdown flushes the logs after this returns: no swap may be running.
                 let _ = cleaner.await;
+                let _ = lifecycle.await;
                 return;
             }
         }

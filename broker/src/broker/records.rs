@@ -242,6 +242,7 @@ pub(super) fn apply_error(error: ApplyError) -> ApiError {
             ResponseError::InvalidPartitions
         }
         ApplyError::ClusterIdSet { .. } => ResponseError::InconsistentClusterId,
+        ApplyError::UnknownBroker { .. } => ResponseError::BrokerIdNotRegistered,
         ApplyError::TopicIdExists { .. } | ApplyError::ProducerIdsBackwards { .. } => {
             ResponseError::UnknownServerError
         }

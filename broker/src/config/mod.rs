@@ -258,6 +258,21 @@ impl BrokerConfig {
             .unwrap_or(1)
     }
 
+    /// `broker.heartbeat.interval.ms` (Kafka's default 2000).
+    pub fn broker_heartbeat_interval_ms(&self) -> u64 {
+        self.get_integer("broker.heartbeat.interval.ms")
+            .and_then(|ms| u64::try_from(ms).ok())
+            .unwrap_or(2000)
+            .max(1)
+    }
+
+    /// `broker.session.timeout.ms` (Kafka's default 9000).
+    pub fn broker_session_timeout_ms(&self) -> u64 {
+        self.get_integer("broker.session.timeout.ms")
+            .and_then(|ms| u64::try_from(ms).ok())
+            .unwrap_or(9000)
+    }
+
     /// `controller.quorum.election.timeout.ms`.
     pub fn controller_election_timeout_ms(&self) -> u64 {
         self.get_integer("controller.quorum.election.timeout.ms")

@@ -116,6 +116,7 @@ pub fn live_brokers(image: &MetadataImage) -> Vec<LiveBroker> {
 
 fn describe_topic(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
     let image = broker.image();
+    let live: Vec<i32> = live_brokers(&image).iter().map(|b| b.id).collect();
     let partitions = image
         .topic_by_id(topic.id())
         .map(|registered| {
@@ -124,9 +125,18 @@ fn describe_topic(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
                 .values()
                 .map(|p| {
                     let ids = |ids: &[i32]| ids.iter().copied().map(BrokerId).collect::<Vec<_>>();
+                    // A leader that is fenced or gone leads nothing until
+                    // it is back (KRaft writes leader -1 then; Strata,
+                    // without other replicas to elect, answers it so).
+                    let (leader, error) = if live.contains(&p.leader) {
+                        (p.leader, 0)
+                    } else {
+                        (-1, ResponseError::LeaderNotAvailable.code())
+                    };
                     MetadataResponsePartition::default()
+                        .with_error_code(error)
                         .with_partition_index(p.partition_id)
-                        .with_leader_id(BrokerId(p.leader))
+                        .with_leader_id(BrokerId(leader))
                         .with_leader_epoch(p.leader_epoch)
                         .with_replica_nodes(ids(&p.replicas))
                         .with_isr_nodes(ids(&p.isr))

@@ -73,6 +73,8 @@ pub enum ApplyError {
     },
     #[error("producer ids would not move forward from {current} to {next}")]
     ProducerIdsBackwards { current: i64, next: i64 },
+    #[error("no broker {broker_id} is registered")]
+    UnknownBroker { broker_id: i32 },
     #[error("the cluster id is {current} already, not {proposed}")]
     ClusterIdSet { current: String, proposed: String },
 }
@@ -168,6 +170,16 @@ impl MetadataImage {
                 if !delta.created_topics.contains(topic_id) {
                     delta.removed_topics.push(topic);
                 }
+            }
+            MetadataRecord::FenceBroker { broker_id }
+            | MetadataRecord::UnfenceBroker { broker_id } => {
+                let registration =
+                    self.brokers
+                        .get_mut(broker_id)
+                        .ok_or(ApplyError::UnknownBroker {
+                            broker_id: *broker_id,
+                        })?;
+                registration.fenced = matches!(record, MetadataRecord::FenceBroker { .. });
             }
             MetadataRecord::ClusterId { cluster_id } => match &self.cluster_id {
                 Some(current) if current != cluster_id => {

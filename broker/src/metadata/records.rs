@@ -30,6 +30,13 @@ pub enum MetadataRecord {
     },
     /// A topic, its partitions and its config overrides are deleted.
     RemoveTopic { topic_id: Uuid },
+    /// The controller fenced a broker whose heartbeats stopped, or that is
+    /// shutting down: it is left out of Metadata and leads nothing until it
+    /// is unfenced (KRaft's `FenceBrokerRecord`).
+    FenceBroker { broker_id: i32 },
+    /// A fenced broker heartbeats again and has caught up with the metadata
+    /// (KRaft's `UnfenceBrokerRecord`).
+    UnfenceBroker { broker_id: i32 },
     /// The cluster's id, written once by the first node that finds none
     /// (KRaft takes it from `kafka-storage format`; Strata's nodes agree on
     /// it through the log instead, so there is no format step).

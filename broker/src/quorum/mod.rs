@@ -17,6 +17,7 @@
 // return; the helpers here return it too rather than box and unbox it.
 #![allow(clippy::result_large_err)]
 
+pub mod liveness;
 mod log_store;
 mod network;
 mod state_machine;
@@ -141,6 +142,10 @@ pub struct Quorum {
     election_timeout: Duration,
     /// Where the other voters are reached.
     network: network::Network,
+    /// Brokers' heartbeats, while this node leads.
+    heartbeats: Arc<liveness::Heartbeats>,
+    /// Since when this node leads (`None` while it does not).
+    leader_since: Arc<std::sync::Mutex<Option<Instant>>>,
 }
 
 fn raft_node_id(node_id: i32) -> Result<u64, QuorumError> {
@@ -190,6 +195,9 @@ impl Quorum {
             ),
         };
         let routes = network.clone();
+        let heartbeats = Arc::new(liveness::Heartbeats::default());
+        let leader_since = Arc::new(std::sync::Mutex::new(None));
+        let (serving_heartbeats, leading) = (heartbeats.clone(), leader_since.clone());
         let election_timeout = Duration::from_millis(timeout);
         let confirmed = Arc::new(std::sync::Mutex::new(None));
         let confirming = confirmed.clone();
@@ -197,7 +205,7 @@ impl Quorum {
             let raft = Raft::new(node_id, Arc::new(raft_config), network, store, machine)
                 .await
                 .map_err(|e| QuorumError::Other(e.to_string()))?;
-            tokio::spawn(report_leadership(raft.metrics()));
+            tokio::spawn(report_leadership(raft.metrics(), node_id, leading));
             tokio::spawn(confirm_leadership(
                 raft.clone(),
                 confirming,
@@ -208,7 +216,7 @@ impl Quorum {
                     .set_nonblocking(true)
                     .and_then(|()| tokio::net::TcpListener::from_std(listener))
                     .map_err(|e| QuorumError::Other(format!("controller listener: {e}")))?;
-                tokio::spawn(network::serve(listener, raft.clone()));
+                tokio::spawn(network::serve(listener, raft.clone(), serving_heartbeats));
             }
             let initialized = raft
                 .is_initialized()
@@ -231,6 +239,8 @@ impl Quorum {
             confirmed,
             election_timeout,
             network: routes,
+            heartbeats,
+            leader_since,
         })
     }
 
@@ -259,11 +269,20 @@ impl Quorum {
     /// leader (KRaft's brokers forward to the active controller likewise),
     /// waiting through an election. Blocks the calling thread.
     pub fn write(&self, records: Vec<MetadataRecord>) -> Result<(), WriteError> {
+        self.write_within(records, WRITE_TIMEOUT)
+    }
+
+    /// [`Quorum::write`], giving up after `timeout`.
+    pub fn write_within(
+        &self,
+        records: Vec<MetadataRecord>,
+        timeout: Duration,
+    ) -> Result<(), WriteError> {
         let raft = self.raft.clone();
         let handle = self
             .handle()
             .map_err(|e| WriteError::Stopped(e.to_string()))?;
-        let deadline = Instant::now() + WRITE_TIMEOUT;
+        let deadline = Instant::now() + timeout;
         let network = self.network.clone();
         run(
             &handle,
@@ -322,6 +341,55 @@ impl Quorum {
         }
     }
 
+    /// Tells the leader that broker `broker_id` (this node's) is alive and
+    /// how far it has applied the metadata; waits at most `timeout`.
+    pub fn heartbeat(&self, broker_id: i32, timeout: Duration) {
+        let metrics = self.raft.metrics().borrow().clone();
+        let applied = metrics.last_applied.map(|l| l.index);
+        if metrics.state == ServerState::Leader {
+            network::record_heartbeat(&self.raft, &self.heartbeats, broker_id, applied);
+            return;
+        }
+        let Some(leader) = metrics.current_leader else {
+            return;
+        };
+        let Some(node) = metrics.membership_config.membership().get_node(&leader) else {
+            return;
+        };
+        let address = self.network.address(leader, node);
+        let Ok(handle) = self.handle() else {
+            return;
+        };
+        let sent = network::heartbeat(address, broker_id, applied);
+        let _ = run(
+            &handle,
+            async move { tokio::time::timeout(timeout, sent).await },
+        );
+    }
+
+    /// On the active controller: the fencing and unfencing that brokers'
+    /// heartbeats call for ([`liveness::fencing_changes`]); nothing elsewhere.
+    pub fn fencing_changes(
+        &self,
+        image: &MetadataImage,
+        session_timeout: Duration,
+    ) -> Vec<MetadataRecord> {
+        let since = *self
+            .leader_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match since {
+            Some(since) if self.is_leader() => liveness::fencing_changes(
+                image,
+                &self.heartbeats.snapshot(),
+                Instant::now(),
+                since,
+                session_timeout,
+            ),
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether this node is the active controller ([`QuorumStatus::active`]).
     pub fn is_leader(&self) -> bool {
         self.status().active
@@ -367,7 +435,8 @@ async fn write_through_leader(
     records: Vec<MetadataRecord>,
     deadline: Instant,
 ) -> Result<(), WriteError> {
-    let timed_out = || WriteError::TimedOut(WRITE_TIMEOUT);
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    let timed_out = || WriteError::TimedOut(timeout);
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let written = tokio::time::timeout(remaining, raft.client_write(records.clone())).await;
@@ -413,6 +482,8 @@ async fn write_through_leader(
 /// Logs each change of leader as this node learns of it.
 async fn report_leadership(
     mut metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, BasicNode>>,
+    node_id: u64,
+    leader_since: Arc<std::sync::Mutex<Option<Instant>>>,
 ) {
     let mut known = None;
     loop {
@@ -426,6 +497,10 @@ async fn report_leadership(
                 None => tracing::info!(term, "metadata quorum: no leader known"),
             }
             known = leader;
+            *leader_since
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                (leader == Some(node_id)).then(Instant::now);
         }
         if metrics.changed().await.is_err() {
             return;

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufStream};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::liveness::Heartbeats;
 use super::state_machine::StoredSnapshot;
 use super::TypeConfig;
 use crate::metadata::{ApplyError, MetadataRecord};
@@ -44,6 +45,11 @@ pub enum RaftRequest {
     },
     /// A change from a voter that does not lead, for the leader to write.
     Propose(Vec<MetadataRecord>),
+    /// A broker is alive and has applied the metadata up to `applied`.
+    Heartbeat {
+        broker_id: i32,
+        applied: Option<u64>,
+    },
 }
 
 /// What became of a forwarded change.
@@ -64,6 +70,8 @@ pub enum RaftResponse {
     Vote(Result<VoteResponse<u64>, RaftError<u64>>),
     Snapshot(Result<SnapshotResponse<u64>, Fatal<u64>>),
     Propose(ProposeOutcome),
+    /// Whether the heartbeat reached the leader.
+    Heartbeat(bool),
 }
 
 async fn write_message<T: Serialize>(
@@ -102,7 +110,7 @@ async fn read_message<T: DeserializeOwned>(
 }
 
 /// Answers the Raft messages of peers on `listener` until the quorum stops.
-pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>) {
+pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, heartbeats: Arc<Heartbeats>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -114,15 +122,20 @@ pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>) {
         };
         let _ = stream.set_nodelay(true);
         let raft = raft.clone();
+        let heartbeats = heartbeats.clone();
         tokio::spawn(async move {
-            if let Err(error) = answer(BufStream::new(stream), raft).await {
+            if let Err(error) = answer(BufStream::new(stream), raft, heartbeats).await {
                 tracing::debug!(%peer, %error, "controller connection closed");
             }
         });
     }
 }
 
-async fn answer(mut stream: BufStream<TcpStream>, raft: Raft<TypeConfig>) -> io::Result<()> {
+async fn answer(
+    mut stream: BufStream<TcpStream>,
+    raft: Raft<TypeConfig>,
+    heartbeats: Arc<Heartbeats>,
+) -> io::Result<()> {
     while let Some(request) = read_message::<RaftRequest>(&mut stream).await? {
         let response = match request {
             RaftRequest::AppendEntries(request) => {
@@ -135,6 +148,9 @@ async fn answer(mut stream: BufStream<TcpStream>, raft: Raft<TypeConfig>) -> io:
                     snapshot: Box::new(snapshot.records),
                 };
                 RaftResponse::Snapshot(raft.install_full_snapshot(vote, snapshot).await)
+            }
+            RaftRequest::Heartbeat { broker_id, applied } => {
+                RaftResponse::Heartbeat(record_heartbeat(&raft, &heartbeats, broker_id, applied))
             }
             RaftRequest::Propose(records) => {
                 RaftResponse::Propose(match raft.client_write(records).await {
@@ -156,14 +172,54 @@ async fn answer(mut stream: BufStream<TcpStream>, raft: Raft<TypeConfig>) -> io:
     Ok(())
 }
 
-/// Sends a change to the leader at `addr` and waits for what became of it.
-pub async fn propose(addr: String, records: Vec<MetadataRecord>) -> io::Result<ProposeOutcome> {
-    let stream = TcpStream::connect(&addr).await?;
+/// Notes a broker's heartbeat if this node leads; returns whether it does.
+pub fn record_heartbeat(
+    raft: &Raft<TypeConfig>,
+    heartbeats: &Heartbeats,
+    broker_id: i32,
+    applied: Option<u64>,
+) -> bool {
+    let metrics = raft.metrics().borrow().clone();
+    let leads = metrics.state == openraft::ServerState::Leader;
+    if leads {
+        let leader_applied = metrics.last_applied.map(|l| l.index);
+        heartbeats.record(
+            broker_id,
+            applied,
+            leader_applied,
+            std::time::Instant::now(),
+        );
+    }
+    leads
+}
+
+/// Sends one request to `addr` on a connection of its own and reads the
+/// answer.
+async fn call_once(addr: &str, request: &RaftRequest) -> io::Result<RaftResponse> {
+    let stream = TcpStream::connect(addr).await?;
     let _ = stream.set_nodelay(true);
     let mut stream = BufStream::new(stream);
-    write_message(&mut stream, &RaftRequest::Propose(records)).await?;
-    match read_message(&mut stream).await? {
-        Some(RaftResponse::Propose(outcome)) => Ok(outcome),
+    write_message(&mut stream, request).await?;
+    read_message(&mut stream)
+        .await?
+        .ok_or_else(|| io::ErrorKind::UnexpectedEof.into())
+}
+
+/// Tells the leader at `addr` that `broker_id` is alive.
+pub async fn heartbeat(addr: String, broker_id: i32, applied: Option<u64>) -> io::Result<bool> {
+    match call_once(&addr, &RaftRequest::Heartbeat { broker_id, applied }).await? {
+        RaftResponse::Heartbeat(accepted) => Ok(accepted),
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("an answer of the wrong kind: {other:?}"),
+        )),
+    }
+}
+
+/// Sends a change to the leader at `addr` and waits for what became of it.
+pub async fn propose(addr: String, records: Vec<MetadataRecord>) -> io::Result<ProposeOutcome> {
+    match call_once(&addr, &RaftRequest::Propose(records)).await? {
+        RaftResponse::Propose(outcome) => Ok(outcome),
         other => Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("an answer of the wrong kind: {other:?}"),
