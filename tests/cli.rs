@@ -368,3 +368,74 @@ fn every_command_has_help_with_an_example() {
         );
     }
 }
+
+/// `strata dev-cluster --nodes 3`: three nodes as child processes, the
+/// bootstrap list printed once they serve one cluster, all stopped cleanly
+/// by Ctrl-C.
+#[test]
+fn dev_cluster_runs_three_nodes_and_stops_them_on_ctrl_c() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "dev-cluster",
+            "--nodes",
+            "3",
+            "--base-port",
+            "0",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("RUST_LOG", "info,openraft=warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start dev-cluster");
+    let mut stdout = BufReader::new(cluster.stdout.take().unwrap()).lines();
+    let bootstrap = loop {
+        let line = stdout
+            .next()
+            .expect("dev-cluster printed no bootstrap line")
+            .unwrap();
+        if let Some(list) = line.strip_prefix("bootstrap: ") {
+            break list.to_string();
+        }
+    };
+    let addresses: Vec<&str> = bootstrap.split(',').collect();
+    assert_eq!(addresses.len(), 3, "{bootstrap}");
+    for address in &addresses {
+        let client: rdkafka::consumer::BaseConsumer = client_config(address).create().unwrap();
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            let brokers = client
+                .fetch_metadata(None, std::time::Duration::from_secs(5))
+                .map(|m| m.brokers().len())
+                .unwrap_or(0);
+            if brokers == 3 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{address} lists {brokers} brokers"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    // SAFETY: kill(2) with a child's pid and SIGINT has no memory effects.
+    unsafe {
+        libc::kill(cluster.id() as libc::pid_t, libc::SIGINT);
+    }
+    let status = wait_with_timeout(&mut cluster, TIMEOUT).expect("dev-cluster stops on Ctrl-C");
+    assert!(status.success(), "{status}");
+    assert!(stdout.any(|line| line.unwrap() == "stopped"));
+    for node in 1..=3 {
+        let log =
+            std::fs::read_to_string(dir.path().join(format!("node-{node}/strata.log"))).unwrap();
+        assert!(
+            log.contains("clean shutdown complete"),
+            "node {node}:\n{log}"
+        );
+    }
+}

@@ -56,6 +56,8 @@ enum Command {
     ///
     /// Example: strata perf produce bench --num-records 1000000 --record-size 100 --json
     Perf(perf::PerfArgs),
+    /// Run a local cluster of several nodes (child processes) to try things on.
+    DevCluster(dev_cluster::DevClusterArgs),
 }
 
 #[derive(clap::Args)]
@@ -88,6 +90,7 @@ mod client;
 mod cluster;
 mod consume;
 mod coordinator;
+mod dev_cluster;
 mod dump_log;
 mod fetcher;
 mod group;
@@ -127,6 +130,7 @@ fn main() -> Result<ExitCode> {
         Command::Consume(args) => Ok(consume::run(&cli.bootstrap, &args)),
         Command::Group(args) => Ok(group::run(&cli.bootstrap, &args)),
         Command::Perf(args) => Ok(perf::run(&cli.bootstrap, &args)),
+        Command::DevCluster(args) => dev_cluster::run(&args).map(|()| ExitCode::SUCCESS),
     }
 }
 
