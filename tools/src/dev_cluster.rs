@@ -2,7 +2,8 @@
 //! combined nodes (broker and controller voter each) run as child processes
 //! of this one on loopback, with their data under one directory and each
 //! node's log in its own `strata.log`; the bootstrap list is printed once
-//! all serve, and Ctrl-C (or SIGTERM) stops them all.
+//! all serve, and Ctrl-C (or SIGTERM) stops them all. A node that exits
+//! (killed to try a failover) is reported; the others go on.
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
@@ -158,11 +159,17 @@ pub fn run(args: &DevClusterArgs) -> Result<()> {
         args.nodes,
         args.data_dir.display()
     );
-    while !stop.load(Ordering::Relaxed) {
+    // A node that dies is reported and the others go on: killing one is
+    // how failover is tried.
+    let mut exited = vec![false; children.len()];
+    while !stop.load(Ordering::Relaxed) && exited.contains(&false) {
         for (i, child) in children.iter_mut().enumerate() {
+            if exited[i] {
+                continue;
+            }
             if let Ok(Some(status)) = child.try_wait() {
-                eprintln!("node {} exited ({status}); stopping the others", i + 1);
-                stop.store(true, Ordering::Relaxed);
+                eprintln!("node {} exited ({status})", i + 1);
+                exited[i] = true;
             }
         }
         std::thread::sleep(Duration::from_millis(200));
