@@ -411,3 +411,69 @@ fn a_silent_broker_is_fenced_and_its_partitions_come_back_with_it() {
         !view(&watcher, &topic).0.contains(&victim_id)
     });
 }
+
+/// Bad input on the controller listener (a Kafka request, a frame claiming
+/// 4 GiB, a frame that is not JSON) closes that connection; the node keeps
+/// its place in the quorum and the cluster keeps working.
+#[test]
+fn garbage_on_the_controller_listener_closes_the_connection_and_nothing_else() {
+    use std::io::{Read, Write};
+    let settings = cluster_settings(3);
+    let controller_port = |node: &[String]| -> u16 {
+        let listeners = node.iter().find(|s| s.starts_with("listeners=")).unwrap();
+        listeners.rsplit(':').next().unwrap().parse().unwrap()
+    };
+    let port = controller_port(&settings[0]);
+    let brokers = Broker::start_together(&settings);
+    // ApiVersions v0: size, api key 18, version 0, correlation id 1, no client id.
+    let api_versions: &[u8] = &[0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0xff, 0xff];
+    let huge: &[u8] = &[0xff, 0xff, 0xff, 0xff, b'{'];
+    let not_json: &[u8] = &[0, 0, 0, 3, b'x', b'y', b'z'];
+    for bytes in [api_versions, huge, not_json] {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        stream.write_all(bytes).unwrap();
+        let mut answer = Vec::new();
+        let read = stream.read_to_end(&mut answer);
+        assert!(
+            matches!(read, Ok(0)) || read.is_err(),
+            "the controller listener answered {answer:?}"
+        );
+    }
+    let topic = unique_topic("after-garbage");
+    create_topic(&brokers[0].bootstrap(), &topic, 3);
+    for broker in &brokers {
+        let bootstrap = broker.bootstrap();
+        wait_until("every node sees the topic", || {
+            topics_seen(&bootstrap).contains(&topic)
+        });
+    }
+}
+
+/// A node whose data directory belongs to another cluster refuses to start
+/// with one line that says so.
+#[test]
+fn a_data_directory_of_another_cluster_is_refused() {
+    let mut brokers = Broker::start_together(&cluster_settings(3));
+    brokers[2].stop_sigterm();
+    let properties = brokers[2].data_dir().join("meta.properties");
+    let text = std::fs::read_to_string(&properties).unwrap();
+    let other: String = text
+        .lines()
+        .map(|line| match line.strip_prefix("cluster.id=") {
+            Some(_) => "cluster.id=AnotherClusterAAAAAAAAAA".to_string(),
+            None => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&properties, other).unwrap();
+    brokers[2].launch_again();
+    wait_until("the node gives up", || !brokers[2].is_running());
+    let stderr = brokers[2].stderr();
+    assert!(
+        stderr.contains(
+            "belongs to cluster AnotherClusterAAAAAAAAAA, but the controller quorum is cluster"
+        ),
+        "{stderr}"
+    );
+}
