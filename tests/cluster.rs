@@ -235,6 +235,21 @@ fn a_group_coordinated_elsewhere_works_and_its_offsets_survive_a_full_restart() 
         .find(|group| coordinator_of(&bootstrap, group) != 1)
         .unwrap();
 
+    // Group requests sent to a broker that is not the coordinator are told
+    // so, and the client asks FindCoordinator again.
+    {
+        use kafka_protocol::messages::{ApiKey, HeartbeatRequest, HeartbeatResponse};
+        let mut client = RawClient::connect(&bootstrap);
+        let request = HeartbeatRequest::default()
+            .with_group_id(kafka_protocol::messages::GroupId(
+                kafka_protocol::protocol::StrBytes::from_string(group.clone()),
+            ))
+            .with_generation_id(1)
+            .with_member_id(kafka_protocol::protocol::StrBytes::from_static_str("m"));
+        let response: HeartbeatResponse = client.request(ApiKey::Heartbeat, 0, &request);
+        assert_eq!(response.error_code, 16, "NOT_COORDINATOR: {response:?}");
+    }
+
     let member = group_member(&bootstrap, &group, "member", &topic);
     poll_until_assigned(&member, 6);
     let received = consume_n(&member, 60);

@@ -58,6 +58,17 @@ fn group_coordinator(
         .ok_or(ResponseError::CoordinatorNotAvailable)
 }
 
+/// NOT_COORDINATOR when another broker leads the group's
+/// `__consumer_offsets` partition: the client asks FindCoordinator again.
+pub(super) fn wrong_coordinator(broker: &Broker, group_id: &str) -> Option<ResponseError> {
+    let topic = broker.topic(crate::coordinator::OFFSETS_TOPIC)?;
+    let index = crate::group::partition_for(group_id, topic.partition_count());
+    topic
+        .partition(index)
+        .is_none()
+        .then_some(ResponseError::NotCoordinator)
+}
+
 pub fn find_coordinator(
     broker: &Broker,
     request: FindCoordinatorRequest,
@@ -113,6 +124,8 @@ pub async fn join_group(
     let member_id = request.member_id.to_string();
     let response = if group_id.is_empty() {
         group::JoinResponse::error(ResponseError::InvalidGroupId, member_id)
+    } else if let Some(error) = wrong_coordinator(broker, &group_id) {
+        group::JoinResponse::error(error, member_id)
     } else {
         let join = group::JoinRequest {
             member_id,
@@ -163,6 +176,8 @@ pub async fn sync_group(broker: &Arc<Broker>, request: SyncGroupRequest) -> Sync
     let group_id = request.group_id.to_string();
     let response = if group_id.is_empty() {
         group::SyncResponse::error(ResponseError::InvalidGroupId)
+    } else if let Some(error) = wrong_coordinator(broker, &group_id) {
+        group::SyncResponse::error(error)
     } else {
         let sync = group::SyncRequest {
             member_id: request.member_id.to_string(),
@@ -189,6 +204,8 @@ pub fn heartbeat(broker: &Arc<Broker>, request: HeartbeatRequest) -> HeartbeatRe
     let group_id = request.group_id.to_string();
     let error = if group_id.is_empty() {
         Some(ResponseError::InvalidGroupId)
+    } else if let Some(error) = wrong_coordinator(broker, &group_id) {
+        Some(error)
     } else {
         broker.groups.heartbeat(
             broker,
@@ -226,6 +243,9 @@ pub fn leave_group(
     };
     if group_id.is_empty() {
         return LeaveGroupResponse::default().with_error_code(ResponseError::InvalidGroupId.code());
+    }
+    if let Some(error) = wrong_coordinator(broker, &group_id) {
+        return LeaveGroupResponse::default().with_error_code(error.code());
     }
     let left = broker.groups.leave(broker, &group_id, leaving);
     if version < 3 {

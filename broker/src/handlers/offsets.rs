@@ -46,10 +46,13 @@ pub fn commit(broker: &Arc<Broker>, request: OffsetCommitRequest) -> OffsetCommi
         .collect();
     // An empty group id is a group like any other here (Kafka keeps it valid
     // for the offset and admin APIs, for old clients).
-    let mut results = broker
-        .groups
-        .commit_offsets(broker, &group_id, &committer, offsets)
-        .into_iter();
+    let mut results = match super::groups::wrong_coordinator(broker, &group_id) {
+        Some(error) => vec![Err(error); offsets.len()],
+        None => broker
+            .groups
+            .commit_offsets(broker, &group_id, &committer, offsets),
+    }
+    .into_iter();
     let topics = request
         .topics
         .iter()
@@ -106,9 +109,11 @@ pub fn fetch(broker: &Broker, request: OffsetFetchRequest, version: i16) -> Offs
                             .with_partitions(partitions)
                     })
                     .collect();
+                let error = super::groups::wrong_coordinator(broker, &group.group_id);
                 OffsetFetchResponseGroup::default()
+                    .with_error_code(error.map_or(0, |e| e.code()))
+                    .with_topics(if error.is_some() { Vec::new() } else { topics })
                     .with_group_id(group.group_id)
-                    .with_topics(topics)
             })
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
@@ -119,13 +124,16 @@ pub fn fetch(broker: &Broker, request: OffsetFetchRequest, version: i16) -> Offs
             .map(|t| (t.name, t.partition_indexes))
             .collect::<Vec<_>>()
     });
+    let wrong = super::groups::wrong_coordinator(broker, &request.group_id);
     let topics = fetch_group(broker, &request.group_id, wanted)
         .into_iter()
         .map(|(name, partitions)| {
             let partitions = partitions
                 .into_iter()
                 .map(|(index, offset)| {
+                    // v0 and v1 have no top-level error: each partition says it.
                     let partition = OffsetFetchResponsePartition::default()
+                        .with_error_code(wrong.map_or(0, |e| e.code()))
                         .with_partition_index(index)
                         .with_committed_offset(offset.offset)
                         .with_metadata(Some(str_bytes(offset.metadata)));
@@ -141,7 +149,10 @@ pub fn fetch(broker: &Broker, request: OffsetFetchRequest, version: i16) -> Offs
                 .with_partitions(partitions)
         })
         .collect();
-    OffsetFetchResponse::default().with_topics(topics)
+    match wrong {
+        Some(error) if version >= 2 => OffsetFetchResponse::default().with_error_code(error.code()),
+        _ => OffsetFetchResponse::default().with_topics(topics),
+    }
 }
 
 /// One group's offsets, grouped by topic in request order (or name order
