@@ -24,10 +24,10 @@ fn cluster_info_shows_id_controller_and_brokers() {
     assert!(table[3].is_empty(), "{stdout}");
     assert_eq!(
         table[4],
-        row(&["BROKER", "HOST", "PORT", "RACK"]),
+        row(&["BROKER", "HOST", "PORT", "RACK", "FENCED"]),
         "{stdout}"
     );
-    assert_eq!(table[5], row(&["1", host, port, "-"]), "{stdout}");
+    assert_eq!(table[5], row(&["1", host, port, "-", "no"]), "{stdout}");
     // The metadata quorum (DescribeQuorum): this node leads a quorum of one.
     assert!(table[6].is_empty(), "{stdout}");
     assert_eq!(table[7], row(&["quorum", "leader:", "1"]), "{stdout}");
@@ -68,7 +68,11 @@ fn cluster_info_shows_the_registered_broker_with_its_rack_after_a_restart() {
     let table = cells(&stdout);
     assert_eq!(table[1], row(&["controller:", "7"]), "{stdout}");
     assert_eq!(table[2], row(&["brokers:", "1"]), "{stdout}");
-    assert_eq!(table[5], row(&["7", host, port, "rack-a"]), "{stdout}");
+    assert_eq!(
+        table[5],
+        row(&["7", host, port, "rack-a", "no"]),
+        "{stdout}"
+    );
     // The partitions are led by the registered broker.
     let client: rdkafka::consumer::BaseConsumer =
         client_config(&bootstrap).create().expect("client");

@@ -410,6 +410,15 @@ fn a_silent_broker_is_fenced_and_its_partitions_come_back_with_it() {
     );
     let text = get_ok(&brokers[active[0]].metrics_address(), "/metrics");
     assert_eq!(sample(&text, "strata_brokers_fenced"), Some(1.0), "{text}");
+    // `strata cluster info` lists it as fenced (DescribeCluster v2).
+    let stdout = common::cli::success(common::cli::strata(&watcher, &["cluster", "info"]));
+    let rows = common::cli::cells(&stdout);
+    assert!(
+        rows.iter()
+            .any(|r| r.first() == Some(&victim_id.to_string())
+                && r.last().map(String::as_str) == Some("yes")),
+        "{stdout}"
+    );
     assert!(
         sample(&text, "strata_offline_partitions").unwrap() >= 1.0,
         "{text}"

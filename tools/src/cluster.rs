@@ -35,8 +35,8 @@ enum ClusterCommand {
 struct ClusterInfo {
     cluster_id: Option<String>,
     controller_id: i32,
-    /// node id, host, port, rack
-    brokers: Vec<(i32, String, i32, Option<String>)>,
+    /// node id, host, port, rack, fenced (`None`: the broker cannot say)
+    brokers: Vec<(i32, String, i32, Option<String>, Option<bool>)>,
     /// The metadata quorum, when the broker answers DescribeQuorum.
     quorum: Option<Quorum>,
 }
@@ -61,7 +61,10 @@ pub fn run(bootstrap: &str, args: &ClusterArgs) -> ExitCode {
 fn info(bootstrap: &str) -> Result<String> {
     let mut client = Client::connect(bootstrap)?;
     let info = if client.supports::<DescribeClusterRequest>() {
-        let response = client.send(&DescribeClusterRequest::default())?;
+        // v2 (KIP-1073) lists fenced brokers too, when asked.
+        let with_fenced = client.version_for::<DescribeClusterRequest>()? >= 2;
+        let request = DescribeClusterRequest::default().with_include_fenced_brokers(with_fenced);
+        let response = client.send(&request)?;
         broker_error(response.error_code, response.error_message.as_ref())?;
         ClusterInfo {
             quorum: None,
@@ -72,7 +75,14 @@ fn info(bootstrap: &str) -> Result<String> {
                 .iter()
                 .map(|b| {
                     let rack = b.rack.as_ref().map(|r| r.as_str().to_string());
-                    (b.broker_id.0, b.host.as_str().to_string(), b.port, rack)
+                    let fenced = with_fenced.then_some(b.is_fenced);
+                    (
+                        b.broker_id.0,
+                        b.host.as_str().to_string(),
+                        b.port,
+                        rack,
+                        fenced,
+                    )
                 })
                 .collect(),
         }
@@ -90,7 +100,7 @@ fn info(bootstrap: &str) -> Result<String> {
                 .iter()
                 .map(|b| {
                     let rack = b.rack.as_ref().map(|r| r.as_str().to_string());
-                    (b.node_id.0, b.host.as_str().to_string(), b.port, rack)
+                    (b.node_id.0, b.host.as_str().to_string(), b.port, rack, None)
                 })
                 .collect(),
         }
@@ -141,16 +151,25 @@ fn render(mut info: ClusterInfo) -> String {
     let rows: Vec<Vec<String>> = info
         .brokers
         .into_iter()
-        .map(|(id, host, port, rack)| {
+        .map(|(id, host, port, rack, fenced)| {
+            let fenced = match fenced {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "-",
+            };
             vec![
                 id.to_string(),
                 host,
                 port.to_string(),
                 rack.unwrap_or_else(|| "-".to_string()),
+                fenced.to_string(),
             ]
         })
         .collect();
-    out.push_str(&render_table(&["BROKER", "HOST", "PORT", "RACK"], &rows));
+    out.push_str(&render_table(
+        &["BROKER", "HOST", "PORT", "RACK", "FENCED"],
+        &rows,
+    ));
     if let Some(quorum) = info.quorum {
         out.push_str(&format!(
             "\nquorum leader:  {}\nleader epoch:   {}\nhigh watermark: {}\n\n",

@@ -1,9 +1,10 @@
-//! DescribeCluster (KIP-700): the brokers and the controller.
+//! DescribeCluster (KIP-700): the brokers and the controller; from v2
+//! (KIP-1073) the fenced brokers too when asked, marked as such.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
-use super::metadata::live_brokers;
+use super::metadata::{live_brokers, registered_brokers};
 use super::str_bytes;
 use crate::broker::Broker;
 
@@ -17,11 +18,17 @@ pub fn describe(broker: &Broker, request: &DescribeClusterRequest) -> DescribeCl
             .with_error_code(kafka_protocol::error::ResponseError::UnsupportedEndpointType.code())
             .with_endpoint_type(request.endpoint_type);
     }
+    let image = broker.image();
+    let brokers = if request.include_fenced_brokers {
+        registered_brokers(&image)
+    } else {
+        live_brokers(&image)
+    };
     response
         .with_cluster_id(str_bytes(broker.cluster_id.clone()))
         .with_controller_id(BrokerId(broker.controller_id()))
         .with_brokers(
-            live_brokers(&broker.image())
+            brokers
                 .into_iter()
                 .map(|live| {
                     DescribeClusterBroker::default()
@@ -29,6 +36,7 @@ pub fn describe(broker: &Broker, request: &DescribeClusterRequest) -> DescribeCl
                         .with_host(str_bytes(live.host))
                         .with_port(live.port)
                         .with_rack(live.rack.map(str_bytes))
+                        .with_is_fenced(live.fenced)
                 })
                 .collect(),
         )

@@ -95,13 +95,13 @@ pub struct LiveBroker {
     pub host: String,
     pub port: i32,
     pub rack: Option<String>,
+    pub fenced: bool,
 }
 
-/// The brokers clients may use: registered, not fenced, with an endpoint.
-pub fn live_brokers(image: &MetadataImage) -> Vec<LiveBroker> {
+/// Every registered broker with an endpoint, fenced or not.
+pub fn registered_brokers(image: &MetadataImage) -> Vec<LiveBroker> {
     image
         .brokers()
-        .filter(|registration| !registration.fenced)
         .filter_map(|registration| {
             let endpoint = registration.endpoints.first()?;
             Some(LiveBroker {
@@ -109,8 +109,17 @@ pub fn live_brokers(image: &MetadataImage) -> Vec<LiveBroker> {
                 host: endpoint.host.clone(),
                 port: endpoint.port,
                 rack: registration.rack.clone(),
+                fenced: registration.fenced,
             })
         })
+        .collect()
+}
+
+/// The brokers clients may use: registered, not fenced, with an endpoint.
+pub fn live_brokers(image: &MetadataImage) -> Vec<LiveBroker> {
+    registered_brokers(image)
+        .into_iter()
+        .filter(|broker| !broker.fenced)
         .collect()
 }
 
