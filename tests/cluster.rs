@@ -501,3 +501,67 @@ fn a_data_directory_of_another_cluster_is_refused() {
         "{stderr}"
     );
 }
+
+/// A broker-only node (`process.roles=broker`) joins three voters: it
+/// follows the metadata log as a learner, is listed by every broker, new
+/// topics are placed on it, and what is created through it is seen by all.
+#[test]
+fn a_broker_only_node_joins_and_new_topics_use_it() {
+    let ports = free_ports(4);
+    let mut settings = cluster_settings_via(&ports[..3], |_, voter| {
+        format!("127.0.0.1:{}", ports[voter - 1])
+    });
+    let voters = settings[0]
+        .iter()
+        .find(|s| s.starts_with("controller.quorum.voters="))
+        .unwrap()
+        .clone();
+    let mut brokers = Broker::start_together(&settings);
+    settings.push(vec![
+        "node.id=4".to_string(),
+        "process.roles=broker".to_string(),
+        voters,
+        format!(
+            "listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{}",
+            ports[3]
+        ),
+        "controller.listener.names=CONTROLLER".to_string(),
+    ]);
+    brokers.extend(Broker::start_together(&settings[3..]));
+    let ids: BTreeSet<i32> = (1..=4).collect();
+    for broker in &brokers {
+        let bootstrap = broker.bootstrap();
+        wait_until("every broker lists four", || {
+            view(&bootstrap, "none").0 == ids
+        });
+    }
+    // Created through the broker-only node: the change goes to the leader.
+    let topic = unique_topic("four");
+    create_topic(&brokers[3].bootstrap(), &topic, 8);
+    for broker in &brokers {
+        let bootstrap = broker.bootstrap();
+        wait_until("every broker sees the topic on all four", || {
+            let leaders = view(&bootstrap, &topic).1;
+            leaders.len() == 8 && leaders.values().copied().collect::<BTreeSet<_>>() == ids
+        });
+    }
+    let hosted_by_four = (0..8)
+        .filter(|p| brokers[3].partition_dir(&topic, *p).exists())
+        .count();
+    assert_eq!(hosted_by_four, 2);
+    // Its partitions take records like any other's.
+    let producer = create_producer(&producer_config(&brokers[0].bootstrap()));
+    for partition in 0..8 {
+        send_with_retry(
+            &producer,
+            BaseRecord::<(), str>::to(&topic)
+                .partition(partition)
+                .payload("x"),
+        );
+    }
+    flush_and_check(&producer);
+    // The active controller is still one of the voters.
+    let active = active_controllers(&mut brokers);
+    assert_eq!(active.len(), 1);
+    assert!(active[0] < 3, "{active:?}");
+}

@@ -35,11 +35,14 @@ enum ClusterCommand {
 struct ClusterInfo {
     cluster_id: Option<String>,
     controller_id: i32,
-    /// node id, host, port, rack, fenced (`None`: the broker cannot say)
-    brokers: Vec<(i32, String, i32, Option<String>, Option<bool>)>,
+    brokers: Vec<BrokerRow>,
     /// The metadata quorum, when the broker answers DescribeQuorum.
     quorum: Option<Quorum>,
 }
+
+/// One broker: node id, host, port, rack, fenced (`None`: the broker
+/// cannot say).
+type BrokerRow = (i32, String, i32, Option<String>, Option<bool>);
 
 /// The metadata quorum as DescribeQuorum reports it.
 struct Quorum {

@@ -150,7 +150,8 @@ fn serve(args: ServeArgs) -> Result<()> {
     // Bound before the data directory is opened: a node of several voters
     // waits there for the others, which must reach it meanwhile.
     let controller_listener = match roles.controller_listener() {
-        Some(listener) if roles.voters.len() > 1 => {
+        // Several voters talk on it; a broker-only node is sent the log there.
+        Some(listener) if roles.voters.len() > 1 || !roles.controller => {
             let address = resolve_listener(listener)?;
             let bound = std::net::TcpListener::bind(address)
                 .with_context(|| format!("binding the controller listener {listener}"))?;

@@ -68,10 +68,28 @@ pub(super) fn open_quorum(
     let node_id = config.node_id();
     let roles = NodeRoles::from_config(config).map_err(|e| BrokerError::Config(e.to_string()))?;
     let pre_raft = migrate::take_pre_raft_log(data_dir)?;
-    let quorum_config = if roles.voters.len() > 1 {
+    let voter = roles.voters.is_empty() || roles.voters.iter().any(|v| v.id == node_id);
+    let sole_voter = voter && roles.voters.len() <= 1;
+    // A broker-only node follows the log as a learner: the leader pushes the
+    // entries to its controller listener, at the address it gives here.
+    let mut learner_address = None;
+    let quorum_config = if !sole_voter {
         let listener = controller.ok_or_else(|| {
-            BrokerError::Config("several controller voters need a bound controller listener".into())
+            BrokerError::Config("a node of a cluster needs a bound controller listener".into())
         })?;
+        if !voter {
+            let configured = roles.controller_listener().map(|l| l.host.clone());
+            let host = configured.filter(|h| !h.is_empty()).ok_or_else(|| {
+                BrokerError::Config(
+                    "a broker-only node needs a controller listener with a host the controllers can reach".into(),
+                )
+            })?;
+            let port = listener
+                .local_addr()
+                .map_err(|e| BrokerError::io("reading the controller listener's address", e))?
+                .port();
+            learner_address = Some(format!("{host}:{port}"));
+        }
         QuorumConfig {
             node_id,
             voters: roles
@@ -88,7 +106,18 @@ pub(super) fn open_quorum(
     };
     let voters = quorum_config.voters.clone();
     let quorum = Quorum::open(data_dir, quorum_config)?;
-    if voters.len() == 1 {
+    if let Some(address) = learner_address {
+        let mut wait = Duration::from_secs(1);
+        while !quorum.join(&address, wait) {
+            wait = QUORUM_WAIT_REPORT;
+            tracing::warn!(
+                ?voters,
+                "waiting to join the controller quorum as a learner: no leader answers"
+            );
+        }
+        tracing::info!(%address, "following the metadata log as a learner");
+    }
+    if sole_voter {
         if !quorum.wait_ready(QUORUM_READY_TIMEOUT) {
             return Err(BrokerError::Config(format!(
                 "the metadata quorum has no leader after {QUORUM_READY_TIMEOUT:?}"

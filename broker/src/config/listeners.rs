@@ -194,14 +194,24 @@ impl NodeRoles {
     /// error says what was asked and why it cannot be done yet.
     pub fn check_supported(&self, node_id: i32) -> Result<(), String> {
         const WHY: &str =
-            "every node of this release is both broker and controller voter (broker-only and controller-only nodes come with broker registration)";
-        if !(self.broker && self.controller) {
-            let roles = match (self.broker, self.controller) {
-                (true, false) => "broker",
-                (false, true) => "controller",
-                _ => "none",
-            };
-            return Err(format!("process.roles={roles}: {WHY}"));
+            "every node of this release is a broker: a combined broker and controller voter, or a broker-only node that follows the voters";
+        let voter = self.voters.iter().any(|v| v.id == node_id);
+        if !self.broker {
+            return Err(format!("process.roles=controller: {WHY}"));
+        }
+        if !self.controller {
+            if voter {
+                return Err(format!(
+                    "process.roles=broker but controller.quorum.voters names node.id {node_id}: a voter must have the controller role"
+                ));
+            }
+            if self.voters.is_empty() {
+                return Err("process.roles=broker needs controller.quorum.voters: the controllers it follows".into());
+            }
+            if self.controller_listener().is_none_or(|l| l.host.is_empty()) {
+                return Err("process.roles=broker: a broker-only node needs a controller listener with a host in listeners (e.g. CONTROLLER://10.0.0.4:9093), where the controllers send it the metadata log".into());
+            }
+            return self.check_client_listeners();
         }
         if !self.voters.is_empty() && !self.voters.iter().any(|v| v.id == node_id) {
             let ids: Vec<String> = self.voters.iter().map(|v| v.id.to_string()).collect();
@@ -216,6 +226,11 @@ impl NodeRoles {
                 self.voters.len()
             ));
         }
+        self.check_client_listeners()
+    }
+
+    /// The listener names add up, and there is one PLAINTEXT client listener.
+    fn check_client_listeners(&self) -> Result<(), String> {
         if let Some(name) = self
             .controller_listener_names
             .iter()
@@ -303,7 +318,23 @@ mod tests {
         assert!(broker_only
             .check_supported(1)
             .unwrap_err()
-            .starts_with("process.roles=broker:"));
+            .contains("needs controller.quorum.voters"));
+        let follower = roles(&[
+            "process.roles=broker",
+            "controller.quorum.voters=1@h:9093,2@h:9094,3@h:9095",
+            "listeners=PLAINTEXT://:9092,CONTROLLER://h4:9093",
+            "controller.listener.names=CONTROLLER",
+        ]);
+        assert_eq!(follower.check_supported(4), Ok(()));
+        assert!(follower
+            .check_supported(2)
+            .unwrap_err()
+            .contains("a voter must have the controller role"));
+        let controller_only = roles(&["process.roles=controller"]);
+        assert!(controller_only
+            .check_supported(1)
+            .unwrap_err()
+            .starts_with("process.roles=controller:"));
         let other_voter = roles(&["controller.quorum.voters=2@h:9093"]);
         assert!(other_voter.check_supported(1).is_err());
         let two_clients = roles(&["listeners=PLAINTEXT://:9092,INTERNAL://:9094"]);

@@ -291,6 +291,34 @@ impl Quorum {
         .map_err(|e| WriteError::Stopped(e.to_string()))?
     }
 
+    /// A broker-only node: asks the voters, one after the other, until the
+    /// leader takes it in as a learner reached at `address` (its controller
+    /// listener). Returns whether that happened within `timeout`.
+    pub fn join(&self, address: &str, timeout: Duration) -> bool {
+        let Ok(handle) = self.handle() else {
+            return false;
+        };
+        let voters: Vec<String> = self.network.addresses.values().cloned().collect();
+        let Ok(node_id) = raft_node_id(self.node_id) else {
+            return false;
+        };
+        let address = address.to_string();
+        run(&handle, async move {
+            let deadline = Instant::now() + timeout;
+            while Instant::now() < deadline {
+                for voter in &voters {
+                    let asked = network::join(voter.clone(), node_id, address.clone());
+                    if let Ok(Ok(Ok(()))) = tokio::time::timeout(timeout, asked).await {
+                        return true;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            false
+        })
+        .unwrap_or(false)
+    }
+
     /// Waits until this node knows a leader and has applied every entry it
     /// holds, or `timeout` passes; returns whether it did. A sole voter is
     /// ready as soon as it has elected itself.

@@ -50,6 +50,12 @@ pub enum RaftRequest {
         broker_id: i32,
         applied: Option<u64>,
     },
+    /// A broker-only node asks to follow the log as a learner, reached at
+    /// `address`.
+    Join {
+        node_id: u64,
+        address: String,
+    },
 }
 
 /// What became of a forwarded change.
@@ -72,6 +78,8 @@ pub enum RaftResponse {
     Propose(ProposeOutcome),
     /// Whether the heartbeat reached the leader.
     Heartbeat(bool),
+    /// Whether the leader took the node in as a learner, or why not.
+    Join(Result<(), String>),
 }
 
 async fn write_message<T: Serialize>(
@@ -152,6 +160,12 @@ async fn answer(
             RaftRequest::Heartbeat { broker_id, applied } => {
                 RaftResponse::Heartbeat(record_heartbeat(&raft, &heartbeats, broker_id, applied))
             }
+            RaftRequest::Join { node_id, address } => {
+                let added = raft
+                    .add_learner(node_id, BasicNode { addr: address }, false)
+                    .await;
+                RaftResponse::Join(added.map(|_| ()).map_err(|e| e.to_string()))
+            }
             RaftRequest::Propose(records) => {
                 RaftResponse::Propose(match raft.client_write(records).await {
                     Ok(written) => match written.data {
@@ -209,6 +223,18 @@ async fn call_once(addr: &str, request: &RaftRequest) -> io::Result<RaftResponse
 pub async fn heartbeat(addr: String, broker_id: i32, applied: Option<u64>) -> io::Result<bool> {
     match call_once(&addr, &RaftRequest::Heartbeat { broker_id, applied }).await? {
         RaftResponse::Heartbeat(accepted) => Ok(accepted),
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("an answer of the wrong kind: {other:?}"),
+        )),
+    }
+}
+
+/// Asks the voter at `addr` to take this node in as a learner; the voter
+/// must be the leader for it to work.
+pub async fn join(addr: String, node_id: u64, address: String) -> io::Result<Result<(), String>> {
+    match call_once(&addr, &RaftRequest::Join { node_id, address }).await? {
+        RaftResponse::Join(outcome) => Ok(outcome),
         other => Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("an answer of the wrong kind: {other:?}"),
