@@ -288,7 +288,7 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
     key("controller.quorum.election.timeout.ms", Int, Some("1000"), AtLeast(10), &[], Enforced,
         "A voter that hears nothing from the quorum leader for this long (up to twice it, at random) starts an election; the leader's heartbeats come five times as often."),
     key("controller.quorum.voters", Str, None, Any, &[], Enforced,
-        "ID@HOST:PORT of each controller voter (its controller listener); every node of a cluster is a voter in this release."),
+        "ID@HOST:PORT of each controller voter (its controller listener); a broker-only node names the voters it follows."),
     key("default.replication.factor", Int, Some("1"), AtLeast(1), &[], Enforced,
         "Replication factor of automatically created topics and of CreateTopics requests that ask for the default (-1)."),
     key("delete.topic.enable", Boolean, Some("true"), Any, &[], Enforced,
