@@ -2,12 +2,12 @@
 //! `listeners`, `advertised.listeners`, `controller.listener.names`,
 //! `process.roles` and `controller.quorum.voters`.
 //!
-//! What this release does with them ([`NodeRoles::check_supported`]): every
-//! node is both broker and controller voter, one alone (Kafka's own
-//! single-node KRaft `server.properties` works unchanged) or several named by
-//! `controller.quorum.voters`, each with a controller listener. A broker-only
-//! or controller-only node is refused with one line that says so rather than
-//! half-honoured.
+//! What this release does with them ([`NodeRoles::check_supported`]): a node
+//! is a combined broker and controller voter, alone (Kafka's own single-node
+//! KRaft `server.properties` works unchanged) or one of several named by
+//! `controller.quorum.voters`, each with a controller listener; or a
+//! broker-only node that follows those voters. A controller-only node is
+//! refused with one line that says so rather than half-honoured.
 
 use std::fmt;
 

@@ -302,7 +302,7 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
     key("group.min.session.timeout.ms", Int, Some("6000"), AtLeast(1), &[], Enforced,
         "Shortest session timeout a JoinGroup may ask for; shorter gets INVALID_SESSION_TIMEOUT."),
     key("listeners", Str, Some("PLAINTEXT://127.0.0.1:9092"), Any, &[], Enforced,
-        "NAME://HOST:PORT to bind: one PLAINTEXT client listener, plus the controller listener of controller.listener.names (bound when there are several voters); --listen overrides it."),
+        "NAME://HOST:PORT to bind: one PLAINTEXT client listener, plus the controller listener of controller.listener.names (bound when there are several voters, and on a broker-only node); --listen overrides it."),
     key("log.cleaner.backoff.ms", Long, Some("15000"), AtLeast(0), &[], Enforced,
         "Pause between two rounds of the log cleaner over the compacted logs."),
     key("log.cleaner.delete.retention.ms", Long, Some("86400000"), AtLeast(0), &[], Enforced,
