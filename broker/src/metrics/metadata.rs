@@ -23,6 +23,12 @@ pub struct MetadataSnapshot {
     pub brokers_fenced: i64,
     /// Partitions without a leader among the unfenced brokers.
     pub offline_partitions: i64,
+    /// The Raft term this node knows (the metadata leader epoch).
+    pub term: i64,
+    /// Entries this node holds but has not applied yet.
+    pub apply_lag: i64,
+    /// On the leader: how far the furthest-behind voter or learner is.
+    pub max_follower_lag: i64,
 }
 
 /// Reads the numbers from the broker's image and its quorum.
@@ -40,9 +46,22 @@ pub fn snapshot(broker: &Broker) -> MetadataSnapshot {
         .filter(|p| !live.contains(&p.leader))
         .count();
     let quorum = broker.quorum().status();
+    let last = quorum.last_index.map_or(-1, |i| i as i64);
+    let applied = quorum.applied_index.map_or(-1, |i| i as i64);
+    let max_follower_lag = quorum
+        .matched
+        .iter()
+        .filter(|(id, _)| **id != quorum.node_id)
+        .map(|(_, matched)| last - matched.map_or(-1, |i| i as i64))
+        .max()
+        .unwrap_or(0)
+        .max(0);
     MetadataSnapshot {
         log_end_offset: broker.metadata_end_offset(),
-        last_applied_offset: quorum.applied_index.map_or(-1, |index| index as i64),
+        last_applied_offset: applied,
+        term: i64::try_from(quorum.term).unwrap_or(i64::MAX),
+        apply_lag: (last - applied).max(0),
+        max_follower_lag,
         active_controller: i64::from(quorum.active),
         voters: quorum.voters.len() as i64,
         brokers_active: live.len() as i64,
@@ -73,6 +92,21 @@ impl Collector for MetadataCollector {
                 "controller_active",
                 "1 if this node is the active controller (Kafka's ActiveControllerCount)",
                 m.active_controller,
+            ),
+            (
+                "metadata_quorum_term",
+                "The Raft term this node knows: the metadata log's leader epoch",
+                m.term,
+            ),
+            (
+                "metadata_apply_lag",
+                "Metadata entries this node holds but has not applied yet",
+                m.apply_lag,
+            ),
+            (
+                "metadata_max_follower_lag",
+                "On the active controller: entries the furthest-behind follower lacks (0 elsewhere)",
+                m.max_follower_lag,
             ),
             (
                 "controller_voters",

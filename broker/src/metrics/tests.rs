@@ -177,6 +177,9 @@ fn the_metadata_log_and_image_are_reported() {
         Some(3.0)
     );
     assert_eq!(sample(&text, "strata_controller_active"), Some(1.0));
+    assert_eq!(sample(&text, "strata_metadata_quorum_term"), Some(1.0));
+    assert_eq!(sample(&text, "strata_metadata_apply_lag"), Some(0.0));
+    assert_eq!(sample(&text, "strata_metadata_max_follower_lag"), Some(0.0));
     assert_eq!(sample(&text, "strata_controller_voters"), Some(1.0));
     assert_eq!(sample(&text, "strata_brokers_active"), Some(1.0));
     assert_eq!(sample(&text, "strata_brokers_fenced"), Some(0.0));
