@@ -188,15 +188,7 @@ fn the_killed_controller_is_replaced_and_catches_up_and_a_full_restart_keeps_the
         || topics_seen(&back).contains(&after),
     );
 
-    for broker in &mut brokers {
-        broker.stop_sigterm();
-    }
-    for broker in &mut brokers {
-        broker.launch_again();
-    }
-    for broker in &mut brokers {
-        broker.wait_listening();
-    }
+    Broker::restart_together(&mut brokers);
     for broker in &brokers {
         let bootstrap = broker.bootstrap();
         wait_until("every node has both topics after a full restart", || {
@@ -264,15 +256,7 @@ fn a_group_coordinated_elsewhere_works_and_its_offsets_survive_a_full_restart() 
         expected
     );
 
-    for broker in &mut brokers {
-        broker.stop_sigterm();
-    }
-    for broker in &mut brokers {
-        broker.launch_again();
-    }
-    for broker in &mut brokers {
-        broker.wait_listening();
-    }
+    Broker::restart_together(&mut brokers);
     assert_eq!(
         committed_offsets_of(&brokers[1].bootstrap(), &group, &topic, &partitions),
         expected
@@ -347,7 +331,17 @@ fn an_isolated_controller_is_replaced_and_stops_acting_until_the_network_heals()
     );
     let majority = active[0];
     let during = unique_topic("during-partition");
-    create_topic(&brokers[majority].bootstrap(), &during, 2);
+    // Through the CLI, which asks the broker it is given: the cut-off node
+    // still serves clients its stale metadata (as a Kafka broker does until
+    // it hears it is fenced), and librdkafka might ask it.
+    let majority_bootstrap = brokers[majority].bootstrap();
+    common::cli::success(common::cli::strata(
+        &majority_bootstrap,
+        &["topic", "create", &during, "--partitions", "2"],
+    ));
+    wait_until("the majority serves the new topic", || {
+        topics_seen(&majority_bootstrap).contains(&during)
+    });
 
     for row in &proxies {
         for proxy in row.iter().flatten() {

@@ -150,6 +150,20 @@ impl Broker {
         self.spawn();
     }
 
+    /// Stops every node of a cluster (SIGTERM) and starts them all again,
+    /// waiting for each to serve only once all are started.
+    pub fn restart_together(brokers: &mut [Broker]) {
+        for broker in brokers.iter_mut() {
+            broker.stop_sigterm();
+        }
+        for broker in brokers.iter_mut() {
+            broker.launch_again();
+        }
+        for broker in brokers.iter_mut() {
+            broker.wait_listening();
+        }
+    }
+
     /// Starts the stopped process again without waiting for it to serve;
     /// [`Broker::wait_listening`] waits (the nodes of a cluster restart
     /// together).

@@ -200,8 +200,9 @@ fn ctrlc_handler(on_signal: impl Fn() + Send + 'static) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the signal runtime")?;
+    let signalled = runtime.block_on(async { crate::shutdown_signal() })?;
     std::thread::spawn(move || {
-        runtime.block_on(crate::shutdown_signal());
+        runtime.block_on(signalled);
         on_signal();
     });
     Ok(())

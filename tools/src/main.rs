@@ -194,6 +194,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         })
         .await?;
         let bound = server.local_addr()?;
+        let stop = shutdown_signal()?;
         if let Some(metrics) = server.metrics_addr()? {
             // Before the `listening on` line, so whoever waits for that one
             // has seen this one too.
@@ -203,7 +204,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         // The line scripts and tests wait for.
         println!("listening on {bound}");
         tracing::info!(%bound, "strata is serving");
-        server.run(shutdown_signal()).await?;
+        server.run(stop).await?;
         Ok(())
     })
 }
@@ -276,19 +277,18 @@ fn parse_host_port(text: &str) -> Result<(String, u16)> {
     Ok((host.trim_matches(['[', ']']).to_string(), port))
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// A future that completes on SIGINT or SIGTERM. The handlers are in place
+/// when this returns (not when the future is first polled), so a signal
+/// that comes right after the `listening on` line is not lost to the
+/// default action. Must be called within a runtime.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = match signal(SignalKind::terminate()) {
-        Ok(terminate) => terminate,
-        Err(error) => {
-            tracing::error!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the broker");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
+    })
 }

@@ -223,10 +223,7 @@ async fn call_once(addr: &str, request: &RaftRequest) -> io::Result<RaftResponse
 pub async fn heartbeat(addr: String, broker_id: i32, applied: Option<u64>) -> io::Result<bool> {
     match call_once(&addr, &RaftRequest::Heartbeat { broker_id, applied }).await? {
         RaftResponse::Heartbeat(accepted) => Ok(accepted),
-        other => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("an answer of the wrong kind: {other:?}"),
-        )),
+        other => Err(wrong_kind(&other)),
     }
 }
 
@@ -235,10 +232,7 @@ pub async fn heartbeat(addr: String, broker_id: i32, applied: Option<u64>) -> io
 pub async fn join(addr: String, node_id: u64, address: String) -> io::Result<Result<(), String>> {
     match call_once(&addr, &RaftRequest::Join { node_id, address }).await? {
         RaftResponse::Join(outcome) => Ok(outcome),
-        other => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("an answer of the wrong kind: {other:?}"),
-        )),
+        other => Err(wrong_kind(&other)),
     }
 }
 
@@ -246,10 +240,7 @@ pub async fn join(addr: String, node_id: u64, address: String) -> io::Result<Res
 pub async fn propose(addr: String, records: Vec<MetadataRecord>) -> io::Result<ProposeOutcome> {
     match call_once(&addr, &RaftRequest::Propose(records)).await? {
         RaftResponse::Propose(outcome) => Ok(outcome),
-        other => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("an answer of the wrong kind: {other:?}"),
-        )),
+        other => Err(wrong_kind(&other)),
     }
 }
 
@@ -357,12 +348,16 @@ impl PeerClient {
     }
 }
 
-fn unexpected<E: std::error::Error>(response: RaftResponse) -> RPCError<u64, BasicNode, E> {
-    let error = io::Error::new(
+/// An answer that does not fit the request: a broken peer.
+fn wrong_kind(response: &RaftResponse) -> io::Error {
+    io::Error::new(
         io::ErrorKind::InvalidData,
         format!("an answer of the wrong kind: {response:?}"),
-    );
-    RPCError::Network(NetworkError::new(&error))
+    )
+}
+
+fn unexpected<E: std::error::Error>(response: RaftResponse) -> RPCError<u64, BasicNode, E> {
+    RPCError::Network(NetworkError::new(&wrong_kind(&response)))
 }
 
 impl RaftNetwork<TypeConfig> for PeerClient {
@@ -422,13 +417,9 @@ impl RaftNetwork<TypeConfig> for PeerClient {
             Ok(RaftResponse::Snapshot(Err(fatal))) => Err(StreamingError::RemoteError(
                 RemoteError::new(self.target, fatal),
             )),
-            Ok(other) => {
-                let error = io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("an answer of the wrong kind: {other:?}"),
-                );
-                Err(StreamingError::Network(NetworkError::new(&error)))
-            }
+            Ok(other) => Err(StreamingError::Network(NetworkError::new(&wrong_kind(
+                &other,
+            )))),
             Err(CallError::Unreachable(e)) => {
                 Err(StreamingError::Unreachable(Unreachable::new(&e)))
             }

@@ -56,6 +56,14 @@ impl Published {
         self.image()
     }
 
+    /// [`Published::publish`] from the quorum's runtime: the listener opens
+    /// and deletes logs (a CreateTopics of thousands of partitions takes a
+    /// while), so the runtime's worker is handed to another thread meanwhile
+    /// and heartbeats and elections go on.
+    fn publish_from_runtime(&self, image: Arc<MetadataImage>, delta: &MetadataDelta) {
+        tokio::task::block_in_place(|| self.publish(image, delta));
+    }
+
     fn publish(&self, image: Arc<MetadataImage>, delta: &MetadataDelta) {
         let listener = self.listener.lock().unwrap_or_else(PoisonError::into_inner);
         *self.image.write().unwrap_or_else(PoisonError::into_inner) = image.clone();
@@ -118,7 +126,7 @@ impl StateMachine {
             snapshot: Arc::default(),
         };
         if let Some(stored) = stored {
-            machine.restore(&stored)?;
+            machine.restore(&stored, false)?;
             *machine.lock_snapshot() = Some(stored);
         }
         Ok(machine)
@@ -128,14 +136,20 @@ impl StateMachine {
         self.snapshot.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Replaces the state with a snapshot's and publishes the difference.
-    fn restore(&mut self, stored: &StoredSnapshot) -> Result<(), Error> {
+    /// Replaces the state with a snapshot's and publishes the difference
+    /// (`on_runtime`: from the quorum's runtime, see
+    /// [`Published::publish_from_runtime`]).
+    fn restore(&mut self, stored: &StoredSnapshot, on_runtime: bool) -> Result<(), Error> {
         let image = Arc::new(image_of(&stored.records)?);
         let delta = image.delta_from(&self.image);
         self.image = image.clone();
         self.applied = stored.meta.last_log_id;
         self.membership = stored.meta.last_membership.clone();
-        self.published.publish(image, &delta);
+        if on_runtime {
+            self.published.publish_from_runtime(image, &delta);
+        } else {
+            self.published.publish(image, &delta);
+        }
         Ok(())
     }
 }
@@ -166,7 +180,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Normal(records) => match self.image.apply(&records) {
                     Ok((image, delta)) => {
                         self.image = Arc::new(image);
-                        self.published.publish(self.image.clone(), &delta);
+                        self.published
+                            .publish_from_runtime(self.image.clone(), &delta);
                         Ok(())
                     }
                     Err(error) => {
@@ -204,7 +219,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             records: *snapshot,
         };
         save(&self.dir, &stored)?;
-        self.restore(&stored)?;
+        self.restore(&stored, true)?;
         *self.lock_snapshot() = Some(stored);
         Ok(())
     }
