@@ -196,6 +196,10 @@ impl Broker {
             rack: config.broker_rack(),
             fenced: false,
         });
+        // Heard from just before it registers: the controller gives a new
+        // registration a whole session before its heartbeats must come
+        // (they start once the logs are open).
+        quorum.heartbeat(node_id, Duration::from_secs(1));
         quorum
             .write(vec![registration])
             .map_err(|e| BrokerError::Config(format!("registering this broker: {e}")))?;
