@@ -258,26 +258,24 @@ impl BrokerConfig {
             .unwrap_or(1)
     }
 
-    /// `broker.heartbeat.interval.ms` (Kafka's default 2000).
+    /// `broker.heartbeat.interval.ms` (Kafka's default 2000; at least 1).
     pub fn broker_heartbeat_interval_ms(&self) -> u64 {
-        self.get_integer("broker.heartbeat.interval.ms")
-            .and_then(|ms| u64::try_from(ms).ok())
-            .unwrap_or(2000)
-            .max(1)
+        self.millis("broker.heartbeat.interval.ms")
     }
 
     /// `broker.session.timeout.ms` (Kafka's default 9000).
     pub fn broker_session_timeout_ms(&self) -> u64 {
-        self.get_integer("broker.session.timeout.ms")
-            .and_then(|ms| u64::try_from(ms).ok())
-            .unwrap_or(9000)
+        self.millis("broker.session.timeout.ms")
     }
 
-    /// `controller.quorum.election.timeout.ms`.
+    /// `controller.quorum.election.timeout.ms` (Kafka's default 1000).
     pub fn controller_election_timeout_ms(&self) -> u64 {
-        self.get_integer("controller.quorum.election.timeout.ms")
-            .and_then(|ms| u64::try_from(ms).ok())
-            .unwrap_or(1000)
+        self.millis("controller.quorum.election.timeout.ms")
+    }
+
+    /// A duration property the registry keeps at least 1, in ms.
+    fn millis(&self, name: &str) -> u64 {
+        u64::try_from(self.integer(name)).unwrap_or(1).max(1)
     }
 
     /// `broker.rack`: this broker's rack, if set (an empty value is none).
