@@ -554,8 +554,27 @@ fn a_broker_only_node_joins_and_new_topics_use_it() {
         );
     }
     flush_and_check(&producer);
-    // The active controller is still one of the voters.
-    let active = active_controllers(&mut brokers);
-    assert_eq!(active.len(), 1);
+    // The active controller is still one of the voters, and DescribeQuorum
+    // there lists the fourth node as an observer.
+    let mut active = Vec::new();
+    wait_until("one active controller", || {
+        active = active_controllers(&mut brokers);
+        active.len() == 1
+    });
     assert!(active[0] < 3, "{active:?}");
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    use kafka_protocol::messages::{
+        ApiKey, DescribeQuorumRequest, DescribeQuorumResponse, TopicName,
+    };
+    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName("__cluster_metadata".into()))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let mut client = RawClient::connect(&brokers[active[0]].bootstrap());
+    let response: DescribeQuorumResponse = client.request(ApiKey::DescribeQuorum, 1, &request);
+    let partition = &response.topics[0].partitions[0];
+    let ids = |replicas: &[kafka_protocol::messages::describe_quorum_response::ReplicaState]| {
+        replicas.iter().map(|r| r.replica_id.0).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&partition.current_voters), [1, 2, 3], "{partition:?}");
+    assert_eq!(ids(&partition.observers), [4], "{partition:?}");
 }

@@ -88,6 +88,18 @@ pub enum HandleError {
     Encode(#[from] EncodeError),
 }
 
+/// Runs a handler that may wait for the metadata quorum to commit a change
+/// (an admin request, an auto-created topic, a producer id block) without
+/// holding up the other connections served by this worker thread: on the
+/// multi-threaded runtime the worker hands its other tasks on meanwhile.
+fn off_worker<T>(handler: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(handler),
+        _ => handler(),
+    }
+}
+
 /// Handles one request from the client at `peer` and encodes its response
 /// (size prefix included); `None` when the request gets no response
 /// (produce with acks=0).
@@ -110,7 +122,7 @@ pub async fn handle(
             ResponseKind::ApiVersions(api_versions::handle(&request))
         }
         RequestKind::Metadata(request) => {
-            ResponseKind::Metadata(metadata::handle(broker, request, version))
+            ResponseKind::Metadata(off_worker(|| metadata::handle(broker, request, version)))
         }
         RequestKind::Produce(request) => {
             match produce::handle(broker, request, header.client_id.as_deref()) {
@@ -129,26 +141,28 @@ pub async fn handle(
         RequestKind::ListOffsets(request) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, request, version))
         }
-        RequestKind::CreateTopics(request) => {
-            ResponseKind::CreateTopics(admin::create_topics(broker, request, version))
-        }
-        RequestKind::DeleteTopics(request) => {
-            ResponseKind::DeleteTopics(admin::delete_topics(broker, request, version))
-        }
+        RequestKind::CreateTopics(request) => ResponseKind::CreateTopics(off_worker(|| {
+            admin::create_topics(broker, request, version)
+        })),
+        RequestKind::DeleteTopics(request) => ResponseKind::DeleteTopics(off_worker(|| {
+            admin::delete_topics(broker, request, version)
+        })),
         RequestKind::CreatePartitions(request) => {
-            ResponseKind::CreatePartitions(admin::create_partitions(broker, request))
+            ResponseKind::CreatePartitions(off_worker(|| admin::create_partitions(broker, request)))
         }
         RequestKind::DescribeConfigs(request) => {
             ResponseKind::DescribeConfigs(configs::describe(broker, request))
         }
         RequestKind::AlterConfigs(request) => {
-            ResponseKind::AlterConfigs(configs::alter(broker, request))
+            ResponseKind::AlterConfigs(off_worker(|| configs::alter(broker, request)))
         }
         RequestKind::IncrementalAlterConfigs(request) => {
-            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, request))
+            ResponseKind::IncrementalAlterConfigs(off_worker(|| {
+                configs::incremental_alter(broker, request)
+            }))
         }
         RequestKind::InitProducerId(request) => {
-            ResponseKind::InitProducerId(producer_id::init(broker, &request))
+            ResponseKind::InitProducerId(off_worker(|| producer_id::init(broker, &request)))
         }
         RequestKind::DeleteRecords(request) => {
             ResponseKind::DeleteRecords(delete_records::handle(broker, request))
@@ -156,9 +170,9 @@ pub async fn handle(
         RequestKind::DescribeCluster(request) => {
             ResponseKind::DescribeCluster(cluster::describe(broker, &request))
         }
-        RequestKind::FindCoordinator(request) => {
-            ResponseKind::FindCoordinator(groups::find_coordinator(broker, request, version))
-        }
+        RequestKind::FindCoordinator(request) => ResponseKind::FindCoordinator(off_worker(|| {
+            groups::find_coordinator(broker, request, version)
+        })),
         RequestKind::JoinGroup(request) => {
             let client_id = header.client_id.as_deref().unwrap_or_default();
             // Written as Java's InetAddress prints it, as Kafka reports it.

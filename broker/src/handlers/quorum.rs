@@ -50,32 +50,31 @@ pub fn describe(broker: &Broker, request: DescribeQuorumRequest) -> DescribeQuor
     DescribeQuorumResponse::default().with_topics(topics)
 }
 
-/// The quorum as this node sees it. Offsets are Raft indexes plus one (the
-/// log's end offsets); a voter's end offset is known only on the leader.
+/// The quorum as this node sees it: voters, and broker-only nodes as
+/// observers. Offsets are Raft indexes plus one (the log's end offsets); a
+/// follower's end offset is known only on the leader.
 fn describe_metadata_partition(broker: &Broker, data: PartitionData) -> PartitionData {
     let status = broker.quorum().status();
     let now = now_ms();
     let end_of = |index: Option<u64>| index.map_or(0, |i| i as i64 + 1);
-    let voters = status
-        .voters
-        .iter()
-        .map(|&id| {
-            let end = if id == status.node_id {
-                end_of(status.last_index)
-            } else {
-                status.matched.get(&id).map_or(-1, |index| end_of(*index))
-            };
-            ReplicaState::default()
-                .with_replica_id(BrokerId(id))
-                .with_log_end_offset(end)
-                .with_last_fetch_timestamp(if end >= 0 { now } else { -1 })
-                .with_last_caught_up_timestamp(if end >= 0 { now } else { -1 })
-        })
-        .collect();
+    let replica = |id: &i32| {
+        let id = *id;
+        let end = if id == status.node_id {
+            end_of(status.last_index)
+        } else {
+            status.matched.get(&id).map_or(-1, |index| end_of(*index))
+        };
+        ReplicaState::default()
+            .with_replica_id(BrokerId(id))
+            .with_log_end_offset(end)
+            .with_last_fetch_timestamp(if end >= 0 { now } else { -1 })
+            .with_last_caught_up_timestamp(if end >= 0 { now } else { -1 })
+    };
     data.with_leader_id(BrokerId(status.leader.unwrap_or(-1)))
         .with_leader_epoch(i32::try_from(status.term).unwrap_or(i32::MAX))
         .with_high_watermark(end_of(status.applied_index))
-        .with_current_voters(voters)
+        .with_current_voters(status.voters.iter().map(replica).collect())
+        .with_observers(status.learners.iter().map(replica).collect())
 }
 
 #[cfg(test)]

@@ -117,6 +117,9 @@ pub struct QuorumStatus {
     pub leader: Option<i32>,
     pub term: u64,
     pub voters: BTreeSet<i32>,
+    /// Broker-only nodes following the log (openraft learners; KRaft's
+    /// observers).
+    pub learners: BTreeSet<i32>,
     /// The index of this node's last entry (the metadata log end offset is
     /// one past it).
     pub last_index: Option<u64>,
@@ -360,6 +363,12 @@ impl Quorum {
                 .membership_config
                 .membership()
                 .voter_ids()
+                .map(to_i32)
+                .collect(),
+            learners: metrics
+                .membership_config
+                .membership()
+                .learner_ids()
                 .map(to_i32)
                 .collect(),
             last_index: metrics.last_log_index,
