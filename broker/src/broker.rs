@@ -84,6 +84,7 @@ impl Topic {
     pub fn partition_count(&self) -> i32 {
         self.stored.partitions
     }
+
     /// Whether the topic has partition `index`, on this broker or another.
     pub fn has_partition(&self, index: i32) -> bool {
         (0..self.partition_count()).contains(&index)
