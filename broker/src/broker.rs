@@ -343,7 +343,7 @@ impl Broker {
     /// The node clients are told is the controller: the quorum's leader
     /// (this node while none is known; every broker forwards changes anyway).
     pub fn controller_id(&self) -> i32 {
-        self.quorum.status().leader.unwrap_or(self.node_id)
+        self.quorum.leader().unwrap_or(self.node_id)
     }
 
     /// The metadata quorum this broker writes through.

@@ -15,7 +15,6 @@
 use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::fs;
-use std::io::Write;
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -33,6 +32,7 @@ use strata_storage::{encode_plain_batch, for_each_decoded_batch, plain_record, L
 use super::TypeConfig;
 use crate::broker::now_ms;
 use crate::metadata::METADATA_LOG_DIR;
+use crate::metadata_store::write_atomically;
 
 /// The file of the vote, commit and purge point, in the log's directory.
 pub const QUORUM_STATE_FILE: &str = "quorum-state";
@@ -151,20 +151,6 @@ impl From<strata_storage::StorageError> for ReadFailure {
     fn from(error: strata_storage::StorageError) -> Self {
         ReadFailure(error.to_string())
     }
-}
-
-/// Replaces `path` with `bytes` so that a crash leaves the old or the new
-/// file, never a torn one.
-pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut file = fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 impl Inner {

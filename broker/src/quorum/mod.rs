@@ -339,6 +339,13 @@ impl Quorum {
         .unwrap_or(false)
     }
 
+    /// The leader this node knows, without the rest of [`Quorum::status`]
+    /// (Metadata asks it on every request).
+    pub fn leader(&self) -> Option<i32> {
+        let leader = self.raft.metrics().borrow().current_leader;
+        leader.and_then(|id| i32::try_from(id).ok())
+    }
+
     pub fn status(&self) -> QuorumStatus {
         let metrics = self.raft.metrics().borrow().clone();
         let sole_voter = metrics.membership_config.membership().voter_ids().count() == 1;

@@ -21,9 +21,9 @@ use openraft::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::log_store::write_atomically;
 use super::TypeConfig;
 use crate::metadata::{ApplyError, MetadataDelta, MetadataImage, MetadataRecord, METADATA_LOG_DIR};
+use crate::metadata_store::write_atomically;
 
 /// The file of the latest snapshot, in the metadata log's directory.
 pub const SNAPSHOT_FILE: &str = "snapshot";
