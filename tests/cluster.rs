@@ -496,6 +496,69 @@ fn a_data_directory_of_another_cluster_is_refused() {
     );
 }
 
+/// Launches a second node with `settings` (a running node's `node.id`, a
+/// data directory and ports of its own) and checks that the others refuse
+/// it: it gives up with one line naming the id, and never serves.
+fn assert_second_node_refused(settings: Vec<String>, node_id: i32) {
+    let root = tempfile::Builder::new()
+        .prefix("strata-e2e-")
+        .tempdir()
+        .expect("a temporary directory");
+    let mut second = Broker::launch_in(root, &settings);
+    wait_until("the second node gives up", || !second.is_running());
+    let stderr = second.stderr();
+    assert!(
+        stderr.contains(&format!(
+            "node.id {node_id} is registered by a running node"
+        )) && stderr.contains("two nodes have the same node.id"),
+        "{stderr}"
+    );
+}
+
+/// The settings of a node like `settings` on a new controller port.
+fn on_new_controller_port(settings: &[String]) -> Vec<String> {
+    let port = free_ports(1)[0];
+    settings
+        .iter()
+        .map(|s| match s.strip_prefix("listeners=") {
+            Some(_) => format!("listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{port}"),
+            None => s.clone(),
+        })
+        .chain([
+            "broker.heartbeat.interval.ms=200".to_string(),
+            "broker.session.timeout.ms=2000".to_string(),
+        ])
+        .collect()
+}
+
+/// A second node started with a running voter's `node.id` (own directory,
+/// own ports, the same voters) is refused by the quorum before it can vote
+/// or register, gives up with one line, and the cluster is as before.
+#[test]
+fn a_second_node_with_a_running_voters_id_is_refused() {
+    let settings = cluster_settings(3);
+    let brokers = Broker::start_together(&settings);
+    assert_second_node_refused(on_new_controller_port(&settings[1]), 2);
+    // Node 2 is still the one that registered, and changes still commit.
+    let topic = unique_topic("after-duplicate");
+    create_topic(&brokers[1].bootstrap(), &topic, 3);
+    let client: BaseConsumer = client_config(&brokers[0].bootstrap()).create().unwrap();
+    let metadata = client
+        .fetch_metadata(Some(&topic), Duration::from_secs(10))
+        .unwrap();
+    let second = metadata.brokers().iter().find(|b| b.id() == 2).unwrap();
+    assert_eq!(
+        format!("{}:{}", second.host(), second.port()),
+        brokers[1].bootstrap()
+    );
+    for broker in &brokers {
+        let bootstrap = broker.bootstrap();
+        wait_until("every broker sees the new topic", || {
+            view(&bootstrap, &topic).1.len() == 3
+        });
+    }
+}
+
 /// A broker-only node (`process.roles=broker`) joins three voters: it
 /// follows the metadata log as a learner, is listed by every broker, new
 /// topics are placed on it, and what is created through it is seen by all.
@@ -577,4 +640,12 @@ fn a_broker_only_node_joins_and_new_topics_use_it() {
     };
     assert_eq!(ids(&partition.current_voters), [1, 2, 3], "{partition:?}");
     assert_eq!(ids(&partition.observers), [4], "{partition:?}");
+
+    // A second broker-only node 4 is refused; the first keeps its place.
+    assert_second_node_refused(on_new_controller_port(&settings[3]), 4);
+    let topic = unique_topic("after-duplicate");
+    create_topic(&brokers[0].bootstrap(), &topic, 8);
+    wait_until("the first node 4 still hosts partitions", || {
+        (0..8).any(|p| brokers[3].partition_dir(&topic, p).exists())
+    });
 }

@@ -35,7 +35,8 @@ mod records;
 
 use records::{
     agree_on_cluster_id, apply_error, config_records, effective_config, open_quorum,
-    partition_record, remove_orphaned_partition_dirs, stored_topic, write_error,
+    partition_record, refusal_grace, register, remove_orphaned_partition_dirs, stored_topic,
+    write_error,
 };
 
 /// Kafka's file of per-partition recovery points (offsets below which the log
@@ -174,7 +175,7 @@ impl Broker {
             .map_err(|e| BrokerError::io(format!("creating {}", data_dir.display()), e))?;
         let node_id = config.node_id();
         // Refuses another node's directory before anything is written.
-        metadata_store::read_cluster_id(data_dir, node_id)?;
+        let meta = metadata_store::read_meta_properties(data_dir, node_id)?;
         let clean_marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
         let clean_shutdown = clean_marker.exists();
         let recovery_points = checkpoint::read(&data_dir.join(RECOVERY_POINT_FILE))?;
@@ -183,12 +184,13 @@ impl Broker {
             tracing::info!("no clean-shutdown marker: recovering logs past their recovery points");
         }
 
-        let quorum = open_quorum(data_dir, &config, controller)?;
-        let cluster_id = agree_on_cluster_id(&quorum, data_dir, node_id)?;
+        let quorum = open_quorum(data_dir, &config, controller, meta.directory_id)?;
+        let cluster_id = agree_on_cluster_id(&quorum, data_dir, node_id, &meta)?;
         // Kafka registers a broker at every start, with a new incarnation id.
         let registration = MetadataRecord::RegisterBroker(BrokerRegistration {
             broker_id: node_id,
             incarnation_id: Uuid::new_v4(),
+            directory_id: Some(meta.directory_id),
             endpoints: vec![BrokerEndpoint {
                 listener: "PLAINTEXT".to_string(),
                 host: endpoint.host.clone(),
@@ -200,10 +202,8 @@ impl Broker {
         // Heard from just before it registers: the controller gives a new
         // registration a whole session before its heartbeats must come
         // (they start once the logs are open).
-        quorum.heartbeat(node_id, Duration::from_secs(1));
-        quorum
-            .write(vec![registration])
-            .map_err(|e| BrokerError::Config(format!("registering this broker: {e}")))?;
+        quorum.heartbeat(Duration::from_secs(1));
+        register(&quorum, registration, refusal_grace(&config))?;
         let image = quorum.image();
         let static_config = config;
         let config = effective_config(&static_config, &image, node_id);
@@ -741,7 +741,7 @@ impl Broker {
     pub fn lifecycle_tick(&self) {
         let config = self.config();
         let interval = Duration::from_millis(config.broker_heartbeat_interval_ms());
-        self.quorum.heartbeat(self.node_id, interval);
+        self.quorum.heartbeat(interval);
         let session = Duration::from_millis(config.broker_session_timeout_ms());
         for record in self.quorum.fencing_changes(&self.image(), session) {
             let admin = self.lock_admin();

@@ -1,8 +1,8 @@
 //! The data directory's small metadata files.
 //!
 //! Files in the data directory:
-//! - `meta.properties`: Kafka's format (`version`, `node.id`, `cluster.id`),
-//!   written once when the directory is first used.
+//! - `meta.properties`: Kafka's format (`version`, `node.id`, `cluster.id`,
+//!   `directory.id`), written when the directory joins a cluster.
 //! - `strata-topics.json`: where releases before the metadata log kept every
 //!   topic's name, id, partition count and config overrides; read once, to
 //!   move them into the metadata log (`crate::metadata`).
@@ -71,35 +71,60 @@ pub fn save_topics<'a>(
     write_atomically(&data_dir.join(TOPICS_FILE), text.as_bytes())
 }
 
-/// The cluster id in the data directory's `meta.properties` (Kafka's file),
-/// `None` for a new directory. A file of another node is refused.
-pub fn read_cluster_id(data_dir: &Path, node_id: i32) -> Result<Option<String>, BrokerError> {
+/// What a data directory's `meta.properties` (Kafka's file) says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaProperties {
+    /// `None` for a directory that has not joined a cluster yet.
+    pub cluster_id: Option<String>,
+    /// The directory's own id (KIP-858's `directory.id`): it tells a node
+    /// restarting on its directory from another node given the same
+    /// `node.id`.
+    pub directory_id: Uuid,
+}
+
+/// Reads `meta.properties`, refusing a file of another node. A directory
+/// without an id of its own (new, or of an earlier release) is given one;
+/// an existing file is rewritten with it at once.
+pub fn read_meta_properties(data_dir: &Path, node_id: i32) -> Result<MetaProperties, BrokerError> {
     let path = data_dir.join(META_PROPERTIES);
-    match fs::read_to_string(&path) {
-        Ok(text) => {
-            let properties = parse_simple_properties(&text);
-            if let Some(stored) = properties.get("node.id") {
-                if stored != &node_id.to_string() {
-                    return Err(BrokerError::Metadata {
-                        path: path.display().to_string(),
-                        reason: format!(
-                            "data directory belongs to node.id {stored}, not {node_id}"
-                        ),
-                    });
-                }
-            }
-            properties
-                .get("cluster.id")
-                .cloned()
-                .map(Some)
-                .ok_or_else(|| BrokerError::Metadata {
-                    path: path.display().to_string(),
-                    reason: "no cluster.id".into(),
-                })
+    let invalid = |reason: String| BrokerError::Metadata {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(MetaProperties {
+                cluster_id: None,
+                directory_id: Uuid::new_v4(),
+            })
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(BrokerError::io(format!("reading {}", path.display()), e)),
+        Err(e) => return Err(BrokerError::io(format!("reading {}", path.display()), e)),
+    };
+    let properties = parse_simple_properties(&text);
+    if let Some(stored) = properties.get("node.id") {
+        if stored != &node_id.to_string() {
+            return Err(invalid(format!(
+                "data directory belongs to node.id {stored}, not {node_id}"
+            )));
+        }
     }
+    let cluster_id = properties
+        .get("cluster.id")
+        .cloned()
+        .ok_or_else(|| invalid("no cluster.id".into()))?;
+    let directory_id = match properties.get("directory.id") {
+        Some(id) => decode_uuid(id).ok_or_else(|| invalid(format!("directory.id {id}")))?,
+        None => {
+            let id = Uuid::new_v4();
+            write_meta_properties(data_dir, node_id, &cluster_id, id)?;
+            id
+        }
+    };
+    Ok(MetaProperties {
+        cluster_id: Some(cluster_id),
+        directory_id,
+    })
 }
 
 /// Writes `meta.properties` for a directory that joined cluster `cluster_id`.
@@ -107,8 +132,12 @@ pub fn write_meta_properties(
     data_dir: &Path,
     node_id: i32,
     cluster_id: &str,
+    directory_id: Uuid,
 ) -> Result<(), BrokerError> {
-    let text = format!("version=1\nnode.id={node_id}\ncluster.id={cluster_id}\n");
+    let text = format!(
+        "version=1\nnode.id={node_id}\ncluster.id={cluster_id}\ndirectory.id={}\n",
+        encode_uuid(directory_id)
+    );
     write_atomically(&data_dir.join(META_PROPERTIES), text.as_bytes())
 }
 
@@ -141,6 +170,34 @@ pub fn encode_uuid(id: Uuid) -> String {
         }
     }
     out
+}
+
+/// The id [`encode_uuid`] printed; `None` for anything else.
+pub fn decode_uuid(text: &str) -> Option<Uuid> {
+    if text.len() != 22 {
+        return None;
+    }
+    let mut bits: u128 = 0;
+    for (i, c) in text.bytes().enumerate() {
+        let value = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        };
+        if i < 21 {
+            bits = (bits << 6) | u128::from(value);
+        } else {
+            // 22 characters hold 132 bits: the last 4 are padding, zero.
+            if value & 0xf != 0 {
+                return None;
+            }
+            bits = (bits << 2) | u128::from(value >> 4);
+        }
+    }
+    Some(Uuid::from_u128(bits))
 }
 
 /// The directory of one partition's log.
@@ -200,13 +257,34 @@ mod tests {
         save_topics(dir.path(), [&topic]).unwrap();
         assert_eq!(load_topics(dir.path()).unwrap(), vec![topic]);
 
-        assert_eq!(read_cluster_id(dir.path(), 1).unwrap(), None);
-        write_meta_properties(dir.path(), 1, "abc").unwrap();
-        assert_eq!(
-            read_cluster_id(dir.path(), 1).unwrap().as_deref(),
-            Some("abc")
-        );
-        assert!(read_cluster_id(dir.path(), 2).is_err());
+        let new = read_meta_properties(dir.path(), 1).unwrap();
+        assert_eq!(new.cluster_id, None);
+        write_meta_properties(dir.path(), 1, "abc", new.directory_id).unwrap();
+        let stored = read_meta_properties(dir.path(), 1).unwrap();
+        assert_eq!(stored.cluster_id.as_deref(), Some("abc"));
+        assert_eq!(stored.directory_id, new.directory_id);
+        assert!(read_meta_properties(dir.path(), 2).is_err());
+    }
+
+    #[test]
+    fn a_directory_of_an_earlier_release_is_given_an_id_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(META_PROPERTIES);
+        fs::write(&path, "version=1\nnode.id=1\ncluster.id=abc\n").unwrap();
+        let first = read_meta_properties(dir.path(), 1).unwrap();
+        assert_eq!(first.cluster_id.as_deref(), Some("abc"));
+        assert!(fs::read_to_string(&path).unwrap().contains("directory.id="));
+        assert_eq!(read_meta_properties(dir.path(), 1).unwrap(), first);
+    }
+
+    #[test]
+    fn uuids_decode_as_they_encode() {
+        for id in [Uuid::nil(), Uuid::from_bytes([0xff; 16]), Uuid::new_v4()] {
+            assert_eq!(decode_uuid(&encode_uuid(id)), Some(id));
+        }
+        assert_eq!(decode_uuid("short"), None);
+        assert_eq!(decode_uuid(&format!("{}x", "A".repeat(21))), None);
+        assert_eq!(decode_uuid(&format!("{}!", "A".repeat(21))), None);
     }
 
     #[test]

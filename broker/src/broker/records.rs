@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
@@ -23,7 +23,7 @@ use crate::quorum::{Quorum, QuorumConfig, WriteError};
 const QUORUM_READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a node of several voters says it is still waiting for them.
 const QUORUM_WAIT_REPORT: Duration = Duration::from_secs(10);
-use crate::metadata_store::{self, StoredTopic};
+use crate::metadata_store::{self, MetaProperties, StoredTopic};
 
 /// Removes partition directories whose `partition.metadata` names a topic id
 /// that the metadata no longer has: the remains of a deletion interrupted by
@@ -64,6 +64,7 @@ pub(super) fn open_quorum(
     data_dir: &Path,
     config: &BrokerConfig,
     controller: Option<std::net::TcpListener>,
+    directory_id: Uuid,
 ) -> Result<Quorum, BrokerError> {
     let node_id = config.node_id();
     let roles = NodeRoles::from_config(config).map_err(|e| BrokerError::Config(e.to_string()))?;
@@ -100,21 +101,29 @@ pub(super) fn open_quorum(
             listener: Some(listener),
             election_timeout_ms: config.controller_election_timeout_ms(),
             snapshot_after_entries: QuorumConfig::single(node_id).snapshot_after_entries,
+            directory_id,
         }
     } else {
-        QuorumConfig::single(node_id)
+        QuorumConfig {
+            directory_id,
+            ..QuorumConfig::single(node_id)
+        }
     };
     let voters = quorum_config.voters.clone();
     let quorum = Quorum::open(data_dir, quorum_config)?;
+    let grace = refusal_grace(config);
     if let Some(address) = learner_address {
-        let mut wait = Duration::from_secs(1);
-        while !quorum.join(&address, wait) {
-            wait = QUORUM_WAIT_REPORT;
-            tracing::warn!(
-                ?voters,
-                "waiting to join the controller quorum as a learner: no leader answers"
-            );
-        }
+        wait_reporting(
+            &quorum,
+            grace,
+            || quorum.join(&address, Duration::from_secs(1)),
+            || {
+                tracing::warn!(
+                    ?voters,
+                    "waiting to join the controller quorum as a learner: no leader answers"
+                )
+            },
+        )?;
         tracing::info!(%address, "following the metadata log as a learner");
     }
     if sole_voter {
@@ -124,14 +133,17 @@ pub(super) fn open_quorum(
             )));
         }
     } else {
-        let mut wait = Duration::from_secs(1);
-        while !quorum.wait_ready(wait) {
-            wait = QUORUM_WAIT_REPORT;
-            tracing::warn!(
+        wait_reporting(
+            &quorum,
+            grace,
+            || quorum.wait_ready(Duration::from_secs(1)),
+            || {
+                tracing::warn!(
                 ?voters,
                 "waiting for the controller quorum: no leader elected yet (a majority of the voters must be up and reachable)"
-            );
-        }
+            )
+            },
+        )?;
     }
     let carried = match pre_raft {
         Some(records) => records,
@@ -156,6 +168,65 @@ pub(super) fn open_quorum(
     Ok(quorum)
 }
 
+/// How long a node goes on while the others refuse it as a second node
+/// with a running node's id: the other may be this node's own earlier run on
+/// a directory since replaced, which the controller fences once it has been
+/// silent for a session.
+pub(super) fn refusal_grace(config: &BrokerConfig) -> Duration {
+    Duration::from_millis(
+        config
+            .broker_session_timeout_ms()
+            .saturating_add(config.broker_heartbeat_interval_ms().saturating_mul(2)),
+    )
+}
+
+/// Tries `attempt` (about a second each) until it succeeds, calling `report`
+/// every [`QUORUM_WAIT_REPORT`]; fails once the other nodes have refused
+/// this one for longer than `grace`.
+fn wait_reporting(
+    quorum: &Quorum,
+    grace: Duration,
+    mut attempt: impl FnMut() -> bool,
+    report: impl Fn(),
+) -> Result<(), BrokerError> {
+    let mut reported = Instant::now();
+    while !attempt() {
+        if let Some((lasting, reason)) = quorum.refusal() {
+            if lasting > grace {
+                return Err(BrokerError::Config(reason));
+            }
+        }
+        if reported.elapsed() >= QUORUM_WAIT_REPORT {
+            report();
+            reported = Instant::now();
+        }
+    }
+    Ok(())
+}
+
+/// Writes this broker's registration; while the controller refuses it as a
+/// second node with a running node's id, tries again for `grace` (see
+/// [`refusal_grace`]).
+pub(super) fn register(
+    quorum: &Quorum,
+    registration: MetadataRecord,
+    grace: Duration,
+) -> Result<(), BrokerError> {
+    let deadline = Instant::now() + grace;
+    loop {
+        match quorum.write(vec![registration.clone()]) {
+            Ok(()) => return Ok(()),
+            Err(WriteError::Rejected(refused @ ApplyError::DuplicateBrokerRegistration { .. }))
+                if Instant::now() < deadline =>
+            {
+                tracing::warn!("registering this broker: {refused}; trying again");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(e) => return Err(BrokerError::Config(format!("registering this broker: {e}"))),
+        }
+    }
+}
+
 /// The cluster id this node serves: the one in the metadata log, written
 /// there by the first node that found none (with the id of its data
 /// directory, or a new one). A data directory of another cluster is
@@ -164,8 +235,9 @@ pub(super) fn agree_on_cluster_id(
     quorum: &Quorum,
     data_dir: &Path,
     node_id: i32,
+    meta: &MetaProperties,
 ) -> Result<String, BrokerError> {
-    let stored = metadata_store::read_cluster_id(data_dir, node_id)?;
+    let stored = meta.cluster_id.clone();
     if quorum.image().cluster_id().is_none() {
         let proposed = stored
             .clone()
@@ -191,7 +263,7 @@ pub(super) fn agree_on_cluster_id(
         ))),
         Some(_) => Ok(agreed),
         None => {
-            metadata_store::write_meta_properties(data_dir, node_id, &agreed)?;
+            metadata_store::write_meta_properties(data_dir, node_id, &agreed, meta.directory_id)?;
             Ok(agreed)
         }
     }
@@ -272,6 +344,9 @@ pub(super) fn apply_error(error: ApplyError) -> ApiError {
         }
         ApplyError::ClusterIdSet { .. } => ResponseError::InconsistentClusterId,
         ApplyError::UnknownBroker { .. } => ResponseError::BrokerIdNotRegistered,
+        ApplyError::DuplicateBrokerRegistration { .. } => {
+            ResponseError::DuplicateBrokerRegistration
+        }
         ApplyError::TopicIdExists { .. } | ApplyError::ProducerIdsBackwards { .. } => {
             ResponseError::UnknownServerError
         }

@@ -75,6 +75,14 @@ pub enum ApplyError {
     ProducerIdsBackwards { current: i64, next: i64 },
     #[error("no broker {broker_id} is registered")]
     UnknownBroker { broker_id: i32 },
+    #[error(
+        "node.id {broker_id} is registered by a running node with data directory {registered}, not this one's ({directory}): two nodes have the same node.id"
+    )]
+    DuplicateBrokerRegistration {
+        broker_id: i32,
+        registered: Uuid,
+        directory: Uuid,
+    },
     #[error("the cluster id is {current} already, not {proposed}")]
     ClusterIdSet { current: String, proposed: String },
 }
@@ -104,6 +112,9 @@ impl MetadataImage {
     ) -> Result<(), ApplyError> {
         match record {
             MetadataRecord::RegisterBroker(registration) => {
+                if let Some(directory) = registration.directory_id {
+                    self.check_not_taken(registration.broker_id, directory)?;
+                }
                 self.brokers
                     .insert(registration.broker_id, registration.clone());
             }
@@ -273,6 +284,27 @@ impl MetadataImage {
 
     pub fn brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
         self.brokers.values()
+    }
+
+    /// Refuses node `node_id` on data directory `directory` while another
+    /// directory's node holds that id unfenced (Kafka's
+    /// DUPLICATE_BROKER_REGISTRATION): two nodes were given one `node.id`.
+    /// Once the other is fenced (silent for a session) the id is free, so a
+    /// node whose directory was replaced can come back.
+    pub fn check_not_taken(&self, node_id: i32, directory: Uuid) -> Result<(), ApplyError> {
+        match self.brokers.get(&node_id) {
+            Some(registered) if !registered.fenced => match registered.directory_id {
+                Some(registered) if registered != directory => {
+                    Err(ApplyError::DuplicateBrokerRegistration {
+                        broker_id: node_id,
+                        registered,
+                        directory,
+                    })
+                }
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        }
     }
 
     /// The config overrides of a resource (empty when it has none).

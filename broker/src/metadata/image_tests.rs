@@ -177,6 +177,48 @@ fn producer_ids_only_move_forward() {
 
 /// A record picked from a small universe of names and ids, so that the
 /// generated batches hit both the valid and the invalid cases.
+fn register(broker_id: i32, directory: Option<u128>) -> MetadataRecord {
+    MetadataRecord::RegisterBroker(BrokerRegistration {
+        broker_id,
+        incarnation_id: Uuid::new_v4(),
+        directory_id: directory.map(Uuid::from_u128),
+        endpoints: Vec::new(),
+        rack: None,
+        fenced: false,
+    })
+}
+
+#[test]
+fn a_running_brokers_id_is_refused_to_another_directory_until_it_is_fenced() {
+    let (image, _) = MetadataImage::default()
+        .apply(&[register(1, Some(10))])
+        .unwrap();
+    assert_eq!(
+        image.apply(&[register(1, Some(11))]).unwrap_err(),
+        ApplyError::DuplicateBrokerRegistration {
+            broker_id: 1,
+            registered: Uuid::from_u128(10),
+            directory: Uuid::from_u128(11),
+        }
+    );
+    // Its own restart, another id, and a record of an earlier release.
+    for fine in [
+        register(1, Some(10)),
+        register(2, Some(11)),
+        register(1, None),
+    ] {
+        assert!(image.apply(std::slice::from_ref(&fine)).is_ok(), "{fine:?}");
+    }
+    let (fenced, _) = image
+        .apply(&[MetadataRecord::FenceBroker { broker_id: 1 }])
+        .unwrap();
+    let (replaced, _) = fenced.apply(&[register(1, Some(11))]).unwrap();
+    assert_eq!(
+        replaced.broker(1).unwrap().directory_id,
+        Some(Uuid::from_u128(11))
+    );
+}
+
 fn any_record() -> impl Strategy<Value = MetadataRecord> {
     let name = prop::sample::select(vec!["a", "b", "c"]);
     prop_oneof![
@@ -192,6 +234,7 @@ fn any_record() -> impl Strategy<Value = MetadataRecord> {
             MetadataRecord::RegisterBroker(BrokerRegistration {
                 broker_id: id,
                 incarnation_id: Uuid::from_u128(id as u128),
+                directory_id: None,
                 endpoints: Vec::new(),
                 rack,
                 fenced: false,

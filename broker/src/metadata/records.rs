@@ -56,6 +56,12 @@ pub struct BrokerRegistration {
     /// New at every start of the process, so that a restarted broker is told
     /// apart from the one that registered before it.
     pub incarnation_id: Uuid,
+    /// The id of the broker's data directory (`directory.id`, Kafka's
+    /// `LogDirs`): the same across restarts, so a second node started with
+    /// a taken `node.id` is told apart. `None` in records of releases before
+    /// it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory_id: Option<Uuid>,
     pub endpoints: Vec<BrokerEndpoint>,
     pub rack: Option<String>,
     /// A fenced broker leads no partition and is not listed to clients.
@@ -108,6 +114,7 @@ mod tests {
             MetadataRecord::RegisterBroker(BrokerRegistration {
                 broker_id: 1,
                 incarnation_id: Uuid::from_u128(7),
+                directory_id: Some(Uuid::from_u128(8)),
                 endpoints: vec![BrokerEndpoint {
                     listener: "PLAINTEXT".into(),
                     host: "127.0.0.1".into(),

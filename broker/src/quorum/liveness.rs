@@ -12,7 +12,14 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use uuid::Uuid;
+
 use crate::metadata::{MetadataImage, MetadataRecord};
+
+/// A broker as its heartbeats name it: its id and its data directory's id.
+/// Only heartbeats of the registered directory keep a registration alive,
+/// so a second node given the same id cannot keep a dead one's going.
+pub type HeartbeatSource = (i32, Option<Uuid>);
 
 /// What the controller knows of one broker's heartbeats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,24 +34,24 @@ pub struct Liveness {
 /// The heartbeats received while this node leads.
 #[derive(Debug, Default)]
 pub struct Heartbeats {
-    table: Mutex<BTreeMap<i32, Liveness>>,
+    table: Mutex<BTreeMap<HeartbeatSource, Liveness>>,
 }
 
 impl Heartbeats {
-    /// A heartbeat from `broker_id`, which has applied up to `applied`,
+    /// A heartbeat from `source`, which has applied up to `applied`,
     /// received at `now` by a leader that has applied up to `leader_applied`.
     pub fn record(
         &self,
-        broker_id: i32,
+        source: HeartbeatSource,
         applied: Option<u64>,
         leader_applied: Option<u64>,
         now: Instant,
     ) {
         let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
-        let previous = table.get(&broker_id).and_then(|l| l.commit_at_previous);
+        let previous = table.get(&source).and_then(|l| l.commit_at_previous);
         let caught_up = previous.is_some() && applied >= previous;
         table.insert(
-            broker_id,
+            source,
             Liveness {
                 last_heartbeat: now,
                 commit_at_previous: leader_applied,
@@ -53,7 +60,7 @@ impl Heartbeats {
         );
     }
 
-    pub fn snapshot(&self) -> BTreeMap<i32, Liveness> {
+    pub fn snapshot(&self) -> BTreeMap<HeartbeatSource, Liveness> {
         self.table
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -67,7 +74,7 @@ impl Heartbeats {
 /// again and have caught up.
 pub fn fencing_changes(
     image: &MetadataImage,
-    heartbeats: &BTreeMap<i32, Liveness>,
+    heartbeats: &BTreeMap<HeartbeatSource, Liveness>,
     now: Instant,
     leader_since: Instant,
     session_timeout: Duration,
@@ -75,7 +82,7 @@ pub fn fencing_changes(
     image
         .brokers()
         .filter_map(|broker| {
-            let heard = heartbeats.get(&broker.broker_id);
+            let heard = heartbeats.get(&(broker.broker_id, broker.directory_id));
             let last = heard.map_or(leader_since, |l| l.last_heartbeat.max(leader_since));
             let alive = now.saturating_duration_since(last) <= session_timeout;
             let broker_id = broker.broker_id;
@@ -104,6 +111,7 @@ mod tests {
                 let registered = MetadataRecord::RegisterBroker(BrokerRegistration {
                     broker_id: id,
                     incarnation_id: Uuid::new_v4(),
+                    directory_id: None,
                     endpoints: Vec::new(),
                     rack: None,
                     fenced: false,
@@ -122,7 +130,7 @@ mod tests {
         let start = Instant::now();
         let image = image(&[(1, false), (2, false)]);
         let heartbeats = Heartbeats::default();
-        heartbeats.record(1, Some(5), Some(5), start + Duration::from_secs(8));
+        heartbeats.record((1, None), Some(5), Some(5), start + Duration::from_secs(8));
         let table = heartbeats.snapshot();
         // A new leader gives everyone a whole session.
         assert!(fencing_changes(&image, &table, start + SESSION, start, SESSION).is_empty());
@@ -140,16 +148,47 @@ mod tests {
         let heartbeats = Heartbeats::default();
         let at = |s| start + Duration::from_secs(s);
         // First heartbeat: alive, but not yet known to be caught up.
-        heartbeats.record(2, Some(3), Some(10), at(1));
-        heartbeats.record(1, Some(10), Some(10), at(1));
+        heartbeats.record((2, None), Some(3), Some(10), at(1));
+        heartbeats.record((1, None), Some(10), Some(10), at(1));
         assert!(fencing_changes(&image, &heartbeats.snapshot(), at(1), start, SESSION).is_empty());
         // Still behind what the leader had at the previous heartbeat.
-        heartbeats.record(2, Some(9), Some(12), at(2));
+        heartbeats.record((2, None), Some(9), Some(12), at(2));
         assert!(fencing_changes(&image, &heartbeats.snapshot(), at(2), start, SESSION).is_empty());
-        heartbeats.record(2, Some(12), Some(12), at(3));
+        heartbeats.record((2, None), Some(12), Some(12), at(3));
         assert_eq!(
             fencing_changes(&image, &heartbeats.snapshot(), at(3), start, SESSION),
             vec![MetadataRecord::UnfenceBroker { broker_id: 2 }]
         );
+    }
+
+    #[test]
+    fn only_heartbeats_of_the_registered_directory_keep_a_broker_alive() {
+        let start = Instant::now();
+        let (registered, other) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let register = |fenced: bool| {
+            let mut records = vec![MetadataRecord::RegisterBroker(BrokerRegistration {
+                broker_id: 1,
+                incarnation_id: Uuid::new_v4(),
+                directory_id: Some(registered),
+                endpoints: Vec::new(),
+                rack: None,
+                fenced: false,
+            })];
+            if fenced {
+                records.push(MetadataRecord::FenceBroker { broker_id: 1 });
+            }
+            MetadataImage::default().apply(&records).unwrap().0
+        };
+        let heartbeats = Heartbeats::default();
+        let at = |s| start + Duration::from_secs(s);
+        for second in 1..=12 {
+            heartbeats.record((1, Some(other)), Some(5), Some(5), at(second));
+        }
+        let table = heartbeats.snapshot();
+        assert_eq!(
+            fencing_changes(&register(false), &table, at(12), start, SESSION),
+            vec![MetadataRecord::FenceBroker { broker_id: 1 }]
+        );
+        assert!(fencing_changes(&register(true), &table, at(12), start, SESSION).is_empty());
     }
 }

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Raft, ServerState, SnapshotPolicy};
+use uuid::Uuid;
 
 use crate::metadata::{ApplyError, MetadataImage, MetadataRecord};
 pub use log_store::QUORUM_STATE_FILE;
@@ -70,6 +71,8 @@ pub struct QuorumConfig {
     /// A snapshot is taken after this many entries, and all but a tenth of
     /// them are then dropped from the log.
     pub snapshot_after_entries: u64,
+    /// This node's data directory id, named in its messages to the others.
+    pub directory_id: Uuid,
 }
 
 impl QuorumConfig {
@@ -81,6 +84,7 @@ impl QuorumConfig {
             listener: None,
             election_timeout_ms: 1000,
             snapshot_after_entries: 1000,
+            directory_id: Uuid::nil(),
         }
     }
 }
@@ -196,11 +200,17 @@ impl Quorum {
                     .map(|(id, n)| (*id, n.addr.clone()))
                     .collect(),
             ),
+            identity: network::Sender {
+                node_id: config.node_id,
+                directory_id: config.directory_id,
+            },
+            refusal: Arc::default(),
         };
         let routes = network.clone();
         let heartbeats = Arc::new(liveness::Heartbeats::default());
         let leader_since = Arc::new(std::sync::Mutex::new(None));
-        let (serving_heartbeats, leading) = (heartbeats.clone(), leader_since.clone());
+        let leading = leader_since.clone();
+        let (serving_heartbeats, serving_image) = (heartbeats.clone(), published.clone());
         let election_timeout = Duration::from_millis(timeout);
         let confirmed = Arc::new(std::sync::Mutex::new(None));
         let confirming = confirmed.clone();
@@ -219,7 +229,12 @@ impl Quorum {
                     .set_nonblocking(true)
                     .and_then(|()| tokio::net::TcpListener::from_std(listener))
                     .map_err(|e| QuorumError::Other(format!("controller listener: {e}")))?;
-                tokio::spawn(network::serve(listener, raft.clone(), serving_heartbeats));
+                let serving = network::Serving {
+                    raft: raft.clone(),
+                    heartbeats: serving_heartbeats,
+                    published: serving_image,
+                };
+                tokio::spawn(network::serve(listener, serving));
             }
             let initialized = raft
                 .is_initialized()
@@ -302,15 +317,13 @@ impl Quorum {
             return false;
         };
         let voters: Vec<String> = self.network.addresses.values().cloned().collect();
-        let Ok(node_id) = raft_node_id(self.node_id) else {
-            return false;
-        };
+        let network = self.network.clone();
         let address = address.to_string();
         run(&handle, async move {
             let deadline = Instant::now() + timeout;
             while Instant::now() < deadline {
                 for voter in &voters {
-                    let asked = network::join(voter.clone(), node_id, address.clone());
+                    let asked = network.join(voter.clone(), address.clone());
                     if let Ok(Ok(Ok(()))) = tokio::time::timeout(timeout, asked).await {
                         return true;
                     }
@@ -320,6 +333,13 @@ impl Quorum {
             false
         })
         .unwrap_or(false)
+    }
+
+    /// How long the other nodes have been refusing this one's messages, and
+    /// why (its node id belongs to another running node); `None` while they
+    /// accept them.
+    pub fn refusal(&self) -> Option<(Duration, String)> {
+        self.network.refusal.lasting()
     }
 
     /// Waits until this node knows a leader and has applied every entry it
@@ -385,13 +405,13 @@ impl Quorum {
         }
     }
 
-    /// Tells the leader that broker `broker_id` (this node's) is alive and
-    /// how far it has applied the metadata; waits at most `timeout`.
-    pub fn heartbeat(&self, broker_id: i32, timeout: Duration) {
+    /// Tells the leader that this node's broker is alive and how far it has
+    /// applied the metadata; waits at most `timeout`.
+    pub fn heartbeat(&self, timeout: Duration) {
         let metrics = self.raft.metrics().borrow().clone();
         let applied = metrics.last_applied.map(|l| l.index);
         if metrics.state == ServerState::Leader {
-            network::record_heartbeat(&self.raft, &self.heartbeats, broker_id, applied);
+            network::record_heartbeat(&self.raft, &self.heartbeats, self.network.identity, applied);
             return;
         }
         let Some(leader) = metrics.current_leader else {
@@ -404,11 +424,10 @@ impl Quorum {
         let Ok(handle) = self.handle() else {
             return;
         };
-        let sent = network::heartbeat(address, broker_id, applied);
-        let _ = run(
-            &handle,
-            async move { tokio::time::timeout(timeout, sent).await },
-        );
+        let network = self.network.clone();
+        let _ = run(&handle, async move {
+            tokio::time::timeout(timeout, network.heartbeat(address, applied)).await
+        });
     }
 
     /// On the active controller: the fencing and unfencing that brokers'
@@ -492,7 +511,7 @@ async fn write_through_leader(
             Ok(Err(error)) => return Err(WriteError::Stopped(error.to_string())),
         };
         if let (Some(id), Some(leader)) = (forward.leader_id, forward.leader_node) {
-            let sent = network::propose(network.address(id, &leader), records.clone());
+            let sent = network.propose(network.address(id, &leader), records.clone());
             match tokio::time::timeout(remaining, sent).await {
                 Err(_) => return Err(timed_out()),
                 Ok(Ok(network::ProposeOutcome::Written { index })) => {

@@ -1,7 +1,14 @@
 //! How the controllers talk Raft: on the controller listener, each message
-//! is a 4-byte big-endian length and the JSON of a [`RaftRequest`]; the
-//! answer is framed the same way. One request is in flight per connection;
-//! openraft keeps one client per peer and replication stream.
+//! is a 4-byte big-endian length and the JSON of a [`RaftRequest`] with its
+//! [`Sender`]; the answer is framed the same way. One request is in flight
+//! per connection; openraft keeps one client per peer and replication
+//! stream.
+//!
+//! Every message names its sender's node id and data directory id. A node
+//! refuses the messages of a second node given a running node's id
+//! ([`MetadataImage::check_not_taken`](crate::metadata::MetadataImage::check_not_taken)),
+//! before openraft sees them: such a node would otherwise vote and raise
+//! terms under another node's name.
 //!
 //! This is not the Kafka protocol: openraft's messages (pushed AppendEntries,
 //! Vote, whole snapshots) have no Kafka equivalent, KRaft's pull-based RPCs
@@ -10,8 +17,8 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use openraft::error::{
     ClientWriteError, Fatal, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed,
@@ -26,9 +33,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufStream};
 use tokio::net::{TcpListener, TcpStream};
+use uuid::Uuid;
 
 use super::liveness::Heartbeats;
-use super::state_machine::StoredSnapshot;
+use super::state_machine::{Published, StoredSnapshot};
 use super::TypeConfig;
 use crate::metadata::{ApplyError, MetadataRecord};
 
@@ -45,17 +53,35 @@ pub enum RaftRequest {
     },
     /// A change from a voter that does not lead, for the leader to write.
     Propose(Vec<MetadataRecord>),
-    /// A broker is alive and has applied the metadata up to `applied`.
+    /// The sending broker is alive and has applied the metadata up to
+    /// `applied`.
     Heartbeat {
-        broker_id: i32,
         applied: Option<u64>,
     },
-    /// A broker-only node asks to follow the log as a learner, reached at
-    /// `address`.
+    /// The sending broker-only node asks to follow the log as a learner,
+    /// reached at `address`.
     Join {
-        node_id: u64,
         address: String,
     },
+}
+
+/// Who sends a message: a node id and the node's data directory id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sender {
+    pub node_id: i32,
+    pub directory_id: Uuid,
+}
+
+#[derive(Serialize)]
+struct Outgoing<'a> {
+    from: Sender,
+    request: &'a RaftRequest,
+}
+
+#[derive(Deserialize)]
+struct Incoming {
+    from: Sender,
+    request: RaftRequest,
 }
 
 /// What became of a forwarded change.
@@ -80,9 +106,39 @@ pub enum RaftResponse {
     Heartbeat(bool),
     /// Whether the leader took the node in as a learner, or why not.
     Join(Result<(), String>),
+    /// The sender's node id belongs to another running node.
+    Refused(String),
 }
 
-async fn write_message<T: Serialize>(
+/// Since when, and why, other nodes refuse this node's messages.
+#[derive(Debug, Default)]
+pub struct Refusal(Mutex<Option<(Instant, String)>>);
+
+impl Refusal {
+    fn note(&self, reason: &str) {
+        let mut refused = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if refused.is_none() {
+            tracing::warn!("another node refuses this one: {reason}");
+            *refused = Some((Instant::now(), reason.to_string()));
+        }
+    }
+
+    fn clear(&self) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// How long the refusals have gone on without an accepted message in
+    /// between, and the latest reason.
+    pub fn lasting(&self) -> Option<(Duration, String)> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|(since, reason)| (since.elapsed(), reason.clone()))
+    }
+}
+
+async fn write_message<T: Serialize + ?Sized>(
     stream: &mut BufStream<TcpStream>,
     message: &T,
 ) -> io::Result<()> {
@@ -117,8 +173,17 @@ async fn read_message<T: DeserializeOwned>(
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
+/// What answering a peer takes.
+#[derive(Clone)]
+pub struct Serving {
+    pub raft: Raft<TypeConfig>,
+    pub heartbeats: Arc<Heartbeats>,
+    /// The image, to refuse a second node with a running node's id.
+    pub published: Arc<Published>,
+}
+
 /// Answers the Raft messages of peers on `listener` until the quorum stops.
-pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, heartbeats: Arc<Heartbeats>) {
+pub async fn serve(listener: TcpListener, serving: Serving) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -129,56 +194,26 @@ pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, heartbeats: Ar
             }
         };
         let _ = stream.set_nodelay(true);
-        let raft = raft.clone();
-        let heartbeats = heartbeats.clone();
+        let serving = serving.clone();
         tokio::spawn(async move {
-            if let Err(error) = answer(BufStream::new(stream), raft, heartbeats).await {
+            if let Err(error) = answer(BufStream::new(stream), serving).await {
                 tracing::debug!(%peer, %error, "controller connection closed");
             }
         });
     }
 }
 
-async fn answer(
-    mut stream: BufStream<TcpStream>,
-    raft: Raft<TypeConfig>,
-    heartbeats: Arc<Heartbeats>,
-) -> io::Result<()> {
-    while let Some(request) = read_message::<RaftRequest>(&mut stream).await? {
-        let response = match request {
-            RaftRequest::AppendEntries(request) => {
-                RaftResponse::AppendEntries(raft.append_entries(request).await)
-            }
-            RaftRequest::Vote(request) => RaftResponse::Vote(raft.vote(request).await),
-            RaftRequest::Snapshot { vote, snapshot } => {
-                let snapshot = Snapshot {
-                    meta: snapshot.meta,
-                    snapshot: Box::new(snapshot.records),
-                };
-                RaftResponse::Snapshot(raft.install_full_snapshot(vote, snapshot).await)
-            }
-            RaftRequest::Heartbeat { broker_id, applied } => {
-                RaftResponse::Heartbeat(record_heartbeat(&raft, &heartbeats, broker_id, applied))
-            }
-            RaftRequest::Join { node_id, address } => {
-                let added = raft
-                    .add_learner(node_id, BasicNode { addr: address }, false)
-                    .await;
-                RaftResponse::Join(added.map(|_| ()).map_err(|e| e.to_string()))
-            }
-            RaftRequest::Propose(records) => {
-                RaftResponse::Propose(match raft.client_write(records).await {
-                    Ok(written) => match written.data {
-                        Ok(()) => ProposeOutcome::Written {
-                            index: written.log_id.index,
-                        },
-                        Err(error) => ProposeOutcome::Rejected(error),
-                    },
-                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                        ProposeOutcome::NotLeader
-                    }
-                    Err(error) => ProposeOutcome::Failed(error.to_string()),
-                })
+async fn answer(mut stream: BufStream<TcpStream>, serving: Serving) -> io::Result<()> {
+    let mut warned = false;
+    while let Some(Incoming { from, request }) = read_message(&mut stream).await? {
+        let image = serving.published.image();
+        let response = match image.check_not_taken(from.node_id, from.directory_id) {
+            Ok(()) => answer_one(&serving, from, request).await,
+            Err(refused) => {
+                if !std::mem::replace(&mut warned, true) {
+                    tracing::warn!("refusing the messages of a node: {refused}");
+                }
+                RaftResponse::Refused(refused.to_string())
             }
         };
         write_message(&mut stream, &response).await?;
@@ -186,11 +221,54 @@ async fn answer(
     Ok(())
 }
 
+async fn answer_one(serving: &Serving, from: Sender, request: RaftRequest) -> RaftResponse {
+    let raft = &serving.raft;
+    match request {
+        RaftRequest::AppendEntries(request) => {
+            RaftResponse::AppendEntries(raft.append_entries(request).await)
+        }
+        RaftRequest::Vote(request) => RaftResponse::Vote(raft.vote(request).await),
+        RaftRequest::Snapshot { vote, snapshot } => {
+            let snapshot = Snapshot {
+                meta: snapshot.meta,
+                snapshot: Box::new(snapshot.records),
+            };
+            RaftResponse::Snapshot(raft.install_full_snapshot(vote, snapshot).await)
+        }
+        RaftRequest::Heartbeat { applied } => {
+            RaftResponse::Heartbeat(record_heartbeat(raft, &serving.heartbeats, from, applied))
+        }
+        RaftRequest::Join { address } => match u64::try_from(from.node_id) {
+            Ok(node_id) => {
+                let added = raft
+                    .add_learner(node_id, BasicNode { addr: address }, false)
+                    .await;
+                RaftResponse::Join(added.map(|_| ()).map_err(|e| e.to_string()))
+            }
+            Err(_) => RaftResponse::Join(Err(format!("node id {}", from.node_id))),
+        },
+        RaftRequest::Propose(records) => {
+            RaftResponse::Propose(match raft.client_write(records).await {
+                Ok(written) => match written.data {
+                    Ok(()) => ProposeOutcome::Written {
+                        index: written.log_id.index,
+                    },
+                    Err(error) => ProposeOutcome::Rejected(error),
+                },
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                    ProposeOutcome::NotLeader
+                }
+                Err(error) => ProposeOutcome::Failed(error.to_string()),
+            })
+        }
+    }
+}
+
 /// Notes a broker's heartbeat if this node leads; returns whether it does.
 pub fn record_heartbeat(
     raft: &Raft<TypeConfig>,
     heartbeats: &Heartbeats,
-    broker_id: i32,
+    from: Sender,
     applied: Option<u64>,
 ) -> bool {
     let metrics = raft.metrics().borrow().clone();
@@ -198,7 +276,7 @@ pub fn record_heartbeat(
     if leads {
         let leader_applied = metrics.last_applied.map(|l| l.index);
         heartbeats.record(
-            broker_id,
+            (from.node_id, Some(from.directory_id)),
             applied,
             leader_applied,
             std::time::Instant::now(),
@@ -207,53 +285,100 @@ pub fn record_heartbeat(
     leads
 }
 
-/// Sends one request to `addr` on a connection of its own and reads the
-/// answer.
-async fn call_once(addr: &str, request: &RaftRequest) -> io::Result<RaftResponse> {
-    let stream = TcpStream::connect(addr).await?;
-    let _ = stream.set_nodelay(true);
-    let mut stream = BufStream::new(stream);
-    write_message(&mut stream, request).await?;
-    read_message(&mut stream)
-        .await?
-        .ok_or_else(|| io::ErrorKind::UnexpectedEof.into())
-}
-
-/// Tells the leader at `addr` that `broker_id` is alive.
-pub async fn heartbeat(addr: String, broker_id: i32, applied: Option<u64>) -> io::Result<bool> {
-    match call_once(&addr, &RaftRequest::Heartbeat { broker_id, applied }).await? {
-        RaftResponse::Heartbeat(accepted) => Ok(accepted),
-        other => Err(wrong_kind(&other)),
-    }
-}
-
-/// Asks the voter at `addr` to take this node in as a learner; the voter
-/// must be the leader for it to work.
-pub async fn join(addr: String, node_id: u64, address: String) -> io::Result<Result<(), String>> {
-    match call_once(&addr, &RaftRequest::Join { node_id, address }).await? {
-        RaftResponse::Join(outcome) => Ok(outcome),
-        other => Err(wrong_kind(&other)),
-    }
-}
-
-/// Sends a change to the leader at `addr` and waits for what became of it.
-pub async fn propose(addr: String, records: Vec<MetadataRecord>) -> io::Result<ProposeOutcome> {
-    match call_once(&addr, &RaftRequest::Propose(records)).await? {
-        RaftResponse::Propose(outcome) => Ok(outcome),
-        other => Err(wrong_kind(&other)),
-    }
-}
-
 /// Makes a client per peer. A peer is reached at the address this node's
 /// own `controller.quorum.voters` gives it (as KRaft's voters connect), not
 /// the one in the log's voter set: each node may reach the others its own
 /// way (another interface, a proxy).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Network {
     pub addresses: Arc<BTreeMap<u64, String>>,
+    /// This node, as its messages name it.
+    pub identity: Sender,
+    pub refusal: Arc<Refusal>,
 }
 
 impl Network {
+    /// Sends `request` and reads the answer on `stream`; a refusal is noted
+    /// and becomes an error.
+    async fn exchange(
+        &self,
+        stream: &mut BufStream<TcpStream>,
+        request: &RaftRequest,
+    ) -> Result<RaftResponse, CallError> {
+        let outgoing = Outgoing {
+            from: self.identity,
+            request,
+        };
+        write_message(stream, &outgoing)
+            .await
+            .map_err(CallError::Network)?;
+        match read_message(stream).await {
+            Ok(Some(RaftResponse::Refused(reason))) => {
+                self.refusal.note(&reason);
+                Err(CallError::Network(io::Error::other(reason)))
+            }
+            Ok(Some(response)) => {
+                self.refusal.clear();
+                Ok(response)
+            }
+            Ok(None) => Err(CallError::Network(io::ErrorKind::UnexpectedEof.into())),
+            Err(error) => Err(CallError::Network(error)),
+        }
+    }
+
+    /// Sends one request to `addr` on a connection of its own and reads the
+    /// answer.
+    async fn call_once(&self, addr: &str, request: &RaftRequest) -> io::Result<RaftResponse> {
+        let stream = TcpStream::connect(addr).await?;
+        let _ = stream.set_nodelay(true);
+        let mut stream = BufStream::new(stream);
+        self.exchange(&mut stream, request)
+            .await
+            .map_err(|error| match error {
+                CallError::Unreachable(e) | CallError::Network(e) => e,
+                CallError::Timeout => io::ErrorKind::TimedOut.into(),
+            })
+    }
+
+    /// Tells the leader at `addr` that this node's broker is alive.
+    pub async fn heartbeat(&self, addr: String, applied: Option<u64>) -> io::Result<bool> {
+        match self
+            .call_once(&addr, &RaftRequest::Heartbeat { applied })
+            .await?
+        {
+            RaftResponse::Heartbeat(accepted) => Ok(accepted),
+            other => Err(wrong_kind(&other)),
+        }
+    }
+
+    /// Asks the voter at `addr` to take this node in as a learner reached at
+    /// `address`; the voter must be the leader for it to work.
+    pub async fn join(&self, addr: String, address: String) -> io::Result<Result<(), String>> {
+        match self
+            .call_once(&addr, &RaftRequest::Join { address })
+            .await?
+        {
+            RaftResponse::Join(outcome) => Ok(outcome),
+            other => Err(wrong_kind(&other)),
+        }
+    }
+
+    /// Sends a change to the leader at `addr` and waits for what became of
+    /// it.
+    pub async fn propose(
+        &self,
+        addr: String,
+        records: Vec<MetadataRecord>,
+    ) -> io::Result<ProposeOutcome> {
+        match self
+            .call_once(&addr, &RaftRequest::Propose(records))
+            .await?
+        {
+            RaftResponse::Propose(outcome) => Ok(outcome),
+            other => Err(wrong_kind(&other)),
+        }
+    }
+
     /// Where to reach `target`: this node's configured address for it, or
     /// the one in the voter set.
     pub fn address(&self, target: u64, node: &BasicNode) -> String {
@@ -273,6 +398,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             addr: self.address(target, node),
             stream: None,
+            network: self.clone(),
         }
     }
 }
@@ -281,6 +407,7 @@ pub struct PeerClient {
     target: u64,
     addr: String,
     stream: Option<BufStream<TcpStream>>,
+    network: Network,
 }
 
 /// Why a call got no answer.
@@ -319,14 +446,7 @@ impl PeerClient {
             self.stream = Some(BufStream::new(stream));
         }
         let stream = self.stream.as_mut().expect("connected above");
-        write_message(stream, request)
-            .await
-            .map_err(CallError::Network)?;
-        match read_message(stream).await {
-            Ok(Some(response)) => Ok(response),
-            Ok(None) => Err(CallError::Network(io::ErrorKind::UnexpectedEof.into())),
-            Err(error) => Err(CallError::Network(error)),
-        }
+        self.network.exchange(stream, request).await
     }
 
     fn rpc_error<E: std::error::Error>(

@@ -170,6 +170,7 @@ impl Cluster {
             listener: Some(listener),
             election_timeout_ms: 150,
             snapshot_after_entries: 10,
+            directory_id: uuid::Uuid::from_u128(id as u128),
         };
         let quorum = Quorum::open(&self.dir(id), config).unwrap();
         self.nodes.insert(id, quorum);
