@@ -6,21 +6,22 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-/// One fetch of `partitions` of `topic` from offset 0, each up to
-/// `partition_max_bytes`; the records of each partition.
-fn fetch_all(
+/// One fetch by `replica_id` (-1: a consumer) of `partitions` of `topic`
+/// from offset 0, each up to `partition_max_bytes`.
+fn fetch(
     client: &mut RawClient,
     topic: &str,
     partitions: i32,
     partition_max_bytes: i32,
-    version: i16,
-) -> Vec<Bytes> {
+    (version, replica_id): (i16, i32),
+) -> FetchResponse {
     let request = FetchRequest::default()
-        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_replica_id(kafka_protocol::messages::BrokerId(replica_id))
         .with_max_wait_ms(0)
         .with_max_bytes(64 << 20)
         .with_topics(vec![FetchTopic::default()
@@ -35,7 +36,25 @@ fn fetch_all(
                     })
                     .collect(),
             )]);
-    let response: FetchResponse = client.request(ApiKey::Fetch, version, &request);
+    client.request(ApiKey::Fetch, version, &request)
+}
+
+/// A consumer's fetch of `partitions` of `topic` from offset 0, each up to
+/// `partition_max_bytes`; the records of each partition.
+fn fetch_all(
+    client: &mut RawClient,
+    topic: &str,
+    partitions: i32,
+    partition_max_bytes: i32,
+    version: i16,
+) -> Vec<Bytes> {
+    let response = fetch(
+        client,
+        topic,
+        partitions,
+        partition_max_bytes,
+        (version, -1),
+    );
     response.responses[0]
         .partitions
         .iter()
@@ -104,4 +123,30 @@ fn fetched_records_are_the_segment_bytes_for_small_and_large_reads() {
     }
     // The broker still serves afterwards.
     assert_serves_metadata(&bootstrap);
+}
+
+/// A fetch as a follower (replica id 0 or above) from a broker that is no
+/// replica of the partition (none is, before replication) gets
+/// NOT_LEADER_OR_FOLLOWER and no records, as Kafka answers; consumers are
+/// served as before.
+#[test]
+fn a_fetch_by_a_broker_that_is_not_a_replica_gets_not_leader_or_follower() {
+    let broker = Broker::start(&[]);
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("not-a-follower");
+    create_topic(&bootstrap, &topic, 1);
+    let mut client = RawClient::connect(&bootstrap);
+    let (error_code, _) = client.produce(&topic, 0, encode_batch(&[b"v"], now_ms()).freeze());
+    assert_eq!(error_code, 0);
+    for (version, replica_id) in [(4, 1), (12, 1), (12, 7)] {
+        let response = fetch(&mut client, &topic, 1, 1 << 20, (version, replica_id));
+        let partition = &response.responses[0].partitions[0];
+        assert_eq!(
+            partition.error_code,
+            ResponseError::NotLeaderOrFollower.code(),
+            "v{version} replica {replica_id}"
+        );
+        assert!(partition.records.as_ref().is_none_or(|r| r.is_empty()));
+    }
+    assert!(!fetch_all(&mut client, &topic, 1, 1 << 20, 12)[0].is_empty());
 }

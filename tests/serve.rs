@@ -206,6 +206,46 @@ fn dynamic_broker_configs_override_the_file_and_survive_a_restart() {
     );
     expect_dynamic(&admin);
 
+    // Another broker's id, or one no broker has: INVALID_REQUEST, as Kafka
+    // answers a broker resource sent to the wrong broker.
+    let described: DescribeConfigsResponse = client.request(
+        ApiKey::DescribeConfigs,
+        4,
+        &DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_static_str("99"))
+            .with_configuration_keys(None)]),
+    );
+    let altered: IncrementalAlterConfigsResponse = client.request(
+        ApiKey::IncrementalAlterConfigs,
+        1,
+        &IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(StrBytes::from_static_str("99"))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str("log.retention.ms"))
+                    .with_value(Some(StrBytes::from_static_str("1")))]),
+        ]),
+    );
+    let answers = [
+        (
+            described.results[0].error_code,
+            described.results[0].error_message.clone(),
+        ),
+        (
+            altered.responses[0].error_code,
+            altered.responses[0].error_message.clone(),
+        ),
+    ];
+    for (code, message) in answers {
+        assert_eq!(code, 42, "INVALID_REQUEST: {message:?}");
+        assert!(
+            message.is_some_and(|m| m.contains("Unexpected broker id, expected 1 but received 99"))
+        );
+    }
+    expect_dynamic(&admin);
+
     broker.stop_sigterm();
     broker.restart();
     expect_dynamic(&admin_client(&broker.bootstrap()));

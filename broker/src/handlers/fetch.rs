@@ -69,6 +69,10 @@ impl FetchReply {
 pub async fn handle(broker: &Broker, request: FetchRequest) -> FetchReply {
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let read_committed = request.isolation_level == READ_COMMITTED;
+    // A broker fetching as a follower (replica id 0 or above, Kafka's
+    // follower fetch): no partition has followers before replication, so
+    // none is served to it, as Kafka answers a broker that is not a replica.
+    let from_replica = request.replica_id.0 >= 0;
     let topics: Vec<(TopicName, Vec<Target>)> = request
         .topics
         .into_iter()
@@ -79,8 +83,11 @@ pub async fn handle(broker: &Broker, request: FetchRequest) -> FetchReply {
                 .into_iter()
                 .map(|request| Target {
                     partition: partition_of(resolved.as_deref(), request.partition)
-                        .cloned()
-                        .map_err(|e| e.code),
+                        .map_err(|e| e.code)
+                        .and_then(|p| match from_replica {
+                            true => Err(ResponseError::NotLeaderOrFollower),
+                            false => Ok(p.clone()),
+                        }),
                     request,
                 })
                 .collect();
