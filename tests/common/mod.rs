@@ -28,8 +28,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
@@ -795,35 +795,27 @@ pub fn assert_serves_metadata(bootstrap: &str) {
 // Raw wire-protocol client
 // ---------------------------------------------------------------------------------------
 
-/// A Kafka client on a plain TCP socket: sends size-prefixed frames built with
-/// kafka-protocol and decodes the answers, or sends arbitrary bytes.
+/// A Kafka client for tests, over `strata-client`'s connection: sends
+/// requests at any version, or frames and bytes of any shape, and panics on
+/// what a test does not expect.
 pub struct RawClient {
-    stream: TcpStream,
-    next_correlation_id: i32,
+    client: strata_client::blocking::Client,
 }
 
-/// What the broker did with a request.
-#[derive(Debug)]
-pub enum RawReply {
-    /// A size-prefixed response: correlation id and the body after the response header.
-    Response { correlation_id: i32, body: Bytes },
-    /// The broker closed the connection (EOF or reset) instead of answering.
-    Closed,
-}
+pub use strata_client::RawReply;
 
 impl RawClient {
+    /// Connects without sending anything (the test sends what it wants
+    /// first).
     pub fn connect(bootstrap: &str) -> RawClient {
-        let stream = TcpStream::connect(bootstrap).expect("connect to the broker");
-        stream
-            .set_read_timeout(Some(TIMEOUT))
-            .expect("set read timeout");
-        stream
-            .set_write_timeout(Some(TIMEOUT))
-            .expect("set write timeout");
-        RawClient {
-            stream,
-            next_correlation_id: 1,
-        }
+        let options = strata_client::Options {
+            client_id: "strata-e2e".to_string(),
+            io_timeout: TIMEOUT,
+            ..Default::default()
+        };
+        let client = strata_client::blocking::Client::connect_raw(bootstrap, options)
+            .expect("connect to the broker");
+        RawClient { client }
     }
 
     /// Encodes a request header (the version the API key and version demand) followed
@@ -834,16 +826,9 @@ impl RawClient {
         version: i16,
         body: &T,
     ) -> (i32, BytesMut) {
-        let correlation_id = self.next_correlation_id;
-        self.next_correlation_id += 1;
-        let header = request_header(api_key as i16, version, correlation_id);
-        let mut frame = BytesMut::new();
-        header
-            .encode(&mut frame, api_key.request_header_version(version))
-            .expect("encode request header");
-        body.encode(&mut frame, version)
-            .expect("encode request body");
-        (correlation_id, frame)
+        self.client
+            .encode(api_key, version, body)
+            .expect("encode the request")
     }
 
     /// Sends a request and decodes the response as `R` at `version`.
@@ -853,92 +838,36 @@ impl RawClient {
         version: i16,
         body: &T,
     ) -> R {
-        let (correlation_id, frame) = self.encode_request(api_key, version, body);
-        self.send_frame(&frame);
-        match self.read_reply(api_key.response_header_version(version)) {
-            RawReply::Response {
-                correlation_id: got,
-                mut body,
-            } => {
-                assert_eq!(got, correlation_id, "correlation id of the response");
-                R::decode(&mut body, version)
-                    .unwrap_or_else(|e| panic!("decode {api_key:?} v{version} response: {e}"))
-            }
-            RawReply::Closed => {
-                panic!("broker closed the connection instead of answering {api_key:?} v{version}")
-            }
-        }
+        self.client
+            .request_at(api_key, version, body)
+            .unwrap_or_else(|e| panic!("{api_key:?} v{version}: {e}"))
     }
 
-    /// Writes a 4-byte big-endian size followed by `frame`.
+    /// Writes a 4-byte big-endian size followed by `frame`. A write error (the
+    /// broker already closed) is ignored: the reply tells what happened.
     pub fn send_frame(&mut self, frame: &[u8]) {
-        let size = i32::try_from(frame.len()).expect("frame fits in i32");
-        let mut bytes = Vec::with_capacity(frame.len() + 4);
-        bytes.put_i32(size);
-        bytes.extend_from_slice(frame);
-        self.send_raw(&bytes);
+        let _ = self.client.send_frame(frame);
     }
 
-    /// Writes bytes as they are. A write error (the broker already closed) is ignored:
-    /// the reply tells what happened.
+    /// Writes bytes as they are; a write error is ignored, as above.
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        let _ = self.stream.write_all(bytes);
-        let _ = self.stream.flush();
+        let _ = self.client.send_raw(bytes);
     }
 
     /// Reads one size-prefixed response, or notices that the connection was closed.
     pub fn read_reply(&mut self, response_header_version: i16) -> RawReply {
-        let mut size = [0u8; 4];
-        match self.stream.read_exact(&mut size) {
-            Ok(()) => {}
-            Err(e) if is_closed(&e) => return RawReply::Closed,
-            Err(e) => panic!("reading a response size: {e}"),
-        }
-        let size = i32::from_be_bytes(size);
-        assert!(size >= 4, "response size {size} is too small");
-        let mut frame = vec![0u8; size as usize];
-        match self.stream.read_exact(&mut frame) {
-            Ok(()) => {}
-            Err(e) if is_closed(&e) => return RawReply::Closed,
-            Err(e) => panic!("reading a response of {size} bytes: {e}"),
-        }
-        let mut frame = Bytes::from(frame);
-        let header = ResponseHeader::decode(&mut frame, response_header_version)
-            .expect("decode the response header");
-        RawReply::Response {
-            correlation_id: header.correlation_id,
-            body: frame,
-        }
+        self.client
+            .read_reply(response_header_version)
+            .unwrap_or_else(|e| panic!("reading a response: {e}"))
     }
 
     /// Asserts that the broker closes the connection (possibly after answering with
     /// nothing): reads until EOF.
     pub fn assert_closed(&mut self, what: &str) {
-        let mut buffer = [0u8; 4096];
-        let mut received = 0usize;
-        loop {
-            match self.stream.read(&mut buffer) {
-                Ok(0) => return,
-                Ok(n) => received += n,
-                Err(e) if is_closed(&e) => return,
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut =>
-                {
-                    panic!("{what}: the broker kept the connection open for {TIMEOUT:?} (received {received} bytes); Kafka closes it")
-                }
-                Err(e) => panic!("{what}: reading from the broker: {e}"),
-            }
+        if let Err(error) = self.client.read_until_closed() {
+            panic!("{what}: {error}; Kafka closes the connection");
         }
     }
-}
-
-fn is_closed(error: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(
-        error.kind(),
-        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
-    )
 }
 
 /// A request header with client id `strata-e2e`.

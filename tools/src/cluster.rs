@@ -62,7 +62,7 @@ pub fn run(bootstrap: &str, args: &ClusterArgs) -> ExitCode {
 }
 
 fn info(bootstrap: &str) -> Result<String> {
-    let mut client = Client::connect(bootstrap)?;
+    let mut client = crate::client::connect(bootstrap)?;
     let info = if client.supports::<DescribeClusterRequest>() {
         // v2 (KIP-1073) lists fenced brokers too, when asked.
         let with_fenced = client.version_for::<DescribeClusterRequest>()? >= 2;

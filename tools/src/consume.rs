@@ -17,7 +17,7 @@ use bytes::Bytes;
 use kafka_protocol::records::{Record, TimestampType};
 use serde_json::{json, Value};
 
-use crate::client::{finish, Client};
+use crate::client::finish;
 use crate::fetcher::Fetcher;
 use crate::group_member::GroupConsumer;
 use crate::leaders::{Leaders, TopicLayout};
@@ -100,7 +100,7 @@ impl RecordSource for Fetcher<'_> {
 }
 
 fn execute(bootstrap: &str, args: &ConsumeArgs) -> Result<String> {
-    let mut client = Client::connect(bootstrap)?;
+    let mut client = crate::client::connect(bootstrap)?;
     let layout = TopicLayout::fetch(&mut client, &args.topic)?;
     if let Some(group) = &args.group {
         let mut member = GroupConsumer::join(client, &layout, group, args.from)?;

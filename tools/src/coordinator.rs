@@ -72,7 +72,7 @@ pub fn connect_coordinator(client: &mut Client, group: &str) -> Result<Client> {
         broker_error(error_code, message.as_ref())
             .with_context(|| format!("finding the coordinator of group {group:?}"))?;
         let address = format!("{host}:{port}");
-        return Client::connect(&address)
+        return crate::client::connect(&address)
             .with_context(|| format!("connecting to the coordinator of group {group:?}"));
     }
 }

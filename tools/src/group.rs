@@ -144,7 +144,7 @@ pub fn run(bootstrap: &str, args: &GroupArgs) -> ExitCode {
 
 /// ListGroups on every broker (each lists the groups it coordinates).
 fn list(bootstrap: &str, state: Option<&str>) -> Result<String> {
-    let mut client = Client::connect(bootstrap)?;
+    let mut client = crate::client::connect(bootstrap)?;
     let metadata = client.send(
         &MetadataRequest::default()
             .with_topics(Some(Vec::new()))
@@ -153,7 +153,7 @@ fn list(bootstrap: &str, state: Option<&str>) -> Result<String> {
     let mut groups: BTreeMap<String, (String, String)> = BTreeMap::new();
     for broker in &metadata.brokers {
         let address = format!("{}:{}", broker.host.as_str(), broker.port);
-        let mut broker_client = Client::connect(&address)?;
+        let mut broker_client = crate::client::connect(&address)?;
         let mut request = ListGroupsRequest::default();
         // v4 (KIP-518) filters by state on the broker; older ones below.
         if let (Some(state), Ok(4..)) = (state, broker_client.version_for::<ListGroupsRequest>()) {
@@ -208,7 +208,7 @@ impl PartitionLag {
 }
 
 fn describe(bootstrap: &str, group: &str, as_json: bool) -> Result<String> {
-    let mut client = Client::connect(bootstrap)?;
+    let mut client = crate::client::connect(bootstrap)?;
     let mut coordinator = connect_coordinator(&mut client, group)?;
     let Some(described) = describe_group(&mut coordinator, group)? else {
         bail!("group {group:?} does not exist");
@@ -410,7 +410,7 @@ fn delete(bootstrap: &str, groups: &[String]) -> ExitCode {
             eprintln!("error: {error:#}");
         }
     };
-    let mut client = match Client::connect(bootstrap) {
+    let mut client = match crate::client::connect(bootstrap) {
         Ok(client) => client,
         Err(error) => return finish(Err(error)),
     };
@@ -438,7 +438,7 @@ fn delete(bootstrap: &str, groups: &[String]) -> ExitCode {
 /// Plans new offsets for `--topic`'s partitions and, with `--execute`, commits
 /// them outside any generation — only possible while the group has no members.
 fn reset_offsets(bootstrap: &str, args: &ResetArgs) -> Result<String> {
-    let mut client = Client::connect(bootstrap)?;
+    let mut client = crate::client::connect(bootstrap)?;
     let mut coordinator = connect_coordinator(&mut client, &args.group)?;
     // An unknown group is created by the commit, as with Kafka's tool.
     let state = describe_group(&mut coordinator, &args.group)?

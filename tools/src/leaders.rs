@@ -119,7 +119,7 @@ impl Leaders {
             let Some(address) = self.brokers.get(&node_id) else {
                 bail!("broker {node_id} leads a partition but is missing from metadata");
             };
-            let client = Client::connect(address)?;
+            let client = crate::client::connect(address)?;
             self.clients.insert(node_id, client);
         }
         Ok(self

@@ -124,7 +124,7 @@ struct Pending {
 }
 
 fn produce(bootstrap: &str, args: &PerfProduceArgs) -> Result<String> {
-    let mut client = Client::connect(bootstrap)?;
+    let mut client = crate::client::connect(bootstrap)?;
     if let Some(partitions) = args.partitions {
         create_topic_if_missing(&mut client, &args.topic, partitions)?;
     }
@@ -243,7 +243,7 @@ fn complete(
 }
 
 fn consume(bootstrap: &str, args: &PerfConsumeArgs) -> Result<String> {
-    let mut client = Client::connect(bootstrap)?;
+    let mut client = crate::client::connect(bootstrap)?;
     let layout = TopicLayout::fetch(&mut client, &args.topic)?;
     let partitions: Vec<i32> = layout.leaders.keys().copied().collect();
     let mut leaders = Leaders::new(&layout);

@@ -36,7 +36,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, Record};
 use strata_storage::{encode_plain_batch, plain_record};
 
-use crate::client::{error_name, finish, Client, REQUEST_TIMEOUT_MS};
+use crate::client::{error_name, finish, REQUEST_TIMEOUT_MS};
 use crate::leaders::{Leaders, TopicLayout};
 use crate::partitioner::partition_for_key;
 
@@ -126,7 +126,7 @@ fn execute(bootstrap: &str, args: &ProduceArgs) -> Result<String> {
         )),
         None => Box::new(BufReader::new(std::io::stdin())),
     };
-    let mut bootstrap_client = Client::connect(bootstrap)?;
+    let mut bootstrap_client = crate::client::connect(bootstrap)?;
     let layout = TopicLayout::fetch(&mut bootstrap_client, &args.topic)?;
     if let Some(partition) = args.partition {
         layout.leader(partition)?;

@@ -114,7 +114,7 @@ fn execute(bootstrap: &str, command: &TopicCommand) -> Result<String> {
             bail!("alter-config needs at least one --set KEY=VALUE or --delete KEY");
         }
     }
-    let mut client = Client::connect(bootstrap)?;
+    let mut client = crate::client::connect(bootstrap)?;
     match command {
         TopicCommand::Create {
             name,
