@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use strata_storage::{checkpoint, Log, CLEAN_SHUTDOWN_FILE};
@@ -31,8 +31,11 @@ use crate::partition::Partition;
 use crate::quorum::{Quorum, WriteError};
 
 mod migrate;
+mod offsets_log;
 mod records;
+mod scrape;
 
+use offsets_log::BrokerOffsetsLog;
 use records::{
     agree_on_cluster_id, apply_error, config_records, effective_config, open_quorum,
     partition_record, refusal_grace, register, remove_orphaned_partition_dirs, stored_topic,
@@ -142,13 +145,7 @@ pub struct Broker {
     pub groups: Arc<GroupCoordinator>,
 }
 
-/// Milliseconds since the Unix epoch, as Kafka timestamps are.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use crate::clock::now_ms;
 
 impl Broker {
     /// Opens the data directory: replays the metadata log (moving an earlier
@@ -249,12 +246,12 @@ impl Broker {
                 .map_err(|e| BrokerError::io("removing the clean-shutdown marker", e))?;
         }
         let allocated = image.next_producer_id();
-        let broker = Broker {
+        let broker = Arc::new_cyclic(|weak| Broker {
             producer_ids: std::sync::Mutex::new(ProducerIdBlock {
                 next: allocated,
                 end: allocated,
             }),
-            groups: Arc::new(GroupCoordinator::new(&config)),
+            groups: GroupCoordinator::new(&config, Arc::new(BrokerOffsetsLog(weak.clone()))),
             static_config,
             config: RwLock::new(Arc::new(config)),
             node_id,
@@ -267,8 +264,7 @@ impl Broker {
             quorum,
             admin: Mutex::new(()),
             apply_failure: Mutex::new(None),
-        };
-        let broker = Arc::new(broker);
+        });
         // From here on the broker acts on every change the quorum applies,
         // starting from the image it was opened with.
         let weak = Arc::downgrade(&broker);
@@ -282,9 +278,7 @@ impl Broker {
             broker.on_metadata(&current, &delta);
         }
         broker.write_checkpoints()?;
-        broker
-            .groups
-            .restore(crate::coordinator::store::load(&broker)?);
+        broker.groups.restore()?;
         broker.metrics.set_group_source(broker.groups.clone());
         tracing::info!(
             topics = broker.topics().len(),
@@ -561,7 +555,7 @@ impl Broker {
         drop(admin);
         // Kafka deletes the committed offsets of a deleted topic, so that a
         // topic created again under the name starts without them.
-        self.groups.forget_topic(self, name);
+        self.groups.forget_topic(name);
         Ok(topic_id)
     }
 

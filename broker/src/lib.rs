@@ -10,23 +10,28 @@
 //! - `handlers`: one module per API family, and the table of what
 //!   ApiVersions advertises.
 //! - [`broker`]: shared state — identity, configuration, topics — and the
-//!   operations that change topics.
+//!   operations that change topics; it owns the coordinator and the metrics,
+//!   which do not reach back into it.
 //! - [`cleaner`]: the log cleaner task that compacts compacted topics.
 //! - [`group`]: the classic consumer-group state machine (pure logic, no I/O)
 //!   and the `__consumer_offsets` record schemas.
 //! - [`coordinator`]: the group coordinator around it: parked requests,
-//!   timers, committed offsets, `__consumer_offsets`.
+//!   timers, committed offsets. It knows the broker only as the
+//!   [`coordinator::OffsetsLog`] it writes to (`__consumer_offsets`).
 //! - [`partition`]: a partition's log and the watch that wakes fetches.
-//! - [`metrics`]: Prometheus metrics and their HTTP endpoint.
+//! - [`metrics`]: Prometheus metrics and their HTTP endpoint; what a scrape
+//!   reads of the broker comes through [`metrics::ScrapeSource`].
 //! - [`producer_state`]: idempotent producers' sequence checks.
 //! - [`metadata`]: the metadata log (KRaft-style records) and its image.
 //! - [`metadata_store`]: `meta.properties`, `partition.metadata` and the
 //!   topics file of older releases.
 //! - [`config`]: the Kafka properties Strata honours.
+//! - [`clock`]: wall-clock milliseconds, as Kafka timestamps are.
 //! - [`error`]: the one mapping of failures to Kafka error codes.
 
 pub mod broker;
 pub mod cleaner;
+pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod coordinator;

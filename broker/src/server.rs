@@ -100,7 +100,7 @@ impl Server {
     /// Serves until `shutdown` completes, then closes connections and shuts
     /// the broker down cleanly (flush, recovery points, clean marker).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), BrokerError> {
-        self.broker.groups.start_timers(&self.broker);
+        self.broker.groups.start_timers();
         let (stop, stopped) = watch::channel(false);
         let background = tokio::spawn(periodic_work(self.broker.clone(), stopped.clone()));
         // Answers until the broker is shut down, /health with 503 meanwhile.
@@ -206,7 +206,7 @@ async fn periodic_work(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) 
             _ = offsets_tick.tick() => {
                 let broker = broker.clone();
                 let _ = tokio::task::spawn_blocking(move || {
-                    broker.groups.expire_offsets(&broker, crate::broker::now_ms())
+                    broker.groups.expire_offsets(crate::clock::now_ms())
                 }).await;
             }
             _ = flush_tick.tick() => {

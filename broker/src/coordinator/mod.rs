@@ -27,7 +27,7 @@
 //! was created); the timestamps written to the log are wall-clock.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,7 +35,7 @@ use kafka_protocol::error::ResponseError;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::broker::{now_ms, Broker};
+use crate::clock::now_ms;
 use crate::config::BrokerConfig;
 use crate::group::{encode_group_value, encode_key, OffsetValue, OffsetsKey};
 use crate::group::{
@@ -48,7 +48,7 @@ pub mod store;
 #[cfg(test)]
 mod tests;
 
-pub use store::OFFSETS_TOPIC;
+pub use store::{OffsetsLog, OFFSETS_TOPIC};
 
 /// One group: its membership state machine, its committed offsets and the
 /// requests waiting for it.
@@ -87,6 +87,10 @@ pub struct GroupCoordinator {
     offset_metadata_max_bytes: usize,
     origin: Instant,
     groups: Mutex<HashMap<String, SharedEntry>>,
+    /// Where group records go: the broker's `__consumer_offsets`.
+    log: Arc<dyn OffsetsLog>,
+    /// This coordinator, for the timer tasks it spawns.
+    this: Weak<GroupCoordinator>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -94,8 +98,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl GroupCoordinator {
-    pub fn new(config: &BrokerConfig) -> Self {
-        GroupCoordinator {
+    /// A coordinator writing its groups to `log`.
+    pub fn new(config: &BrokerConfig, log: Arc<dyn OffsetsLog>) -> Arc<Self> {
+        Arc::new_cyclic(|this| GroupCoordinator {
             config: GroupConfig {
                 initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms(),
                 min_session_timeout_ms: config.group_min_session_timeout_ms(),
@@ -107,11 +112,14 @@ impl GroupCoordinator {
             offset_metadata_max_bytes: config.offset_metadata_max_bytes(),
             origin: Instant::now(),
             groups: Mutex::new(HashMap::new()),
-        }
+            log,
+            this: this.clone(),
+        })
     }
 
     /// Builds the groups read back from `__consumer_offsets` at start.
-    pub fn restore(&self, loaded: BTreeMap<String, store::LoadedGroup>) {
+    pub fn restore(&self) -> Result<(), crate::error::BrokerError> {
+        let loaded = store::load(self.log.as_ref())?;
         let now = self.now();
         let mut groups = lock(&self.groups);
         for (group_id, loaded) in loaded {
@@ -128,16 +136,17 @@ impl GroupCoordinator {
             groups.insert(group_id, Arc::new(Mutex::new(entry)));
         }
         tracing::info!(groups = groups.len(), "loaded consumer groups");
+        Ok(())
     }
 
     /// Starts the timers of the groups loaded at open, whose members' sessions
     /// run from the load: members that do not come back are expired as they
     /// would have been without the restart. Called once the broker serves (a
-    /// timer needs the async runtime and the shared broker).
-    pub fn start_timers(&self, broker: &Arc<Broker>) {
+    /// timer needs the async runtime).
+    pub fn start_timers(&self) {
         let entries = self.entries();
         for (group_id, entry) in entries {
-            self.schedule_timer(broker, &group_id, &mut lock(&entry));
+            self.schedule_timer(&group_id, &mut lock(&entry));
         }
     }
 
@@ -195,12 +204,7 @@ impl GroupCoordinator {
     }
 
     /// A JoinGroup. Waits (outside every lock) when the group parks it.
-    pub async fn join(
-        &self,
-        broker: &Arc<Broker>,
-        group_id: &str,
-        request: JoinRequest,
-    ) -> JoinResponse {
+    pub async fn join(&self, group_id: &str, request: JoinRequest) -> JoinResponse {
         let member_id = request.member_id.clone();
         let entry = if member_id.is_empty() {
             self.entry_or_create(group_id)
@@ -214,7 +218,7 @@ impl GroupCoordinator {
             let mut guard = lock(&entry);
             let before = guard.group.state();
             let outcome = guard.group.join(self.now(), request);
-            match self.settle(broker, group_id, &mut guard, before, outcome) {
+            match self.settle(group_id, &mut guard, before, outcome) {
                 Reply::Now(response) => {
                     log_join(group_id, &response, "answered", None);
                     return response;
@@ -248,12 +252,7 @@ impl GroupCoordinator {
     }
 
     /// A SyncGroup. A follower's waits for the leader's.
-    pub async fn sync(
-        &self,
-        broker: &Arc<Broker>,
-        group_id: &str,
-        request: SyncRequest,
-    ) -> SyncResponse {
+    pub async fn sync(&self, group_id: &str, request: SyncRequest) -> SyncResponse {
         let Some(entry) = self.entry(group_id) else {
             return SyncResponse::error(ResponseError::UnknownMemberId);
         };
@@ -263,7 +262,7 @@ impl GroupCoordinator {
             let mut guard = lock(&entry);
             let before = guard.group.state();
             let outcome = guard.group.sync(self.now(), request);
-            match self.settle(broker, group_id, &mut guard, before, outcome) {
+            match self.settle(group_id, &mut guard, before, outcome) {
                 Reply::Now(response) => {
                     log_sync(group_id, &member_id, generation, &response, None);
                     return response;
@@ -292,7 +291,6 @@ impl GroupCoordinator {
     /// A Heartbeat: None when all is well.
     pub fn heartbeat(
         &self,
-        broker: &Arc<Broker>,
         group_id: &str,
         member_id: &str,
         group_instance_id: Option<&str>,
@@ -307,7 +305,7 @@ impl GroupCoordinator {
             guard
                 .group
                 .heartbeat(self.now(), member_id, group_instance_id, generation_id);
-        let error = self.settle(broker, group_id, &mut guard, before, outcome);
+        let error = self.settle(group_id, &mut guard, before, outcome);
         tracing::debug!(
             group = group_id,
             member = member_id,
@@ -319,12 +317,7 @@ impl GroupCoordinator {
     }
 
     /// A LeaveGroup for one or more members.
-    pub fn leave(
-        &self,
-        broker: &Arc<Broker>,
-        group_id: &str,
-        members: Vec<LeaveMember>,
-    ) -> LeaveResponse {
+    pub fn leave(&self, group_id: &str, members: Vec<LeaveMember>) -> LeaveResponse {
         let Some(entry) = self.entry(group_id) else {
             return LeaveResponse {
                 error: Some(ResponseError::UnknownMemberId),
@@ -334,7 +327,7 @@ impl GroupCoordinator {
         let mut guard = lock(&entry);
         let before = guard.group.state();
         let outcome = guard.group.leave(self.now(), members);
-        let response = self.settle(broker, group_id, &mut guard, before, outcome);
+        let response = self.settle(group_id, &mut guard, before, outcome);
         for (member, error) in &response.members {
             tracing::debug!(
                 group = group_id,
@@ -348,13 +341,13 @@ impl GroupCoordinator {
 
     /// DeleteGroups for one group: only an Empty group can go. Its offsets
     /// and metadata are deleted from `__consumer_offsets` (tombstones).
-    pub fn delete(&self, broker: &Arc<Broker>, group_id: &str) -> Result<(), ResponseError> {
+    pub fn delete(&self, group_id: &str) -> Result<(), ResponseError> {
         let entry = self.entry(group_id).ok_or(ResponseError::GroupIdNotFound)?;
         let result = {
             let mut guard = lock(&entry);
             let before = guard.group.state();
             let outcome = guard.group.delete();
-            self.settle(broker, group_id, &mut guard, before, outcome)
+            self.settle(group_id, &mut guard, before, outcome)
         };
         self.forget_if_dead(group_id, &entry);
         result
@@ -377,7 +370,6 @@ impl GroupCoordinator {
     /// the group at its next deadline.
     fn settle<T>(
         &self,
-        broker: &Arc<Broker>,
         group_id: &str,
         entry: &mut GroupEntry,
         before: GroupState,
@@ -397,16 +389,16 @@ impl GroupCoordinator {
             );
         }
         if outcome.persist {
-            self.store_group(broker, group_id, entry);
+            self.store_group(group_id, entry);
         }
         deliver(entry, outcome.deliveries);
-        self.schedule_timer(broker, group_id, entry);
+        self.schedule_timer(group_id, entry);
         outcome.reply
     }
 
     /// Writes the group's metadata record; for a deleted (Dead) group,
     /// tombstones for it and for each of its offsets.
-    fn store_group(&self, broker: &Arc<Broker>, group_id: &str, entry: &mut GroupEntry) {
+    fn store_group(&self, group_id: &str, entry: &mut GroupEntry) {
         let group_key = encode_key(&OffsetsKey::Group {
             group: group_id.to_string(),
         });
@@ -431,7 +423,7 @@ impl GroupCoordinator {
         // Kafka sends the members an error and rebalances again when this
         // write fails; Strata logs it and goes on (the in-memory state stays
         // right, a restart would reload the previous generation).
-        if let Err(error) = store::append(broker, group_id, records) {
+        if let Err(error) = store::append(self.log.as_ref(), group_id, records) {
             tracing::error!(group = group_id, %error, "could not store group metadata");
         }
     }
@@ -439,7 +431,7 @@ impl GroupCoordinator {
     /// Makes sure a timer task will tick the group at its next deadline. A
     /// timer already due at or before it is enough: when it fires it
     /// schedules the next one.
-    fn schedule_timer(&self, broker: &Arc<Broker>, group_id: &str, entry: &mut GroupEntry) {
+    fn schedule_timer(&self, group_id: &str, entry: &mut GroupEntry) {
         let Some(deadline) = entry.group.next_deadline() else {
             return;
         };
@@ -448,15 +440,17 @@ impl GroupCoordinator {
         }
         entry.timer_at = Some(deadline);
         let wake = self.origin + Duration::from_millis(deadline.max(0) as u64);
-        let broker = broker.clone();
+        let this = self.this.clone();
         let group_id = group_id.to_string();
         tokio::spawn(async move {
             tokio::time::sleep_until(wake).await;
-            broker.groups.on_timer(&broker, &group_id, deadline);
+            if let Some(coordinator) = this.upgrade() {
+                coordinator.on_timer(&group_id, deadline);
+            }
         });
     }
 
-    fn on_timer(&self, broker: &Arc<Broker>, group_id: &str, deadline: i64) {
+    fn on_timer(&self, group_id: &str, deadline: i64) {
         let Some(entry) = self.entry(group_id) else {
             return;
         };
@@ -466,7 +460,7 @@ impl GroupCoordinator {
         }
         let before = guard.group.state();
         let outcome = guard.group.tick(self.now());
-        self.settle(broker, group_id, &mut guard, before, outcome);
+        self.settle(group_id, &mut guard, before, outcome);
     }
 }
 

@@ -3,7 +3,6 @@
 //! `offsets.retention.minutes` (KIP-211).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -11,7 +10,7 @@ use kafka_protocol::messages::ConsumerProtocolSubscription;
 use kafka_protocol::protocol::Decodable;
 
 use super::{lock, store, GroupCoordinator, GroupEntry};
-use crate::broker::{now_ms, Broker};
+use crate::clock::now_ms;
 use crate::group::GroupState;
 use crate::group::{encode_key, encode_offset_value, OffsetValue, OffsetsKey};
 
@@ -58,7 +57,6 @@ impl GroupCoordinator {
     /// An OffsetCommit: one result per requested partition, in order.
     pub fn commit_offsets(
         &self,
-        broker: &Arc<Broker>,
         group_id: &str,
         committer: &Committer<'_>,
         offsets: Vec<CommitOffset>,
@@ -80,7 +78,7 @@ impl GroupCoordinator {
             committer.group_instance_id,
             committer.generation_id,
         );
-        if let Err(error) = self.settle(broker, group_id, &mut guard, before, outcome) {
+        if let Err(error) = self.settle(group_id, &mut guard, before, outcome) {
             return vec![Err(error); offsets.len()];
         }
         let now = now_ms();
@@ -90,9 +88,7 @@ impl GroupCoordinator {
         let mut accepted: Vec<((String, i32), OffsetValue)> = Vec::new();
         for commit in offsets {
             let metadata = commit.metadata.unwrap_or_default();
-            let known = broker
-                .topic(&commit.topic)
-                .is_some_and(|t| t.has_partition(commit.partition));
+            let known = self.log.has_partition(&commit.topic, commit.partition);
             if !known {
                 results.push(Err(ResponseError::UnknownTopicOrPartition));
             } else if metadata.len() > self.offset_metadata_max_bytes {
@@ -116,7 +112,7 @@ impl GroupCoordinator {
                 (key, Some(encode_offset_value(value)))
             })
             .collect();
-        match store::append(broker, group_id, records) {
+        match store::append(self.log.as_ref(), group_id, records) {
             Ok(()) => guard.offsets.extend(accepted),
             Err(error) => {
                 for result in results.iter_mut().filter(|r| r.is_ok()) {
@@ -167,7 +163,6 @@ impl GroupCoordinator {
     /// say what they subscribe to, so other non-empty groups refuse.
     pub fn delete_offsets(
         &self,
-        broker: &Arc<Broker>,
         group_id: &str,
         partitions: Vec<(String, i32)>,
     ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
@@ -195,7 +190,7 @@ impl GroupCoordinator {
             .iter()
             .map(|(topic, partition)| (offset_key(group_id, topic, *partition), None))
             .collect();
-        store::append(broker, group_id, records).map_err(|error| error.code)?;
+        store::append(self.log.as_ref(), group_id, records).map_err(|error| error.code)?;
         for key in &deleted {
             guard.offsets.remove(key);
         }
@@ -207,7 +202,7 @@ impl GroupCoordinator {
     /// own time; a group that never had members counts from each commit, as
     /// in Kafka), and then forgets Empty groups that have nothing left.
     /// Returns how many offsets expired. `now` is wall-clock milliseconds.
-    pub fn expire_offsets(&self, broker: &Arc<Broker>, now: i64) -> usize {
+    pub fn expire_offsets(&self, now: i64) -> usize {
         let entries = self.entries();
         let mut expired_total = 0;
         for (group_id, entry) in entries {
@@ -233,7 +228,7 @@ impl GroupCoordinator {
                 .iter()
                 .map(|(topic, partition)| (offset_key(&group_id, topic, *partition), None))
                 .collect();
-            if let Err(error) = store::append(broker, &group_id, records) {
+            if let Err(error) = store::append(self.log.as_ref(), &group_id, records) {
                 tracing::warn!(group = group_id, %error, "could not expire offsets");
                 continue;
             }
@@ -247,7 +242,7 @@ impl GroupCoordinator {
                 // Nothing left: the group goes, and with it its metadata.
                 let before = guard.group.state();
                 let outcome = guard.group.delete();
-                let _ = self.settle(broker, &group_id, &mut guard, before, outcome);
+                let _ = self.settle(&group_id, &mut guard, before, outcome);
                 drop(guard);
                 self.forget_if_dead(&group_id, &entry);
             }
@@ -261,7 +256,7 @@ impl GroupCoordinator {
 
 impl GroupCoordinator {
     /// Deletes every group's committed offsets of `topic` (a deleted topic).
-    pub fn forget_topic(&self, broker: &Broker, topic: &str) {
+    pub fn forget_topic(&self, topic: &str) {
         let entries = self.entries();
         for (group_id, entry) in entries {
             let mut guard = lock(&entry);
@@ -275,7 +270,7 @@ impl GroupCoordinator {
                 .iter()
                 .map(|(t, partition)| (offset_key(&group_id, t, *partition), None))
                 .collect();
-            if let Err(error) = store::append(broker, &group_id, records) {
+            if let Err(error) = store::append(self.log.as_ref(), &group_id, records) {
                 tracing::warn!(group = group_id, %error, "could not delete offsets of {topic}");
                 continue;
             }

@@ -15,48 +15,43 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::records::{Compression, Record};
 use strata_storage::{encode_plain_batch, for_each_decoded_batch, plain_record};
 
-use crate::broker::{now_ms, Broker, Topic};
+use crate::clock::now_ms;
 use crate::error::{ApiError, BrokerError};
 use crate::group::{
-    decode_group_value, decode_key, decode_offset_value, partition_for, GroupValue, OffsetValue,
-    OffsetsKey, RecordError,
+    decode_group_value, decode_key, decode_offset_value, GroupValue, OffsetValue, OffsetsKey,
+    RecordError,
 };
+use crate::partition::Partition;
 
 /// The internal topic's name, as Kafka's.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-/// The topic, created if it does not exist yet.
-pub fn offsets_topic(broker: &Broker) -> Result<Arc<Topic>, ApiError> {
-    if let Some(topic) = broker.topic(OFFSETS_TOPIC) {
-        return Ok(topic);
-    }
-    let configs = BTreeMap::from([
-        ("cleanup.policy".to_string(), "compact".to_string()),
-        (
-            "segment.bytes".to_string(),
-            broker.config().offsets_topic_segment_bytes().to_string(),
-        ),
-        ("compression.type".to_string(), "producer".to_string()),
-    ]);
-    let partitions = broker.config().offsets_topic_num_partitions();
-    match broker.create_topic(OFFSETS_TOPIC, partitions, 1, configs, false) {
-        Ok(topic) => Ok(topic),
-        // Created by a concurrent request in between.
-        Err(error) if error.code == ResponseError::TopicAlreadyExists => broker
-            .topic(OFFSETS_TOPIC)
-            .ok_or_else(|| ResponseError::CoordinatorNotAvailable.into()),
-        Err(error) => {
-            tracing::error!(%error, "could not create {OFFSETS_TOPIC}");
-            Err(ResponseError::CoordinatorNotAvailable.into())
-        }
-    }
+/// What the coordinator needs of the broker, and all it knows of it: the
+/// partitions of `__consumer_offsets` and which partitions exist.
+pub trait OffsetsLog: Send + Sync {
+    /// The partition holding `group_id`'s records (Kafka's
+    /// `abs(hashCode(group id)) % partitions`), the topic created first if
+    /// `create`; `Ok(None)` when the topic does not exist and `create` is
+    /// false. COORDINATOR_NOT_AVAILABLE when it cannot be had here.
+    fn group_partition(
+        &self,
+        group_id: &str,
+        create: bool,
+    ) -> Result<Option<Arc<Partition>>, ApiError>;
+
+    /// The partitions of the topic this broker holds, to load groups from.
+    fn hosted_partitions(&self) -> Vec<Arc<Partition>>;
+
+    /// Whether `topic` has partition `partition` (offsets are committed for
+    /// existing partitions only).
+    fn has_partition(&self, topic: &str, partition: i32) -> bool;
 }
 
 /// Appends `records` (key, value or None to delete) for `group_id` as one
 /// batch to the group's partition. The error is the one an OffsetCommit
 /// carries when its write fails, mapped as Kafka maps log errors for it.
 pub fn append(
-    broker: &Broker,
+    log: &dyn OffsetsLog,
     group_id: &str,
     records: Vec<(Bytes, Option<Bytes>)>,
 ) -> Result<(), ApiError> {
@@ -64,14 +59,10 @@ pub fn append(
         return Ok(());
     }
     // Deleting from a topic that does not exist yet: nothing to delete.
-    if broker.topic(OFFSETS_TOPIC).is_none() && records.iter().all(|(_, v)| v.is_none()) {
+    let create = records.iter().any(|(_, value)| value.is_some());
+    let Some(partition) = log.group_partition(group_id, create)? else {
         return Ok(());
-    }
-    let topic = offsets_topic(broker)?;
-    let index = partition_for(group_id, topic.partition_count());
-    let partition = topic
-        .partition(index)
-        .ok_or(ResponseError::CoordinatorNotAvailable)?;
+    };
     let now = now_ms();
     let records: Vec<Record> = records
         .into_iter()
@@ -108,16 +99,10 @@ pub struct LoadedGroup {
 /// key wins and a null value deletes, which is what compaction keeps too.
 /// Records the broker cannot decode (a newer Kafka's group types) are
 /// skipped with a warning.
-pub fn load(broker: &Broker) -> Result<BTreeMap<String, LoadedGroup>, BrokerError> {
+pub fn load(log: &dyn OffsetsLog) -> Result<BTreeMap<String, LoadedGroup>, BrokerError> {
     let mut groups: BTreeMap<String, LoadedGroup> = BTreeMap::new();
-    let Some(topic) = broker.topic(OFFSETS_TOPIC) else {
-        return Ok(groups);
-    };
     let mut skipped = 0usize;
-    for index in 0..topic.partition_count() {
-        let Some(partition) = topic.partition(index) else {
-            continue;
-        };
+    for partition in log.hosted_partitions() {
         let log = partition.log();
         for_each_decoded_batch(&log, |_, records| {
             let Ok(records) = records else {

@@ -44,7 +44,6 @@ async fn committed_offsets_are_reloaded_and_expire_after_retention() {
         .create_topic("t", 2, 1, Default::default(), false)
         .expect("create topic");
     let results = broker.groups.commit_offsets(
-        &broker,
         "g",
         &standalone(-1),
         vec![commit("t", 0, 5), commit("t", 1, 7), commit("t", 9, 1)],
@@ -54,12 +53,10 @@ async fn committed_offsets_are_reloaded_and_expire_after_retention() {
         vec![Ok(()), Ok(()), Err(ResponseError::UnknownTopicOrPartition)]
     );
     // A second group whose offset carries its own retention (OffsetCommit v2–v4).
-    let results = broker.groups.commit_offsets(
-        &broker,
-        "short",
-        &standalone(1_000),
-        vec![commit("t", 0, 1)],
-    );
+    let results =
+        broker
+            .groups
+            .commit_offsets("short", &standalone(1_000), vec![commit("t", 0, 1)]);
     assert_eq!(results, vec![Ok(())]);
     drop(broker);
 
@@ -72,13 +69,10 @@ async fn committed_offsets_are_reloaded_and_expire_after_retention() {
 
     // The explicit retention runs out first; the default one (7 days from
     // the commit, the group never having had members) later.
-    assert_eq!(broker.groups.expire_offsets(&broker, now_ms() + 2_000), 1);
+    assert_eq!(broker.groups.expire_offsets(now_ms() + 2_000), 1);
     assert_eq!(broker.groups.group_ids(), vec!["g"]);
     assert_eq!(fetched(&broker, "g", 0).offset, 5);
-    assert_eq!(
-        broker.groups.expire_offsets(&broker, now_ms() + 8 * DAY_MS),
-        2
-    );
+    assert_eq!(broker.groups.expire_offsets(now_ms() + 8 * DAY_MS), 2);
     assert_eq!(fetched(&broker, "g", 0).offset, -1);
     assert!(broker.groups.group_ids().is_empty());
     drop(broker);
@@ -96,14 +90,13 @@ async fn deleted_group_stays_deleted_after_a_reopen() {
     broker
         .create_topic("t", 1, 1, Default::default(), false)
         .expect("create topic");
-    let results =
-        broker
-            .groups
-            .commit_offsets(&broker, "g", &standalone(-1), vec![commit("t", 0, 5)]);
+    let results = broker
+        .groups
+        .commit_offsets("g", &standalone(-1), vec![commit("t", 0, 5)]);
     assert_eq!(results, vec![Ok(())]);
-    assert_eq!(broker.groups.delete(&broker, "g"), Ok(()));
+    assert_eq!(broker.groups.delete("g"), Ok(()));
     assert_eq!(
-        broker.groups.delete(&broker, "g"),
+        broker.groups.delete("g"),
         Err(ResponseError::GroupIdNotFound)
     );
     drop(broker);
@@ -123,12 +116,10 @@ async fn deleting_a_topic_deletes_its_committed_offsets() {
     }
     let mut other = commit("u", 0, 9);
     other.metadata = None;
-    let results = broker.groups.commit_offsets(
-        &broker,
-        "g",
-        &standalone(-1),
-        vec![commit("t", 0, 5), other],
-    );
+    let results =
+        broker
+            .groups
+            .commit_offsets("g", &standalone(-1), vec![commit("t", 0, 5), other]);
     assert_eq!(results, vec![Ok(()), Ok(())]);
     broker.delete_topic("t").expect("delete topic");
     assert_eq!(fetched(&broker, "g", 0).offset, -1);

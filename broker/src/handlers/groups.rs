@@ -23,7 +23,6 @@ use kafka_protocol::protocol::StrBytes;
 use super::metadata::{live_brokers, LiveBroker};
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::coordinator::store::offsets_topic;
 use crate::group::{self, GroupState, LeaveMember, Protocol};
 
 /// FindCoordinator `key_type` of a consumer group.
@@ -76,7 +75,8 @@ pub fn find_coordinator(
 ) -> FindCoordinatorResponse {
     let find = |key: StrBytes| -> Coordinator {
         let found = match request.key_type {
-            KEY_TYPE_GROUP => offsets_topic(broker)
+            KEY_TYPE_GROUP => broker
+                .offsets_topic()
                 .map_err(|e| e.code)
                 .and_then(|topic| group_coordinator(broker, &topic, &key)),
             KEY_TYPE_TRANSACTION => Err(ResponseError::CoordinatorNotAvailable),
@@ -150,7 +150,7 @@ pub async fn join_group(
                 .collect(),
             require_known_member_id: version >= 4,
         };
-        broker.groups.join(broker, &group_id, join).await
+        broker.groups.join(&group_id, join).await
     };
     let members = response
         .members
@@ -191,7 +191,7 @@ pub async fn sync_group(broker: &Arc<Broker>, request: SyncGroupRequest) -> Sync
                 .map(|a| (a.member_id.to_string(), a.assignment))
                 .collect(),
         };
-        broker.groups.sync(broker, &group_id, sync).await
+        broker.groups.sync(&group_id, sync).await
     };
     SyncGroupResponse::default()
         .with_error_code(error_code(response.error))
@@ -208,7 +208,6 @@ pub fn heartbeat(broker: &Arc<Broker>, request: HeartbeatRequest) -> HeartbeatRe
         Some(error)
     } else {
         broker.groups.heartbeat(
-            broker,
             &group_id,
             &request.member_id,
             request.group_instance_id.as_deref(),
@@ -247,7 +246,7 @@ pub fn leave_group(
     if let Some(error) = wrong_coordinator(broker, &group_id) {
         return LeaveGroupResponse::default().with_error_code(error.code());
     }
-    let left = broker.groups.leave(broker, &group_id, leaving);
+    let left = broker.groups.leave(&group_id, leaving);
     if version < 3 {
         let error = left
             .error
@@ -404,7 +403,7 @@ pub fn delete_groups(broker: &Arc<Broker>, request: DeleteGroupsRequest) -> Dele
         .into_iter()
         .map(|group_id| {
             let id = group_id.to_string();
-            let error = broker.groups.delete(broker, &id).err();
+            let error = broker.groups.delete(&id).err();
             DeletableGroupResult::default()
                 .with_group_id(group_id)
                 .with_error_code(error_code(error))

@@ -48,9 +48,7 @@ pub fn commit(broker: &Arc<Broker>, request: OffsetCommitRequest) -> OffsetCommi
     // for the offset and admin APIs, for old clients).
     let mut results = match super::groups::wrong_coordinator(broker, &group_id) {
         Some(error) => vec![Err(error); offsets.len()],
-        None => broker
-            .groups
-            .commit_offsets(broker, &group_id, &committer, offsets),
+        None => broker.groups.commit_offsets(&group_id, &committer, offsets),
     }
     .into_iter();
     let topics = request
@@ -224,7 +222,7 @@ pub fn delete(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> OffsetDelet
     let results = if group_id.is_empty() {
         Err(ResponseError::InvalidGroupId)
     } else {
-        broker.groups.delete_offsets(broker, &group_id, known)
+        broker.groups.delete_offsets(&group_id, known)
     };
     let mut results = match results {
         Ok(results) => results.into_iter(),

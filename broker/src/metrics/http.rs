@@ -23,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
-use crate::broker::Broker;
+use super::ScrapeSource;
 
 /// The longest request head (request line and headers) read.
 pub const MAX_HEAD_BYTES: usize = 8 << 10;
@@ -38,7 +38,11 @@ const PLAIN: &str = "text/plain; charset=utf-8";
 
 /// Serves until the task is dropped. `stopped` turning true (the broker
 /// shutting down) makes the readiness checks fail.
-pub async fn serve(listener: TcpListener, broker: Arc<Broker>, stopped: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    source: Arc<dyn ScrapeSource>,
+    stopped: watch::Receiver<bool>,
+) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -46,10 +50,10 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, stopped: watch::R
         };
         match listener.accept().await {
             Ok((stream, _)) => {
-                let broker = broker.clone();
+                let source = source.clone();
                 let stopped = stopped.clone();
                 tokio::spawn(async move {
-                    respond(stream, &broker, &stopped).await;
+                    respond(stream, &source, &stopped).await;
                     drop(permit);
                 });
             }
@@ -94,19 +98,22 @@ enum Route {
 }
 
 /// Reads one request, answers it and closes the connection.
-async fn respond(mut stream: TcpStream, broker: &Arc<Broker>, stopped: &watch::Receiver<bool>) {
+async fn respond(
+    mut stream: TcpStream,
+    source: &Arc<dyn ScrapeSource>,
+    stopped: &watch::Receiver<bool>,
+) {
     let Ok(Some(head)) = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await else {
         return; // too slow, closed early, or not HTTP at all
     };
     let (route, head_only) = route(&head);
     let mut response = match route {
         Route::Metrics => {
-            let broker = broker.clone();
+            let source = source.clone();
             let encoded = tokio::task::spawn_blocking(move || {
-                broker.metrics.encode(
-                    super::partitions::snapshot(&broker),
-                    Some(super::metadata::snapshot(&broker)),
-                )
+                source
+                    .metrics()
+                    .encode(source.partitions(), Some(source.metadata()))
             })
             .await;
             match encoded {

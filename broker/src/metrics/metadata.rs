@@ -7,7 +7,6 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 
 use super::encode_gauge;
-use crate::broker::Broker;
 
 /// The metadata numbers at scrape time.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -29,45 +28,6 @@ pub struct MetadataSnapshot {
     pub apply_lag: i64,
     /// On the leader: how far the furthest-behind voter or learner is.
     pub max_follower_lag: i64,
-}
-
-/// Reads the numbers from the broker's image and its quorum.
-pub fn snapshot(broker: &Broker) -> MetadataSnapshot {
-    let image = broker.image();
-    let live: Vec<i32> = image
-        .brokers()
-        .filter(|b| !b.fenced)
-        .map(|b| b.broker_id)
-        .collect();
-    let fenced = image.brokers().filter(|b| b.fenced).count();
-    let offline = image
-        .topics()
-        .flat_map(|t| t.partitions.values())
-        .filter(|p| !live.contains(&p.leader))
-        .count();
-    let quorum = broker.quorum().status();
-    let last = quorum.last_index.map_or(-1, |i| i as i64);
-    let applied = quorum.applied_index.map_or(-1, |i| i as i64);
-    let max_follower_lag = quorum
-        .matched
-        .iter()
-        .filter(|(id, _)| **id != quorum.node_id)
-        .map(|(_, matched)| last - matched.map_or(-1, |i| i as i64))
-        .max()
-        .unwrap_or(0)
-        .max(0);
-    MetadataSnapshot {
-        log_end_offset: broker.metadata_end_offset(),
-        last_applied_offset: applied,
-        term: i64::try_from(quorum.term).unwrap_or(i64::MAX),
-        apply_lag: (last - applied).max(0),
-        max_follower_lag,
-        active_controller: i64::from(quorum.active),
-        voters: quorum.voters.len() as i64,
-        brokers_active: live.len() as i64,
-        brokers_fenced: fenced as i64,
-        offline_partitions: offline as i64,
-    }
 }
 
 /// Encodes a snapshot taken for one scrape.

@@ -54,6 +54,17 @@ pub use metadata::MetadataSnapshot;
 pub use partitions::PartitionSnapshot;
 pub use requests::RequestTimer;
 
+/// What a scrape reads besides the live metrics, at scrape time: the broker
+/// implements it, and this module knows nothing else of the broker.
+pub trait ScrapeSource: Send + Sync + 'static {
+    /// The live metrics (and the group source registered with them).
+    fn metrics(&self) -> &BrokerMetrics;
+    /// Every partition this broker holds.
+    fn partitions(&self) -> Vec<PartitionSnapshot>;
+    /// The metadata image and quorum as this node sees them.
+    fn metadata(&self) -> MetadataSnapshot;
+}
+
 /// Every Strata metric name starts with this (`strata_...`); the process
 /// metrics keep the standard `process_` names that every Prometheus client
 /// library exports and existing dashboards expect.

@@ -9,7 +9,6 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 
 use super::encode_gauge_family;
-use crate::broker::Broker;
 
 /// One partition's numbers at scrape time.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,28 +20,6 @@ pub struct PartitionSnapshot {
     pub high_watermark: i64,
     pub size_bytes: u64,
     pub segments: usize,
-}
-
-/// Reads every partition of every topic. Each log is locked only long
-/// enough to read four numbers, one partition at a time.
-pub fn snapshot(broker: &Broker) -> Vec<PartitionSnapshot> {
-    let mut snapshots = Vec::new();
-    for topic in broker.topics() {
-        for partition in &topic.partitions {
-            let high_watermark = partition.high_watermark();
-            let log = partition.log();
-            snapshots.push(PartitionSnapshot {
-                topic: topic.name().to_string(),
-                partition: partition.index,
-                log_end_offset: log.log_end_offset(),
-                log_start_offset: log.log_start_offset(),
-                high_watermark,
-                size_bytes: log.size_bytes(),
-                segments: log.segment_count(),
-            });
-        }
-    }
-    snapshots
 }
 
 /// The `topic` and `partition` labels of one partition's series.

@@ -22,10 +22,9 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 }
 
 fn scrape(broker: &Broker) -> String {
-    broker.metrics.encode(
-        partitions::snapshot(broker),
-        Some(super::metadata::snapshot(broker)),
-    )
+    broker
+        .metrics
+        .encode(broker.partitions(), Some(broker.metadata()))
 }
 
 fn produce(broker: &Arc<Broker>, topic: &str, partition: i32) {

@@ -163,14 +163,26 @@ impl Cluster {
     }
 
     fn start(&mut self, id: i32) {
-        let listener = TcpListener::bind(&self.voters[&id]).expect("rebind controller port");
+        // A stopped node's listener closes as its runtime winds down in the
+        // background: the port may still be held for a moment.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match TcpListener::bind(&self.voters[&id]) {
+                Ok(listener) => break listener,
+                Err(e) if Instant::now() < deadline => {
+                    assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse, "{e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("rebind controller port: {e}"),
+            }
+        };
         let config = QuorumConfig {
             node_id: id,
             voters: self.voters.clone(),
             listener: Some(listener),
             election_timeout_ms: 150,
             snapshot_after_entries: 10,
-            directory_id: uuid::Uuid::from_u128(id as u128),
+            directory_id: Uuid::from_u128(id as u128),
         };
         let quorum = Quorum::open(&self.dir(id), config).unwrap();
         self.nodes.insert(id, quorum);
