@@ -7,14 +7,13 @@
 //! ([`crate::quorum`]), and acted on from its delta once applied (open the
 //! logs of new partitions, delete a removed topic's, apply new configs).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
-use strata_storage::{checkpoint, Log, CLEAN_SHUTDOWN_FILE};
 use uuid::Uuid;
 
 use crate::config::BrokerConfig;
@@ -25,9 +24,9 @@ use crate::metadata::{
     ApplyError, BrokerEndpoint, BrokerRegistration, ConfigResource, MetadataDelta, MetadataImage,
     MetadataRecord,
 };
-use crate::metadata_store::{self, StoredTopic};
+use crate::metadata_store;
 use crate::metrics::BrokerMetrics;
-use crate::partition::Partition;
+use crate::partitions::{stored_topic, PartitionManager, Topic, TopicMetricsSource};
 use crate::quorum::{Quorum, WriteError};
 
 mod migrate;
@@ -38,16 +37,8 @@ mod scrape;
 use offsets_log::BrokerOffsetsLog;
 use records::{
     agree_on_cluster_id, apply_error, config_records, effective_config, open_quorum,
-    partition_record, refusal_grace, register, remove_orphaned_partition_dirs, stored_topic,
-    write_error,
+    partition_record, refusal_grace, register, write_error,
 };
-
-/// Kafka's file of per-partition recovery points (offsets below which the log
-/// is known to be on disk), in the data directory.
-const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
-/// Kafka's file of per-partition log start offsets: where DeleteRecords and
-/// retention left each log's first readable offset.
-const LOG_START_OFFSET_FILE: &str = "log-start-offset-checkpoint";
 
 /// Producer ids are taken in blocks (Kafka's controller allocates blocks of
 /// 1000 too) and the block's end is in the metadata log before any id of it
@@ -71,50 +62,6 @@ pub struct Endpoint {
     pub port: i32,
 }
 
-/// A topic: its persisted description and the partitions this broker hosts
-/// (all of them on a single node), in index order.
-pub struct Topic {
-    pub stored: StoredTopic,
-    pub partitions: Vec<Arc<Partition>>,
-}
-
-impl Topic {
-    pub fn name(&self) -> &str {
-        &self.stored.name
-    }
-    pub fn id(&self) -> Uuid {
-        self.stored.id
-    }
-    pub fn partition_count(&self) -> i32 {
-        self.stored.partitions
-    }
-
-    /// Whether the topic has partition `index`, on this broker or another.
-    pub fn has_partition(&self, index: i32) -> bool {
-        (0..self.partition_count()).contains(&index)
-    }
-
-    /// Partition `index` if this broker hosts it.
-    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
-        self.partitions
-            .binary_search_by_key(&index, |p| p.index)
-            .ok()
-            .map(|i| &self.partitions[i])
-    }
-}
-
-/// Partition `index` of a topic a handler looked up once per request topic
-/// (`None`: no such topic): UNKNOWN_TOPIC_OR_PARTITION if either does not
-/// exist, NOT_LEADER_OR_FOLLOWER if another broker hosts it.
-pub fn partition_of(topic: Option<&Topic>, index: i32) -> Result<&Arc<Partition>, ApiError> {
-    let topic = topic.ok_or(ResponseError::UnknownTopicOrPartition)?;
-    match topic.partition(index) {
-        Some(partition) => Ok(partition),
-        None if topic.has_partition(index) => Err(ResponseError::NotLeaderOrFollower.into()),
-        None => Err(ResponseError::UnknownTopicOrPartition.into()),
-    }
-}
-
 /// The broker: identity, configuration and topics.
 pub struct Broker {
     /// `--config FILE` and `--set`, as started.
@@ -127,11 +74,9 @@ pub struct Broker {
     pub endpoint: Endpoint,
     /// What `/metrics` reports; partitions hold handles into it.
     pub metrics: Arc<BrokerMetrics>,
-    data_dir: PathBuf,
-    /// Topics by name. Readers clone the `Arc<Topic>` they need and let go of
-    /// the lock at once; changes replace a topic's `Arc` whole.
-    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
-    /// The metadata this broker has acted on: the topics above match it.
+    /// The logs of the partitions this broker hosts.
+    pub partitions: PartitionManager,
+    /// The metadata this broker has acted on: the partitions match it.
     image: RwLock<Arc<MetadataImage>>,
     /// The metadata quorum; every change is written through it.
     quorum: Quorum,
@@ -173,14 +118,6 @@ impl Broker {
         let node_id = config.node_id();
         // Refuses another node's directory before anything is written.
         let meta = metadata_store::read_meta_properties(data_dir, node_id)?;
-        let clean_marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
-        let clean_shutdown = clean_marker.exists();
-        let recovery_points = checkpoint::read(&data_dir.join(RECOVERY_POINT_FILE))?;
-        let log_start_offsets = checkpoint::read(&data_dir.join(LOG_START_OFFSET_FILE))?;
-        if !clean_shutdown {
-            tracing::info!("no clean-shutdown marker: recovering logs past their recovery points");
-        }
-
         let quorum = open_quorum(data_dir, &config, controller, meta.directory_id)?;
         let cluster_id = agree_on_cluster_id(&quorum, data_dir, node_id, &meta)?;
         // Kafka registers a broker at every start, with a new incarnation id.
@@ -205,46 +142,9 @@ impl Broker {
         let static_config = config;
         let config = effective_config(&static_config, &image, node_id);
 
-        remove_orphaned_partition_dirs(data_dir, &image);
-        let now = now_ms();
         let metrics = Arc::new(BrokerMetrics::new());
-        let mut topics = BTreeMap::new();
-        for topic_image in image.topics() {
-            let stored = stored_topic(&image, topic_image);
-            let log_config = config.log_config(&stored.configs);
-            let mut partitions = Vec::new();
-            for index in hosted(topic_image, node_id) {
-                let dir = metadata_store::partition_dir(data_dir, &stored.name, index);
-                let key = (stored.name.clone(), index);
-                let recovery_point = recovery_points.get(&key).copied().unwrap_or(0);
-                let mut log = Log::open(
-                    &dir,
-                    log_config.clone(),
-                    recovery_point,
-                    clean_shutdown,
-                    now,
-                )?;
-                if let Some(&start) = log_start_offsets.get(&key) {
-                    log.restore_log_start_offset(start);
-                }
-                // Missing after a crash between the metadata and the directory.
-                if metadata_store::read_partition_topic_id(&dir).is_none() {
-                    metadata_store::write_partition_metadata(&dir, stored.id)?;
-                }
-                partitions.push(Arc::new(Partition::new(
-                    stored.name.clone(),
-                    index,
-                    log,
-                    metrics.topic(&stored.name),
-                )));
-            }
-            topics.insert(stored.name.clone(), Arc::new(Topic { stored, partitions }));
-        }
-        // From here on the directory is in use: a crash must be recovered.
-        if clean_shutdown {
-            fs::remove_file(&clean_marker)
-                .map_err(|e| BrokerError::io("removing the clean-shutdown marker", e))?;
-        }
+        let partitions =
+            PartitionManager::open(node_id, data_dir, &image, &config, metrics.clone())?;
         let allocated = image.next_producer_id();
         let broker = Arc::new_cyclic(|weak| Broker {
             producer_ids: std::sync::Mutex::new(ProducerIdBlock {
@@ -258,8 +158,7 @@ impl Broker {
             cluster_id,
             endpoint,
             metrics,
-            data_dir: data_dir.to_path_buf(),
-            topics: RwLock::new(topics),
+            partitions,
             image: RwLock::new(image),
             quorum,
             admin: Mutex::new(()),
@@ -277,7 +176,7 @@ impl Broker {
             let delta = current.delta_from(&broker.image());
             broker.on_metadata(&current, &delta);
         }
-        broker.write_checkpoints()?;
+        broker.partitions.write_checkpoints()?;
         broker.groups.restore()?;
         broker.metrics.set_group_source(broker.groups.clone());
         tracing::info!(
@@ -289,27 +188,15 @@ impl Broker {
     }
 
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
-        self.read_topics().get(name).cloned()
+        self.partitions.topic(name)
     }
 
     pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
-        self.read_topics().values().find(|t| t.id() == id).cloned()
+        self.partitions.topic_by_id(id)
     }
 
     pub fn topics(&self) -> Vec<Arc<Topic>> {
-        self.read_topics().values().cloned().collect()
-    }
-
-    fn read_topics(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Topic>>> {
-        self.topics
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn write_topics(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Topic>>> {
-        self.topics
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.partitions.topics()
     }
 
     /// The configuration in force: static, with the dynamic broker configs
@@ -389,9 +276,8 @@ impl Broker {
         }
     }
 
-    /// Brings the topics and their logs in line with the image after a
-    /// change: new topics and partitions get their logs, removed topics lose
-    /// theirs, changed configs reach the logs.
+    /// Takes new dynamic broker configs in, then has the partition manager
+    /// bring the logs in line with the image.
     fn apply_delta(&self, image: &MetadataImage, delta: &MetadataDelta) -> Result<(), ApiError> {
         let broker_configs_changed = delta
             .changed_configs
@@ -404,64 +290,7 @@ impl Broker {
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
         }
-        let mut next = self.read_topics().clone();
-        let mut result = Ok(());
-        let removed: Vec<Arc<Topic>> = delta
-            .removed_topics
-            .iter()
-            .filter_map(|gone| next.remove(&gone.name))
-            .collect();
-        // New broker defaults reach every topic that does not override them.
-        let every_topic = broker_configs_changed.then(|| image.topics().map(|t| t.id));
-        let changed: HashSet<String> = delta
-            .created_topics
-            .iter()
-            .copied()
-            .chain(delta.new_partitions.iter().map(|(id, _)| *id))
-            .chain(every_topic.into_iter().flatten())
-            .filter_map(|id| image.topic_by_id(id).map(|t| t.name.clone()))
-            .chain(delta.changed_configs.iter().filter_map(|r| match r {
-                ConfigResource::Topic(name) => Some(name.clone()),
-                ConfigResource::Broker(_) => None,
-            }))
-            .collect();
-        for name in changed {
-            let Some(topic_image) = image.topic(&name) else {
-                continue;
-            };
-            let stored = stored_topic(image, topic_image);
-            let mut partitions = next
-                .get(&name)
-                .map(|t| t.partitions.clone())
-                .unwrap_or_default();
-            let opened = partitions.last().map_or(0, |p| p.index + 1);
-            let new: Vec<i32> = hosted(topic_image, self.node_id)
-                .filter(|index| *index >= opened)
-                .collect();
-            if !new.is_empty() {
-                match self.open_partitions(&stored, new) {
-                    Ok(new) => partitions.extend(new),
-                    Err(error) => result = Err(error),
-                }
-            }
-            let log_config = self.config().log_config(&stored.configs);
-            for partition in &partitions {
-                partition.set_config(log_config.clone());
-            }
-            next.insert(name, Arc::new(Topic { stored, partitions }));
-        }
-        *self.write_topics() = next;
-        // Only once no look-up finds them: a removed topic's data.
-        for topic in removed {
-            self.metrics.remove_topic(topic.name());
-            for partition in &topic.partitions {
-                let dir = partition.log().dir().to_path_buf();
-                if let Err(error) = fs::remove_dir_all(&dir) {
-                    tracing::warn!(dir = %dir.display(), %error, "could not remove partition directory");
-                }
-            }
-        }
-        result
+        self.partitions.apply_delta(image, delta, &self.config())
     }
 
     /// Creates a topic (or, with `validate_only`, checks that it could be).
@@ -500,7 +329,7 @@ impl Broker {
                 name: name.to_string(),
             }));
         }
-        if let Some(clash) = self.colliding_topic(name) {
+        if let Some(clash) = self.partitions.colliding_topic(name) {
             return Err(ApiError::new(
                 ResponseError::InvalidTopicException,
                 format!("Topic '{name}' collides with existing topic: {clash}"),
@@ -660,43 +489,6 @@ impl Broker {
         self.commit(&admin, &records)
     }
 
-    fn open_partitions(
-        &self,
-        topic: &StoredTopic,
-        range: Vec<i32>,
-    ) -> Result<Vec<Arc<Partition>>, ApiError> {
-        let log_config = self.config().log_config(&topic.configs);
-        let now = now_ms();
-        let mut opened = Vec::new();
-        for index in range {
-            let dir = metadata_store::partition_dir(&self.data_dir, &topic.name, index);
-            // A directory here is a leftover of a deleted topic of this name.
-            if dir.exists() {
-                let _ = fs::remove_dir_all(&dir);
-            }
-            let log = Log::open(&dir, log_config.clone(), 0, true, now).map_err(ApiError::from)?;
-            metadata_store::write_partition_metadata(&dir, topic.id)
-                .map_err(|e| ApiError::new(ResponseError::KafkaStorageError, e.to_string()))?;
-            opened.push(Arc::new(Partition::new(
-                topic.name.clone(),
-                index,
-                log,
-                self.metrics.topic(&topic.name),
-            )));
-        }
-        Ok(opened)
-    }
-
-    /// Kafka refuses topic names that differ only by '.' versus '_', since
-    /// both map to the same metric names.
-    fn colliding_topic(&self, name: &str) -> Option<String> {
-        let normalized = name.replace('.', "_");
-        self.read_topics()
-            .keys()
-            .find(|existing| existing.replace('.', "_") == normalized)
-            .cloned()
-    }
-
     /// A producer id never handed out before, for InitProducerId.
     pub fn allocate_producer_id(&self) -> Result<i64, ApiError> {
         let mut block = self
@@ -746,72 +538,6 @@ impl Broker {
         }
     }
 
-    /// Flushes logs whose `flush.ms` is due; run periodically.
-    pub fn flush_due_logs(&self) {
-        let now = now_ms();
-        for topic in self.topics() {
-            for partition in &topic.partitions {
-                if let Err(error) = partition.log().flush_if_due(now) {
-                    tracing::error!(topic = topic.name(), partition = partition.index, %error, "flush failed");
-                }
-            }
-        }
-    }
-
-    /// Persists every partition's recovery point, so that recovery after a
-    /// crash scans only what was not yet flushed, and its log start offset.
-    pub fn write_checkpoints(&self) -> Result<(), BrokerError> {
-        let recovery_points = self.per_partition(Log::recovery_point);
-        checkpoint::write(&self.data_dir.join(RECOVERY_POINT_FILE), &recovery_points)?;
-        self.checkpoint_log_start_offsets()
-    }
-
-    /// Persists every partition's log start offset, so that records deleted
-    /// by DeleteRecords or retention stay deleted after a restart.
-    pub fn checkpoint_log_start_offsets(&self) -> Result<(), BrokerError> {
-        let entries = self.per_partition(Log::log_start_offset);
-        checkpoint::write(&self.data_dir.join(LOG_START_OFFSET_FILE), &entries)?;
-        Ok(())
-    }
-
-    /// `(topic, partition, value)` for every partition, as checkpoints hold.
-    fn per_partition(&self, value: impl Fn(&Log) -> i64) -> Vec<(String, i32, i64)> {
-        let mut entries = Vec::new();
-        for topic in self.topics() {
-            for partition in &topic.partitions {
-                entries.push((
-                    topic.name().to_string(),
-                    partition.index,
-                    value(&partition.log()),
-                ));
-            }
-        }
-        entries
-    }
-
-    /// One retention pass (`log.retention.check.interval.ms`): deletes the
-    /// segments each log's retention settings and start offset let go, then
-    /// persists the start offsets if any moved.
-    pub fn apply_retention(&self) {
-        let now = now_ms();
-        let mut deleted = 0;
-        for topic in self.topics() {
-            for partition in &topic.partitions {
-                match partition.log().apply_retention(now) {
-                    Ok(count) => deleted += count,
-                    Err(error) => {
-                        tracing::error!(topic = topic.name(), partition = partition.index, %error, "retention failed")
-                    }
-                }
-            }
-        }
-        if deleted > 0 {
-            if let Err(error) = self.checkpoint_log_start_offsets() {
-                tracing::error!(%error, "could not write log start offsets");
-            }
-        }
-    }
-
     /// Clean shutdown: flush every log, record recovery points, then leave
     /// the marker that lets the next start skip recovery.
     pub fn shutdown(&self) -> Result<(), BrokerError> {
@@ -828,34 +554,16 @@ impl Broker {
             tracing::info!(%error, "controlled shutdown: the controller was not told");
         }
         let _admin = self.lock_admin();
-        for topic in self.topics() {
-            for partition in &topic.partitions {
-                partition.log().flush()?;
-                partition.write_producer_snapshot();
-            }
-        }
-        self.write_checkpoints()?;
+        self.partitions.flush_all()?;
         self.quorum.shutdown();
-        metadata_store::write_atomically(&self.data_dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        self.partitions.mark_clean_shutdown()?;
         tracing::info!("clean shutdown complete");
         Ok(())
     }
 
     pub fn data_dir(&self) -> &Path {
-        &self.data_dir
+        self.partitions.data_dir()
     }
-}
-
-/// The partitions of a topic that `node_id` holds a replica of, in order.
-pub(crate) fn hosted(
-    topic: &crate::metadata::TopicImage,
-    node_id: i32,
-) -> impl Iterator<Item = i32> + '_ {
-    topic
-        .partitions
-        .values()
-        .filter(move |p| p.replicas.contains(&node_id))
-        .map(|p| p.partition_id)
 }
 
 /// Kafka's topic name rules: 1 to 249 characters of `[a-zA-Z0-9._-]`, and
@@ -882,6 +590,16 @@ pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+impl TopicMetricsSource for BrokerMetrics {
+    fn topic(&self, name: &str) -> crate::metrics::TopicMetrics {
+        BrokerMetrics::topic(self, name)
+    }
+
+    fn remove_topic(&self, name: &str) {
+        BrokerMetrics::remove_topic(self, name)
+    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@
 //!   timers, committed offsets. It knows the broker only as the
 //!   [`coordinator::OffsetsLog`] it writes to (`__consumer_offsets`).
 //! - [`partition`]: a partition's log and the watch that wakes fetches.
+//! - [`partitions`]: the partition manager: the hosted partitions' logs,
+//!   kept in line with the metadata image, and the periodic log work.
 //! - [`metrics`]: Prometheus metrics and their HTTP endpoint; what a scrape
 //!   reads of the broker comes through [`metrics::ScrapeSource`].
 //! - [`producer_state`]: idempotent producers' sequence checks.
@@ -43,6 +45,7 @@ pub mod metadata;
 pub mod metadata_store;
 pub mod metrics;
 pub mod partition;
+pub mod partitions;
 pub mod producer_state;
 pub mod quorum;
 pub mod server;

@@ -201,7 +201,7 @@ async fn periodic_work(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) 
         tokio::select! {
             _ = retention_tick.tick() => {
                 let broker = broker.clone();
-                let _ = tokio::task::spawn_blocking(move || broker.apply_retention()).await;
+                let _ = tokio::task::spawn_blocking(move || broker.partitions.apply_retention()).await;
             }
             _ = offsets_tick.tick() => {
                 let broker = broker.clone();
@@ -211,11 +211,11 @@ async fn periodic_work(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) 
             }
             _ = flush_tick.tick() => {
                 let broker = broker.clone();
-                let _ = tokio::task::spawn_blocking(move || broker.flush_due_logs()).await;
+                let _ = tokio::task::spawn_blocking(move || broker.partitions.flush_due_logs()).await;
             }
             _ = checkpoint_tick.tick() => {
                 let broker = broker.clone();
-                let result = tokio::task::spawn_blocking(move || broker.write_checkpoints()).await;
+                let result = tokio::task::spawn_blocking(move || broker.partitions.write_checkpoints()).await;
                 if let Ok(Err(error)) = result {
                     tracing::error!(%error, "could not write recovery points");
                 }

@@ -7,11 +7,12 @@ use std::sync::{Arc, Weak};
 
 use kafka_protocol::error::ResponseError;
 
-use super::{Broker, Topic};
+use super::Broker;
 use crate::coordinator::{OffsetsLog, OFFSETS_TOPIC};
 use crate::error::ApiError;
 use crate::group::partition_for;
 use crate::partition::Partition;
+use crate::partitions::Topic;
 
 impl Broker {
     /// `__consumer_offsets`, created if it does not exist yet.

@@ -2,8 +2,7 @@
 //! is read back at start: the glue between [`Broker`](super::Broker) and
 //! [`crate::metadata`].
 
-use std::collections::{BTreeMap, HashSet};
-use std::fs;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -14,8 +13,7 @@ use super::migrate;
 use crate::config::{BrokerConfig, NodeRoles};
 use crate::error::{ApiError, BrokerError};
 use crate::metadata::{
-    ApplyError, ConfigResource, MetadataImage, MetadataRecord, PartitionRegistration, TopicImage,
-    METADATA_LOG_DIR,
+    ApplyError, ConfigResource, MetadataImage, MetadataRecord, PartitionRegistration,
 };
 use crate::quorum::{Quorum, QuorumConfig, WriteError};
 
@@ -23,36 +21,7 @@ use crate::quorum::{Quorum, QuorumConfig, WriteError};
 const QUORUM_READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a node of several voters says it is still waiting for them.
 const QUORUM_WAIT_REPORT: Duration = Duration::from_secs(10);
-use crate::metadata_store::{self, MetaProperties, StoredTopic};
-
-/// Removes partition directories whose `partition.metadata` names a topic id
-/// that the metadata no longer has: the remains of a deletion interrupted by
-/// a crash. Directories without that file are left alone, with a warning.
-pub(super) fn remove_orphaned_partition_dirs(data_dir: &Path, image: &MetadataImage) {
-    let known: HashSet<String> = image
-        .topics()
-        .map(|t| metadata_store::encode_uuid(t.id))
-        .collect();
-    let Ok(entries) = fs::read_dir(data_dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if !path.is_dir() || entry.file_name() == METADATA_LOG_DIR {
-            continue;
-        }
-        match metadata_store::read_partition_topic_id(&path) {
-            Some(id) if known.contains(&id) => {}
-            Some(_) => {
-                tracing::warn!(dir = %path.display(), "removing the directory of a deleted topic");
-                if let Err(error) = fs::remove_dir_all(&path) {
-                    tracing::warn!(dir = %path.display(), %error, "could not remove");
-                }
-            }
-            None => tracing::warn!(dir = %path.display(), "unknown directory in the data dir"),
-        }
-    }
-}
+use crate::metadata_store::{self, MetaProperties};
 
 /// Starts this node's metadata quorum and waits until it has a leader and
 /// has applied its log: a quorum of one, or the voters of
@@ -315,16 +284,6 @@ pub(super) fn config_records(
         .filter(|(name, value)| current.get(*name) != Some(*value))
         .map(|(name, value)| record(name, Some(value)));
     removed.chain(set).collect()
-}
-
-/// A topic as the handlers see it: name, id, partition count and overrides.
-pub(super) fn stored_topic(image: &MetadataImage, topic: &TopicImage) -> StoredTopic {
-    StoredTopic {
-        name: topic.name.clone(),
-        id: topic.id,
-        partitions: topic.partitions.len() as i32,
-        configs: image.configs(&ConfigResource::Topic(topic.name.clone())),
-    }
 }
 
 /// The Kafka error for a change the metadata refuses.

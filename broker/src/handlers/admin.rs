@@ -72,7 +72,7 @@ fn create_one(
     broker: &Broker,
     topic: CreatableTopic,
     validate_only: bool,
-) -> Result<std::sync::Arc<crate::broker::Topic>, ApiError> {
+) -> Result<std::sync::Arc<crate::partitions::Topic>, ApiError> {
     let mut partitions = topic.num_partitions;
     let mut replication_factor = topic.replication_factor;
     if !topic.assignments.is_empty() {

@@ -7,8 +7,9 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
-use crate::broker::{partition_of, Broker};
+use crate::broker::Broker;
 use crate::coordinator::OFFSETS_TOPIC;
+use crate::partitions::partition_of;
 
 /// Applies each partition's deletion and, if any log start offset moved,
 /// persists the start offsets before answering, so that deleted records do
@@ -51,7 +52,7 @@ pub fn handle(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRecordsRe
         .collect();
     let mut response = DeleteRecordsResponse::default().with_topics(topics);
     if moved {
-        if let Err(error) = broker.checkpoint_log_start_offsets() {
+        if let Err(error) = broker.partitions.checkpoint_log_start_offsets() {
             tracing::error!(%error, "could not persist log start offsets");
             let code = ResponseError::KafkaStorageError.code();
             for partition in response

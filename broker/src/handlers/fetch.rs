@@ -13,9 +13,10 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use strata_storage::FileSlice;
 use tokio::time::Instant;
 
-use crate::broker::{partition_of, Broker};
+use crate::broker::Broker;
 use crate::frame::placeholder;
 use crate::partition::Partition;
+use crate::partitions::partition_of;
 
 /// `isolation_level` 1: only committed (transactionally) records. Without
 /// transactions every record below the high watermark is committed, so the

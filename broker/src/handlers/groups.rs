@@ -42,7 +42,7 @@ const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 /// the metadata says (COORDINATOR_NOT_AVAILABLE while it is not a live broker).
 fn group_coordinator(
     broker: &Broker,
-    topic: &crate::broker::Topic,
+    topic: &crate::partitions::Topic,
     group_id: &str,
 ) -> Result<LiveBroker, ResponseError> {
     let index = crate::group::partition_for(group_id, topic.partition_count());

@@ -6,9 +6,10 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use crate::broker::{partition_of, Broker};
+use crate::broker::Broker;
 use crate::error::ApiError;
 use crate::partition::{Partition, LEADER_EPOCH};
+use crate::partitions::partition_of;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;

@@ -11,8 +11,9 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 
 use super::str_bytes;
-use crate::broker::{Broker, Topic};
+use crate::broker::Broker;
 use crate::metadata::MetadataImage;
+use crate::partitions::Topic;
 
 pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
     // v0 has no null: an empty list means every topic. v4+ lets the client

@@ -4,9 +4,10 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
-use crate::broker::{now_ms, partition_of, Broker};
+use crate::broker::{now_ms, Broker};
 use crate::coordinator::OFFSETS_TOPIC;
 use crate::error::ApiError;
+use crate::partitions::partition_of;
 
 /// The client id with which Kafka's own tools may write to internal topics.
 const ADMIN_CLIENT_ID: &str = "__admin_client";
@@ -70,7 +71,7 @@ pub fn handle(
 }
 
 fn append(
-    topic: Option<&crate::broker::Topic>,
+    topic: Option<&crate::partitions::Topic>,
     index: i32,
     records: Option<bytes::Bytes>,
     now: i64,
