@@ -38,6 +38,23 @@ fn view(bootstrap: &str, topic: &str) -> (BTreeSet<i32>, BTreeMap<i32, i32>) {
     (brokers, leaders)
 }
 
+/// Each partition's leader epoch as one broker's Metadata (v9) says.
+fn leader_epochs(bootstrap: &str, topic: &str) -> BTreeMap<i32, i32> {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, TopicName};
+    let request =
+        MetadataRequest::default()
+            .with_topics(Some(vec![MetadataRequestTopic::default()
+                .with_name(Some(TopicName(topic.to_string().into())))]));
+    let response: MetadataResponse =
+        RawClient::connect(bootstrap).request(ApiKey::Metadata, 9, &request);
+    response.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.leader_epoch))
+        .collect()
+}
+
 fn cluster_id(broker: &Broker) -> String {
     let text = std::fs::read_to_string(broker.data_dir().join("meta.properties")).unwrap();
     text.lines()
@@ -423,6 +440,16 @@ fn a_silent_broker_is_fenced_and_its_partitions_come_back_with_it() {
         let (listed, leaders) = view(&watcher, &topic);
         listed.len() == 3 && leaders == before
     });
+    // Leaderless, then led again: each a new leader epoch (PartitionChange
+    // records); the other partitions never changed leader.
+    let epochs = leader_epochs(&watcher, &topic);
+    for (partition, leader) in &before {
+        let expected = if *leader == victim_id { 2 } else { 0 };
+        assert_eq!(
+            epochs[partition], expected,
+            "partition {partition}: {epochs:?}"
+        );
+    }
 
     brokers[victim].stop_sigterm();
     wait_until("the stopped broker was fenced", || {

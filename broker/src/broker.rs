@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::config::BrokerConfig;
 use crate::coordinator::GroupCoordinator;
 use crate::error::{ApiError, BrokerError};
+use crate::metadata::election;
 use crate::metadata::placement::{self, PlacementBroker};
 use crate::metadata::{
     ApplyError, BrokerEndpoint, BrokerRegistration, ConfigResource, MetadataDelta, MetadataImage,
@@ -531,7 +532,8 @@ impl Broker {
         let session = Duration::from_millis(config.broker_session_timeout_ms());
         for record in self.quorum.fencing_changes(&self.image(), session) {
             let admin = self.lock_admin();
-            match self.commit(&admin, std::slice::from_ref(&record)) {
+            let batch = election::with_leadership_changes(&self.image(), record.clone());
+            match self.commit(&admin, &batch) {
                 Ok(()) => tracing::info!(?record, "broker liveness changed"),
                 Err(error) => tracing::warn!(?record, %error, "could not change broker liveness"),
             }
@@ -547,10 +549,8 @@ impl Broker {
         let fence = MetadataRecord::FenceBroker {
             broker_id: self.node_id,
         };
-        if let Err(error) = self
-            .quorum
-            .write_within(vec![fence], CONTROLLED_SHUTDOWN_TIMEOUT)
-        {
+        let batch = election::with_leadership_changes(&self.image(), fence);
+        if let Err(error) = self.quorum.write_within(batch, CONTROLLED_SHUTDOWN_TIMEOUT) {
             tracing::info!(%error, "controlled shutdown: the controller was not told");
         }
         let _admin = self.lock_admin();

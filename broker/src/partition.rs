@@ -1,6 +1,8 @@
-//! One partition this broker leads: its log behind a lock, and a watch of its
-//! log end offset that waiting fetches subscribe to.
+//! One partition this broker hosts: its log behind a lock, the leader epoch
+//! under which it leads it, and a watch of its log end offset that waiting
+//! fetches subscribe to.
 
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use kafka_protocol::error::ResponseError;
@@ -12,11 +14,6 @@ use tokio::sync::watch;
 use crate::error::ApiError;
 use crate::metrics::TopicMetrics;
 use crate::producer_state::{ProducerBatch, ProducerStates, Verdict};
-
-/// The leader epoch Strata reports for every partition. A single broker is
-/// leader from creation on and never changes leader, so the epoch stays 0
-/// until replication brings leader elections.
-pub const LEADER_EPOCH: i32 = 0;
 
 /// A partition and its log.
 ///
@@ -32,6 +29,10 @@ pub struct Partition {
     /// The log end offset after every append; fetches waiting for
     /// `min_bytes` wake on its changes instead of polling.
     log_end_offset: watch::Sender<i64>,
+    /// The leader epoch under which this broker leads the partition, as the
+    /// metadata says; -1 while it does not lead it (another broker does, or
+    /// none).
+    leader_epoch: AtomicI32,
     /// The topic's produce and fetch counters, shared by its partitions.
     pub metrics: TopicMetrics,
 }
@@ -65,8 +66,24 @@ impl Partition {
             log: Mutex::new(log),
             producers: Mutex::new(producers),
             log_end_offset,
+            leader_epoch: AtomicI32::new(-1),
             metrics,
         }
+    }
+
+    /// Leads the partition under `epoch` (`Some`), or stops leading it.
+    pub fn set_leadership(&self, epoch: Option<i32>) {
+        self.leader_epoch
+            .store(epoch.unwrap_or(-1), Ordering::Release);
+    }
+
+    /// The leader epoch this broker leads under; -1 if it does not lead.
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leader_epoch() >= 0
     }
 
     /// The log, locked. A panic while the lock was held cannot leave the log
@@ -110,7 +127,8 @@ impl Partition {
             }
         }
         let segments_before = log.segment_count();
-        let info = log.append(records, LEADER_EPOCH, now_ms)?;
+        // Each batch carries the epoch of the leader that appended it.
+        let info = log.append(records, self.leader_epoch().max(0), now_ms)?;
         if let Some((batch, _)) = &producer_batch {
             producers.record(batch, info.base_offset);
         }

@@ -63,11 +63,12 @@ impl Topic {
 
 /// Partition `index` of a topic a handler looked up once per request topic
 /// (`None`: no such topic): UNKNOWN_TOPIC_OR_PARTITION if either does not
-/// exist, NOT_LEADER_OR_FOLLOWER if another broker hosts it.
+/// exist, NOT_LEADER_OR_FOLLOWER if this broker does not lead it.
 pub fn partition_of(topic: Option<&Topic>, index: i32) -> Result<&Arc<Partition>, ApiError> {
     let topic = topic.ok_or(ResponseError::UnknownTopicOrPartition)?;
     match topic.partition(index) {
-        Some(partition) => Ok(partition),
+        Some(partition) if partition.is_leader() => Ok(partition),
+        Some(_) => Err(ResponseError::NotLeaderOrFollower.into()),
         None if topic.has_partition(index) => Err(ResponseError::NotLeaderOrFollower.into()),
         None => Err(ResponseError::UnknownTopicOrPartition.into()),
     }
@@ -80,6 +81,16 @@ pub(crate) fn hosted(topic: &TopicImage, node_id: i32) -> impl Iterator<Item = i
         .values()
         .filter(move |p| p.replicas.contains(&node_id))
         .map(|p| p.partition_id)
+}
+
+/// Has each hosted partition of `topic` lead as the image says: under its
+/// leader epoch where `node_id` is the leader, not at all elsewhere.
+fn follow_leadership(node_id: i32, topic: &Topic, image: &TopicImage) {
+    for partition in &topic.partitions {
+        let registered = image.partitions.get(&partition.index);
+        let leading = registered.filter(|p| p.leader == node_id);
+        partition.set_leadership(leading.map(|p| p.leader_epoch));
+    }
 }
 
 /// A topic as the handlers see it: name, id, partition count and overrides.
@@ -190,7 +201,9 @@ impl PartitionManager {
                     metrics.topic(&stored.name),
                 )));
             }
-            topics.insert(stored.name.clone(), Arc::new(Topic { stored, partitions }));
+            let topic = Topic { stored, partitions };
+            follow_leadership(node_id, &topic, topic_image);
+            topics.insert(topic.stored.name.clone(), Arc::new(topic));
         }
         if clean_shutdown {
             fs::remove_file(&clean_marker)
@@ -260,6 +273,7 @@ impl PartitionManager {
             .iter()
             .copied()
             .chain(delta.new_partitions.iter().map(|(id, _)| *id))
+            .chain(delta.changed_partitions.iter().map(|(id, _)| *id))
             .chain(every_topic.into_iter().flatten())
             .filter_map(|id| image.topic_by_id(id).map(|t| t.name.clone()))
             .chain(delta.changed_configs.iter().filter_map(|r| match r {
@@ -290,7 +304,9 @@ impl PartitionManager {
             for partition in &partitions {
                 partition.set_config(log_config.clone());
             }
-            next.insert(name, Arc::new(Topic { stored, partitions }));
+            let topic = Topic { stored, partitions };
+            follow_leadership(self.node_id, &topic, topic_image);
+            next.insert(name, Arc::new(topic));
         }
         *self.write_topics() = next;
         // Only once no look-up finds them: a removed topic's data.
@@ -478,6 +494,26 @@ mod tests {
             .collect();
         assert_eq!(hosted, [0, 2]);
         assert!(!dir.path().join("t-1").exists());
+        // Its leadership follows the image: stopped, then under a new epoch.
+        let topic = manager.topic("t").unwrap();
+        assert_eq!(partition_of(Some(&topic), 0).unwrap().leader_epoch(), 0);
+        let change = |leader| {
+            MetadataRecord::PartitionChange(crate::metadata::PartitionChange {
+                topic_id: id,
+                partition_id: 0,
+                leader: Some(leader),
+                isr: None,
+            })
+        };
+        let (leaderless, delta) = image.apply(&[change(-1)]).unwrap();
+        manager.apply_delta(&leaderless, &delta, &config).unwrap();
+        let topic = manager.topic("t").unwrap();
+        let refused = partition_of(Some(&topic), 0).map(|_| ()).unwrap_err();
+        assert_eq!(refused.code, ResponseError::NotLeaderOrFollower);
+        let (image, delta) = leaderless.apply(&[change(1)]).unwrap();
+        manager.apply_delta(&image, &delta, &config).unwrap();
+        let topic = manager.topic("t").unwrap();
+        assert_eq!(partition_of(Some(&topic), 0).unwrap().leader_epoch(), 2);
         manager.flush_all().unwrap();
         manager.mark_clean_shutdown().unwrap();
         drop(manager);

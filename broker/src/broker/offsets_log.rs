@@ -70,7 +70,8 @@ impl OffsetsLog for BrokerOffsetsLog {
         };
         let index = partition_for(group_id, topic.partition_count());
         match topic.partition(index) {
-            Some(partition) => Ok(Some(partition.clone())),
+            Some(partition) if partition.is_leader() => Ok(Some(partition.clone())),
+            Some(_) => Err(ResponseError::NotCoordinator.into()),
             None => Err(ResponseError::CoordinatorNotAvailable.into()),
         }
     }

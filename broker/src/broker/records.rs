@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::migrate;
 use crate::config::{BrokerConfig, NodeRoles};
 use crate::error::{ApiError, BrokerError};
+use crate::metadata::election;
 use crate::metadata::{
     ApplyError, ConfigResource, MetadataImage, MetadataRecord, PartitionRegistration,
 };
@@ -183,7 +184,9 @@ pub(super) fn register(
 ) -> Result<(), BrokerError> {
     let deadline = Instant::now() + grace;
     loop {
-        match quorum.write(vec![registration.clone()]) {
+        // Leaderless partitions it holds in sync are its again.
+        let batch = election::with_leadership_changes(&quorum.image(), registration.clone());
+        match quorum.write(batch) {
             Ok(()) => return Ok(()),
             Err(WriteError::Rejected(refused @ ApplyError::DuplicateBrokerRegistration { .. }))
                 if Instant::now() < deadline =>

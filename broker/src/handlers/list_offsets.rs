@@ -8,7 +8,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use crate::broker::Broker;
 use crate::error::ApiError;
-use crate::partition::{Partition, LEADER_EPOCH};
+use crate::partition::Partition;
 use crate::partitions::partition_of;
 
 const LATEST: i64 = -1;
@@ -16,9 +16,6 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
 pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
-    // The leader epoch field exists from v4 on, and the codec refuses to
-    // drop a non-default value silently.
-    let leader_epoch = if version >= 4 { LEADER_EPOCH } else { -1 };
     let topics = request
         .topics
         .into_iter()
@@ -31,12 +28,14 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(wanted.partition_index);
                     let result = partition_of(resolved.as_deref(), wanted.partition_index)
-                        .and_then(|p| lookup(p, wanted.timestamp));
+                        .and_then(|p| Ok((lookup(p, wanted.timestamp)?, p.leader_epoch())));
                     match result {
-                        Ok((offset, timestamp)) => response
+                        // The leader epoch field exists from v4 on, and the
+                        // codec refuses to drop a non-default value silently.
+                        Ok(((offset, timestamp), epoch)) => response
                             .with_offset(offset)
                             .with_timestamp(timestamp)
-                            .with_leader_epoch(leader_epoch),
+                            .with_leader_epoch(if version >= 4 { epoch } else { -1 }),
                         Err(error) => response
                             .with_error_code(error.code())
                             .with_offset(-1)

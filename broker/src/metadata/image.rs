@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::records::{BrokerRegistration, ConfigResource, MetadataRecord, PartitionRegistration};
+use super::records::{
+    BrokerRegistration, ConfigResource, MetadataRecord, PartitionChange, PartitionRegistration,
+};
 
 /// One topic: its id, name and partitions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +47,8 @@ pub struct MetadataDelta {
     pub removed_topics: Vec<Arc<TopicImage>>,
     /// New partitions of topics that existed before the batch.
     pub new_partitions: Vec<(Uuid, i32)>,
+    /// Partitions whose leader or in-sync replicas changed.
+    pub changed_partitions: Vec<(Uuid, i32)>,
     pub changed_configs: BTreeSet<ConfigResource>,
 }
 
@@ -102,6 +106,9 @@ impl MetadataImage {
         delta
             .created_topics
             .retain(|id| next.topics.contains_key(id));
+        delta
+            .changed_partitions
+            .retain(|(id, _)| next.topics.contains_key(id));
         Ok((next, delta))
     }
 
@@ -139,6 +146,7 @@ impl MetadataImage {
                 delta.created_topics.push(*topic_id);
             }
             MetadataRecord::Partition(partition) => self.add_partition(partition, delta)?,
+            MetadataRecord::PartitionChange(change) => self.change_partition(change, delta)?,
             MetadataRecord::Config {
                 resource,
                 name,
@@ -265,6 +273,52 @@ impl MetadataImage {
         Ok(())
     }
 
+    fn change_partition(
+        &mut self,
+        change: &PartitionChange,
+        delta: &mut MetadataDelta,
+    ) -> Result<(), ApplyError> {
+        let topic_id = change.topic_id;
+        let invalid = |reason: &str| ApplyError::InvalidPartition {
+            topic_id,
+            partition: change.partition_id,
+            reason: reason.to_string(),
+        };
+        let topic = self
+            .topics
+            .get_mut(&topic_id)
+            .ok_or(ApplyError::UnknownTopicId { topic_id })?;
+        let current = topic
+            .partitions
+            .get(&change.partition_id)
+            .ok_or_else(|| invalid("no such partition"))?;
+        let mut next = current.clone();
+        if let Some(isr) = &change.isr {
+            let distinct: BTreeSet<i32> = isr.iter().copied().collect();
+            if distinct.len() != isr.len() || isr.iter().any(|id| !next.replicas.contains(id)) {
+                return Err(invalid("the in-sync replicas are not distinct replicas"));
+            }
+            next.isr = isr.clone();
+        }
+        if let Some(leader) = change.leader {
+            if leader != next.leader {
+                next.leader = leader;
+                next.leader_epoch += 1;
+            }
+        }
+        if next.leader != -1 && !next.isr.contains(&next.leader) {
+            return Err(invalid("the leader is not in sync"));
+        }
+        next.partition_epoch += 1;
+        Arc::make_mut(topic)
+            .partitions
+            .insert(change.partition_id, next);
+        delta
+            .changed_partitions
+            .push((topic_id, change.partition_id));
+        Ok(())
+    }
+
     pub fn topic(&self, name: &str) -> Option<&Arc<TopicImage>> {
         self.topic_ids.get(name).and_then(|id| self.topics.get(id))
     }
@@ -350,6 +404,23 @@ impl MetadataImage {
                     .map(move |p| (*id, *p))
             })
             .collect();
+        let changed_partitions = self
+            .topics
+            .iter()
+            .filter_map(|(id, topic)| Some((id, topic, old.topics.get(id)?)))
+            .flat_map(|(id, topic, before)| {
+                topic
+                    .partitions
+                    .iter()
+                    .filter(move |(p, now)| {
+                        before
+                            .partitions
+                            .get(p)
+                            .is_some_and(|then| then.partition_epoch != now.partition_epoch)
+                    })
+                    .map(move |(p, _)| (*id, *p))
+            })
+            .collect();
         let changed_configs = self
             .configs
             .keys()
@@ -361,6 +432,7 @@ impl MetadataImage {
             created_topics,
             removed_topics,
             new_partitions,
+            changed_partitions,
             changed_configs,
         }
     }

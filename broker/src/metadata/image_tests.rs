@@ -224,6 +224,14 @@ fn any_record() -> impl Strategy<Value = MetadataRecord> {
     prop_oneof![
         (name.clone(), 1u128..5).prop_map(|(n, id)| topic(n, id)),
         (1u128..5, 0i32..3).prop_map(|(id, p)| partition(id, p)),
+        (1u128..5, 0i32..3, prop::option::of(-1i32..2)).prop_map(|(id, p, leader)| {
+            MetadataRecord::PartitionChange(PartitionChange {
+                topic_id: Uuid::from_u128(id),
+                partition_id: p,
+                leader,
+                isr: None,
+            })
+        }),
         (name, prop::option::of("[0-9]{1,2}")).prop_map(|(n, v)| config(
             n,
             "retention.ms",

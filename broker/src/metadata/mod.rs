@@ -9,6 +9,7 @@
 //! the broker what to act on. On a single node the broker writes the log
 //! itself; the Raft quorum of the controllers will write it for a cluster.
 
+pub mod election;
 pub mod image;
 pub mod log;
 pub mod placement;
@@ -17,5 +18,6 @@ pub mod records;
 pub use image::{ApplyError, MetadataDelta, MetadataImage, TopicImage};
 pub use log::{MetadataLog, MetadataLogError, METADATA_LOG_DIR};
 pub use records::{
-    BrokerEndpoint, BrokerRegistration, ConfigResource, MetadataRecord, PartitionRegistration,
+    BrokerEndpoint, BrokerRegistration, ConfigResource, MetadataRecord, PartitionChange,
+    PartitionRegistration,
 };

@@ -22,6 +22,9 @@ pub enum MetadataRecord {
     Topic { name: String, topic_id: Uuid },
     /// A partition of a topic is created.
     Partition(PartitionRegistration),
+    /// A partition's leader or in-sync replicas change (KRaft's
+    /// `PartitionChangeRecord`).
+    PartitionChange(PartitionChange),
     /// A config override is set (`Some`) or removed (`None`).
     Config {
         resource: ConfigResource,
@@ -91,6 +94,18 @@ pub struct PartitionRegistration {
     pub leader_epoch: i32,
     /// Bumped on every change of the partition (Kafka's partition epoch).
     pub partition_epoch: i32,
+}
+
+/// What changes in one partition: a new leader (-1 for none) bumps the
+/// leader epoch; every change bumps the partition epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionChange {
+    pub topic_id: Uuid,
+    pub partition_id: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isr: Option<Vec<i32>>,
 }
 
 /// What a config record applies to.

@@ -1,0 +1,165 @@
+//! Partition leadership as the controller decides it when a broker leaves
+//! (fenced, or shutting down) or comes back (registered, unfenced), after
+//! KRaft's `ReplicationControlManager`: plain logic over the image, the
+//! changes returned as records to write in the same batch as the broker's
+//! own record.
+
+use super::{MetadataImage, MetadataRecord, PartitionChange};
+
+/// The changes `broker_id` leaving calls for. Each partition it leads gets
+/// the first other in-sync replica that is not fenced as leader, or none
+/// (-1). It leaves the in-sync replicas wherever others remain; where it was
+/// the last, the set stays as it is (as Kafka keeps it), so that the
+/// partition comes back with it.
+pub fn on_broker_leaving(image: &MetadataImage, broker_id: i32) -> Vec<MetadataRecord> {
+    let available = |id: i32| id != broker_id && image.broker(id).is_some_and(|b| !b.fenced);
+    image
+        .topics()
+        .flat_map(|topic| topic.partitions.values().map(move |p| (topic.id, p)))
+        .filter(|(_, p)| p.leader == broker_id || p.isr.contains(&broker_id))
+        .map(|(topic_id, p)| {
+            let remaining: Vec<i32> = p
+                .isr
+                .iter()
+                .copied()
+                .filter(|id| *id != broker_id)
+                .collect();
+            let isr = (!remaining.is_empty()).then_some(remaining);
+            let leader = (p.leader == broker_id).then(|| {
+                let candidates = isr.as_deref().unwrap_or(&[]);
+                candidates
+                    .iter()
+                    .copied()
+                    .find(|id| available(*id))
+                    .unwrap_or(-1)
+            });
+            MetadataRecord::PartitionChange(PartitionChange {
+                topic_id,
+                partition_id: p.partition_id,
+                leader,
+                isr,
+            })
+        })
+        .collect()
+}
+
+/// The changes `broker_id` coming back calls for: it leads every partition
+/// left without a leader whose in-sync replicas include it.
+pub fn on_broker_returning(image: &MetadataImage, broker_id: i32) -> Vec<MetadataRecord> {
+    image
+        .topics()
+        .flat_map(|topic| topic.partitions.values().map(move |p| (topic.id, p)))
+        .filter(|(_, p)| p.leader == -1 && p.isr.contains(&broker_id))
+        .map(|(topic_id, p)| {
+            MetadataRecord::PartitionChange(PartitionChange {
+                topic_id,
+                partition_id: p.partition_id,
+                leader: Some(broker_id),
+                isr: None,
+            })
+        })
+        .collect()
+}
+
+/// `record` (a broker's registration, fencing or unfencing) with the
+/// leadership changes it calls for after it, as one batch.
+pub fn with_leadership_changes(
+    image: &MetadataImage,
+    record: MetadataRecord,
+) -> Vec<MetadataRecord> {
+    let changes = match &record {
+        MetadataRecord::FenceBroker { broker_id } => on_broker_leaving(image, *broker_id),
+        MetadataRecord::UnfenceBroker { broker_id } => on_broker_returning(image, *broker_id),
+        MetadataRecord::RegisterBroker(registration) if !registration.fenced => {
+            on_broker_returning(image, registration.broker_id)
+        }
+        _ => Vec::new(),
+    };
+    std::iter::once(record).chain(changes).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::metadata::{BrokerRegistration, PartitionRegistration};
+
+    fn register(broker_id: i32) -> MetadataRecord {
+        MetadataRecord::RegisterBroker(BrokerRegistration {
+            broker_id,
+            incarnation_id: Uuid::new_v4(),
+            directory_id: None,
+            endpoints: Vec::new(),
+            rack: None,
+            fenced: false,
+        })
+    }
+
+    fn image_with(partitions: &[&[i32]]) -> MetadataImage {
+        let topic_id = Uuid::from_u128(1);
+        let mut records: Vec<MetadataRecord> = (1..=3).map(register).collect();
+        records.push(MetadataRecord::Topic {
+            name: "t".into(),
+            topic_id,
+        });
+        records.extend(partitions.iter().enumerate().map(|(index, replicas)| {
+            MetadataRecord::Partition(PartitionRegistration {
+                topic_id,
+                partition_id: index as i32,
+                replicas: replicas.to_vec(),
+                isr: replicas.to_vec(),
+                leader: replicas[0],
+                leader_epoch: 0,
+                partition_epoch: 0,
+            })
+        }));
+        MetadataImage::default().apply(&records).unwrap().0
+    }
+
+    fn partition(image: &MetadataImage, index: i32) -> PartitionRegistration {
+        image.topic("t").unwrap().partitions[&index].clone()
+    }
+
+    #[test]
+    fn a_sole_replica_leaving_leaves_its_partition_without_a_leader_until_it_returns() {
+        let image = image_with(&[&[1], &[2]]);
+        let fence = with_leadership_changes(&image, MetadataRecord::FenceBroker { broker_id: 1 });
+        assert_eq!(fence.len(), 2, "{fence:?}");
+        let (fenced, delta) = image.apply(&fence).unwrap();
+        let p0 = partition(&fenced, 0);
+        assert_eq!((p0.leader, p0.leader_epoch, p0.isr), (-1, 1, vec![1]));
+        assert_eq!(partition(&fenced, 1), partition(&image, 1));
+        assert_eq!(delta.changed_partitions, [(Uuid::from_u128(1), 0)]);
+
+        let back = with_leadership_changes(&fenced, register(1));
+        let (returned, _) = fenced.apply(&back).unwrap();
+        let p0 = partition(&returned, 0);
+        assert_eq!((p0.leader, p0.leader_epoch, p0.partition_epoch), (1, 2, 2));
+        // Nothing to do for a broker that leads what it should.
+        assert_eq!(with_leadership_changes(&returned, register(1)).len(), 1);
+    }
+
+    #[test]
+    fn leadership_moves_to_an_in_sync_replica_that_is_not_fenced() {
+        let image = image_with(&[&[1, 2, 3], &[2, 1]]);
+        let (image, _) = image
+            .apply(&[MetadataRecord::FenceBroker { broker_id: 2 }])
+            .unwrap();
+        let leaving = on_broker_leaving(&image, 1);
+        let (after, _) = image.apply(&leaving).unwrap();
+        let p0 = partition(&after, 0);
+        assert_eq!(
+            (p0.leader, p0.isr),
+            (3, vec![2, 3]),
+            "fenced 2 is passed over"
+        );
+        let p1 = partition(&after, 1);
+        assert_eq!(
+            (p1.leader, p1.isr),
+            (2, vec![2]),
+            "1 leaves a follower's ISR"
+        );
+        assert_eq!(p1.leader_epoch, 0, "the leader did not change");
+    }
+}
