@@ -38,7 +38,7 @@ mod scrape;
 use offsets_log::BrokerOffsetsLog;
 use records::{
     agree_on_cluster_id, apply_error, config_records, effective_config, open_quorum,
-    partition_record, refusal_grace, register, write_error,
+    partition_record, refusal_grace, register, with_elections_if_leading, write_error,
 };
 
 /// Producer ids are taken in blocks (Kafka's controller allocates blocks of
@@ -538,6 +538,20 @@ impl Broker {
                 Err(error) => tracing::warn!(?record, %error, "could not change broker liveness"),
             }
         }
+        // The active controller's image is the one that counts: leadership
+        // a change proposed from elsewhere missed is put right here.
+        if self.quorum.is_leader() {
+            let admin = self.lock_admin();
+            let changes = election::reconcile(&self.image());
+            if !changes.is_empty() {
+                match self.commit(&admin, &changes) {
+                    Ok(()) => {
+                        tracing::info!(partitions = changes.len(), "partition leaders elected")
+                    }
+                    Err(error) => tracing::warn!(%error, "could not elect partition leaders"),
+                }
+            }
+        }
     }
 
     /// Clean shutdown: flush every log, record recovery points, then leave
@@ -549,7 +563,7 @@ impl Broker {
         let fence = MetadataRecord::FenceBroker {
             broker_id: self.node_id,
         };
-        let batch = election::with_leadership_changes(&self.image(), fence);
+        let batch = with_elections_if_leading(&self.quorum, fence);
         if let Err(error) = self.quorum.write_within(batch, CONTROLLED_SHUTDOWN_TIMEOUT) {
             tracing::info!(%error, "controlled shutdown: the controller was not told");
         }

@@ -185,8 +185,7 @@ pub(super) fn register(
     let deadline = Instant::now() + grace;
     loop {
         // Leaderless partitions it holds in sync are its again.
-        let batch = election::with_leadership_changes(&quorum.image(), registration.clone());
-        match quorum.write(batch) {
+        match quorum.write(with_elections_if_leading(quorum, registration.clone())) {
             Ok(()) => return Ok(()),
             Err(WriteError::Rejected(refused @ ApplyError::DuplicateBrokerRegistration { .. }))
                 if Instant::now() < deadline =>
@@ -196,6 +195,22 @@ pub(super) fn register(
             }
             Err(e) => return Err(BrokerError::Config(format!("registering this broker: {e}"))),
         }
+    }
+}
+
+/// `record` (this broker's registration or fencing) with the leadership
+/// changes it calls for when this node is the active controller, whose image
+/// is current; elsewhere the record alone, and the active controller elects
+/// within a heartbeat interval (`election::reconcile`): changes computed on
+/// an image that is behind could undo newer ones.
+pub(super) fn with_elections_if_leading(
+    quorum: &Quorum,
+    record: MetadataRecord,
+) -> Vec<MetadataRecord> {
+    if quorum.is_leader() {
+        election::with_leadership_changes(&quorum.image(), record)
+    } else {
+        vec![record]
     }
 }
 

@@ -16,7 +16,9 @@ pub fn on_broker_leaving(image: &MetadataImage, broker_id: i32) -> Vec<MetadataR
     image
         .topics()
         .flat_map(|topic| topic.partitions.values().map(move |p| (topic.id, p)))
-        .filter(|(_, p)| p.leader == broker_id || p.isr.contains(&broker_id))
+        // A partition it neither leads nor shares the in-sync set of with
+        // others has nothing to change.
+        .filter(|(_, p)| p.leader == broker_id || (p.isr.contains(&broker_id) && p.isr.len() > 1))
         .map(|(topic_id, p)| {
             let remaining: Vec<i32> = p
                 .isr
@@ -59,6 +61,28 @@ pub fn on_broker_returning(image: &MetadataImage, broker_id: i32) -> Vec<Metadat
             })
         })
         .collect()
+}
+
+/// What the active controller checks every heartbeat interval: partitions
+/// led by a fenced broker get another leader (or none), leaderless ones
+/// whose in-sync replicas include an unfenced broker get it as leader. This
+/// catches what a change proposed from a node whose image was behind missed.
+pub fn reconcile(image: &MetadataImage) -> Vec<MetadataRecord> {
+    let mut changes = Vec::new();
+    let mut current = image.clone();
+    let brokers: Vec<(i32, bool)> = image.brokers().map(|b| (b.broker_id, b.fenced)).collect();
+    for (broker_id, fenced) in brokers {
+        let batch = if fenced {
+            on_broker_leaving(&current, broker_id)
+        } else {
+            on_broker_returning(&current, broker_id)
+        };
+        if let Ok((next, _)) = current.apply(&batch) {
+            current = next;
+            changes.extend(batch);
+        }
+    }
+    changes
 }
 
 /// `record` (a broker's registration, fencing or unfencing) with the
@@ -138,6 +162,29 @@ mod tests {
         assert_eq!((p0.leader, p0.leader_epoch, p0.partition_epoch), (1, 2, 2));
         // Nothing to do for a broker that leads what it should.
         assert_eq!(with_leadership_changes(&returned, register(1)).len(), 1);
+    }
+
+    #[test]
+    fn reconciling_fixes_what_a_stale_proposal_missed_and_then_does_nothing() {
+        let image = image_with(&[&[1], &[2], &[3]]);
+        // Fenced without the leadership changes, registered without them.
+        let (image, _) = image
+            .apply(&[MetadataRecord::FenceBroker { broker_id: 1 }])
+            .unwrap();
+        let changes = reconcile(&image);
+        let (image, _) = image.apply(&changes).unwrap();
+        assert_eq!(partition(&image, 0).leader, -1);
+        assert!(reconcile(&image).is_empty(), "settled");
+        let (image, _) = image.apply(&[register(1)]).unwrap();
+        let (image, _) = image.apply(&reconcile(&image)).unwrap();
+        assert_eq!(
+            (
+                partition(&image, 0).leader,
+                partition(&image, 0).leader_epoch
+            ),
+            (1, 2)
+        );
+        assert!(reconcile(&image).is_empty());
     }
 
     #[test]
