@@ -403,6 +403,13 @@ fn a_silent_broker_is_fenced_and_its_partitions_come_back_with_it() {
         before.len() == 6 && led_by_victim(&before) > 0
     });
 
+    // A consumer of one of its partitions, which keeps running throughout.
+    let (&watched, _) = before.iter().find(|(_, l)| **l == victim_id).unwrap();
+    let producer = create_producer(&producer_config(&watcher));
+    let first = produce_numbered(&producer, &topic, watched, "before", 5);
+    let consumer = assigned_consumer(&watcher, &topic, &[(watched, Offset::Beginning)]);
+    assert_values_in_order(&consume_n(&consumer, 5), &first);
+
     brokers[victim].kill9();
     wait_until(
         "the silent broker is fenced and its partitions have no leader",
@@ -450,6 +457,23 @@ fn a_silent_broker_is_fenced_and_its_partitions_come_back_with_it() {
             "partition {partition}: {epochs:?}"
         );
     }
+    // The consumer follows the new epoch (librdkafka checks its position
+    // with OffsetForLeaderEpoch) and reads on from where it was.
+    let second: Vec<String> = (0..5).map(|i| format!("after-{i}")).collect();
+    for value in &second {
+        send_with_retry(
+            &producer,
+            BaseRecord::<(), str>::to(&topic)
+                .partition(watched)
+                .payload(value.as_str()),
+        );
+    }
+    flush_and_check(&producer);
+    let received = consume_n(&consumer, 5);
+    let offsets: Vec<i64> = received.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, [5, 6, 7, 8, 9]);
+    let values: Vec<String> = received.iter().map(Received::value_str).collect();
+    assert_eq!(values, second);
 
     brokers[victim].stop_sigterm();
     wait_until("the stopped broker was fenced", || {

@@ -372,3 +372,116 @@ fn legacy_topics_file(bootstrap: &str) -> String {
         .collect();
     serde_json::json!({ "topics": topics }).to_string()
 }
+
+/// Leader epochs across a clean restart (KIP-320): the restart leaves each
+/// partition leaderless and then led again, two new epochs; batches carry
+/// the epoch they were appended under; OffsetForLeaderEpoch says where each
+/// epoch ends; a stale or unknown `current_leader_epoch` in Fetch, ListOffsets
+/// or OffsetForLeaderEpoch is FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH.
+#[test]
+fn leader_epochs_move_on_with_a_restart_and_clients_can_check_them() {
+    use kafka_protocol::error::ResponseError;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    use kafka_protocol::messages::{
+        BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+        OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
+    };
+
+    let mut broker = Broker::start(&[]);
+    let topic = unique_topic("epochs");
+    create_topic(&broker.bootstrap(), &topic, 1);
+    let name = || TopicName(topic.clone().into());
+    let produce = |broker: &Broker, count: usize| {
+        let mut client = RawClient::connect(&broker.bootstrap());
+        for _ in 0..count {
+            let (error, _) = client.produce(&topic, 0, encode_batch(&[b"v"], now_ms()).freeze());
+            assert_eq!(error, 0);
+        }
+    };
+    produce(&broker, 3);
+    broker.stop_sigterm();
+    broker.restart();
+    produce(&broker, 2);
+
+    let mut client = RawClient::connect(&broker.bootstrap());
+    let end_of = |client: &mut RawClient, current: i32, epoch: i32| {
+        let request = OffsetForLeaderEpochRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![OffsetForLeaderTopic::default()
+                .with_topic(name())
+                .with_partitions(vec![OffsetForLeaderPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(current)
+                    .with_leader_epoch(epoch)])]);
+        let response: OffsetForLeaderEpochResponse =
+            client.request(ApiKey::OffsetForLeaderEpoch, 4, &request);
+        let p = &response.topics[0].partitions[0];
+        (p.error_code, p.leader_epoch, p.end_offset)
+    };
+    assert_eq!(end_of(&mut client, 2, 0), (0, 0, 3), "epoch 0 ended at 3");
+    assert_eq!(
+        end_of(&mut client, -1, 1),
+        (0, 0, 3),
+        "epoch 1 appended nothing"
+    );
+    assert_eq!(
+        end_of(&mut client, 2, 2),
+        (0, 2, 5),
+        "the current epoch: the log end"
+    );
+    let fenced = ResponseError::FencedLeaderEpoch.code();
+    let unknown = ResponseError::UnknownLeaderEpoch.code();
+    assert_eq!(end_of(&mut client, 0, 0).0, fenced);
+    assert_eq!(end_of(&mut client, 7, 0).0, unknown);
+
+    let fetch = |client: &mut RawClient, current: i32| {
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(name())
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(current)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 20)])]);
+        let response: FetchResponse = client.request(ApiKey::Fetch, 12, &request);
+        let p = response.responses[0].partitions[0].clone();
+        (p.error_code, p.records.unwrap_or_default())
+    };
+    let (error, records) = fetch(&mut client, 2);
+    assert_eq!(error, 0);
+    let mut bytes = records.clone();
+    let epochs: Vec<i32> = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut bytes)
+        .expect("batches")
+        .iter()
+        .flat_map(|set| set.records.iter().map(|r| r.partition_leader_epoch))
+        .collect();
+    assert_eq!(
+        epochs,
+        [0, 0, 0, 2, 2],
+        "each batch carries its leader's epoch"
+    );
+    assert_eq!(fetch(&mut client, 1).0, fenced);
+    assert_eq!(fetch(&mut client, 3).0, unknown);
+
+    let list = |client: &mut RawClient, current: i32| {
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(name())
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_current_leader_epoch(current)
+                    .with_timestamp(-1)])]);
+        let response: ListOffsetsResponse = client.request(ApiKey::ListOffsets, 7, &request);
+        let p = &response.topics[0].partitions[0];
+        (p.error_code, p.offset, p.leader_epoch)
+    };
+    assert_eq!(list(&mut client, 2), (0, 5, 2));
+    assert_eq!(list(&mut client, 0).0, fenced);
+}

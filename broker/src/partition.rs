@@ -86,6 +86,20 @@ impl Partition {
         self.leader_epoch() >= 0
     }
 
+    /// Kafka's check of a request's `current_leader_epoch` (KIP-320): -1
+    /// skips it; an older epoch than this leader's is FENCED_LEADER_EPOCH
+    /// (the client's metadata is stale), a newer one UNKNOWN_LEADER_EPOCH
+    /// (this broker has not learnt of it yet).
+    pub fn check_leader_epoch(&self, current: i32) -> Result<(), ApiError> {
+        let ours = self.leader_epoch();
+        match current {
+            -1 => Ok(()),
+            theirs if theirs < ours => Err(ResponseError::FencedLeaderEpoch.into()),
+            theirs if theirs > ours => Err(ResponseError::UnknownLeaderEpoch.into()),
+            _ => Ok(()),
+        }
+    }
+
     /// The log, locked. A panic while the lock was held cannot leave the log
     /// half-written (storage validates before it writes), so a poisoned lock
     /// is taken over rather than propagated.

@@ -24,9 +24,42 @@ const VERSION: &str = "0";
 /// Reads a checkpoint file into `(topic, partition) -> offset`. A missing file is an
 /// empty map (a fresh broker); a malformed one is `InvalidCheckpoint`.
 pub fn read(path: &Path) -> Result<HashMap<(String, i32), i64>, StorageError> {
+    let mut entries = HashMap::new();
+    for (line_number, [topic, partition, offset]) in read_entries::<3>(path)? {
+        let invalid = |reason: String| StorageError::InvalidCheckpoint {
+            path: path.to_path_buf(),
+            line: line_number,
+            reason,
+        };
+        let partition = partition
+            .parse()
+            .map_err(|_| invalid(format!("bad partition {partition:?}")))?;
+        let offset = offset
+            .parse()
+            .map_err(|_| invalid(format!("bad offset {offset:?}")))?;
+        entries.insert((topic.to_string(), partition), offset);
+    }
+    Ok(entries)
+}
+
+/// Atomically replaces the checkpoint at `path` with `entries`.
+pub fn write(path: &Path, entries: &[(String, i32, i64)]) -> Result<(), StorageError> {
+    let lines: Vec<String> = entries
+        .iter()
+        .map(|(topic, partition, offset)| format!("{topic} {partition} {offset}"))
+        .collect();
+    write_entries(path, &lines)
+}
+
+/// The entries of a checkpoint file in Kafka's format (version 0, a count,
+/// then one entry a line), each with its line number and its `N`
+/// whitespace-separated fields. A missing file has none.
+pub fn read_entries<const N: usize>(
+    path: &Path,
+) -> Result<Vec<(usize, [String; N])>, StorageError> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(error) => {
             return Err(StorageError::Io {
                 path: path.to_path_buf(),
@@ -48,26 +81,17 @@ pub fn read(path: &Path) -> Result<HashMap<(String, i32), i64>, StorageError> {
         .next()
         .and_then(|line| line.trim().parse().ok())
         .ok_or_else(|| invalid(2, "missing entry count".to_string()))?;
-    let mut entries = HashMap::with_capacity(count);
+    let mut entries = Vec::with_capacity(count.min(1 << 16));
     for (n, line) in lines.enumerate() {
         let line_number = n + 3;
         if line.trim().is_empty() {
             continue;
         }
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let [topic, partition, offset] = fields[..] else {
-            return Err(invalid(
-                line_number,
-                format!("expected 3 fields, got {line:?}"),
-            ));
-        };
-        let partition = partition
-            .parse()
-            .map_err(|_| invalid(line_number, format!("bad partition {partition:?}")))?;
-        let offset = offset
-            .parse()
-            .map_err(|_| invalid(line_number, format!("bad offset {offset:?}")))?;
-        entries.insert((topic.to_string(), partition), offset);
+        let fields: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        let fields: [String; N] = fields
+            .try_into()
+            .map_err(|_| invalid(line_number, format!("expected {N} fields, got {line:?}")))?;
+        entries.push((line_number, fields));
     }
     if entries.len() != count {
         return Err(invalid(
@@ -78,11 +102,13 @@ pub fn read(path: &Path) -> Result<HashMap<(String, i32), i64>, StorageError> {
     Ok(entries)
 }
 
-/// Atomically replaces the checkpoint at `path` with `entries`.
-pub fn write(path: &Path, entries: &[(String, i32, i64)]) -> Result<(), StorageError> {
-    let mut text = format!("{VERSION}\n{}\n", entries.len());
-    for (topic, partition, offset) in entries {
-        text.push_str(&format!("{topic} {partition} {offset}\n"));
+/// Atomically replaces the checkpoint at `path` with `lines`, one entry
+/// each, behind Kafka's version and count lines.
+pub fn write_entries(path: &Path, lines: &[String]) -> Result<(), StorageError> {
+    let mut text = format!("{VERSION}\n{}\n", lines.len());
+    for line in lines {
+        text.push_str(line);
+        text.push('\n');
     }
     let tmp = tmp_path(path);
     let mut file = File::create(&tmp).map_err(io_error(&tmp))?;

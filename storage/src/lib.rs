@@ -40,6 +40,7 @@ mod fd_cache;
 mod file_slice;
 mod index;
 pub mod inspect;
+pub mod leader_epoch;
 mod log;
 mod recovery;
 mod segment;

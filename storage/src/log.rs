@@ -17,6 +17,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 
 use crate::batch::{self, BatchHeader};
 use crate::error::io_error;
+use crate::leader_epoch::LeaderEpochCache;
 use crate::segment::Segment;
 use crate::{read_slices, FileSlice, StorageError};
 
@@ -116,6 +117,8 @@ pub struct Log {
     pub(crate) last_flush_ms: i64,
     /// A segment file was created or deleted since the directory was last fsynced.
     pub(crate) dir_dirty: bool,
+    /// Where each leader epoch's appends start (`leader-epoch-checkpoint`).
+    pub(crate) epochs: LeaderEpochCache,
 }
 
 impl Log {
@@ -166,6 +169,11 @@ impl Log {
             }
         }
         let base_offset = self.log_end_offset();
+        // Written before the data: a crash in between leaves an entry at the
+        // log end, which the next open drops.
+        if self.epochs.assign(partition_leader_epoch, base_offset) {
+            self.epochs.write()?;
+        }
         let offsets: i64 = batches
             .iter()
             .map(|(_, header)| i64::from(header.last_offset_delta) + 1)
@@ -357,6 +365,31 @@ impl Log {
     pub fn restore_log_start_offset(&mut self, checkpointed: i64) {
         let first = self.segments[0].base_offset();
         self.log_start_offset = checkpointed.clamp(first, self.log_end_offset().max(first));
+        if let Err(error) = self.trim_epochs() {
+            tracing::warn!(dir = %self.dir.display(), %error, "could not write the leader epoch checkpoint");
+        }
+    }
+
+    /// Keeps the leader epoch cache within the log: no epoch starting at or
+    /// past its end, none wholly below its start.
+    pub(crate) fn trim_epochs(&mut self) -> Result<(), StorageError> {
+        let cut_end = self.epochs.truncate_from_end(self.log_end_offset());
+        let cut_start = self.epochs.truncate_from_start(self.log_start_offset);
+        if cut_end || cut_start {
+            self.epochs.write()?;
+        }
+        Ok(())
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` this log
+    /// holds and where its records end; `(-1, -1)` if none.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.epochs.end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// The epoch of the last append, if any.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.latest_epoch()
     }
 
     /// DeleteRecords: moves the log start offset up to `offset` (never down)
@@ -377,6 +410,7 @@ impl Log {
                 .is_some_and(|next| next.base_offset() <= log.log_start_offset)
         });
         self.delete_leading_segments(below_start)?;
+        self.trim_epochs()?;
         Ok(self.log_start_offset)
     }
 
@@ -457,7 +491,7 @@ impl Log {
         }
         self.sync_dir()?;
         self.log_start_offset = self.log_start_offset.max(self.segments[0].base_offset());
-        Ok(())
+        self.trim_epochs()
     }
 
     /// The offset the next appended record gets.
@@ -609,6 +643,7 @@ impl Log {
             active.first_append_ms = None;
             self.log_start_offset = self.log_start_offset.min(self.log_end_offset());
         }
+        self.trim_epochs()?;
         self.flush()
     }
 
@@ -630,6 +665,9 @@ impl Log {
             .push(Segment::create(&self.dir, offset, &self.config)?);
         self.dir_dirty = true;
         self.log_start_offset = offset;
+        if self.epochs.clear() {
+            self.epochs.write()?;
+        }
         self.flush()
     }
 

@@ -528,3 +528,56 @@ fn batch_headers_are_visited_across_segments_in_order() {
     assert_eq!(seen, vec![(0, 3), (3, 5), (8, 2), (10, 4)]);
     assert!(log.segment_count() >= 4);
 }
+
+/// The leader epoch cache follows the log: an entry per epoch that appended,
+/// kept across reopens, cut with truncation and DeleteRecords, dropped when
+/// it points past a log cut short, and rebuilt from the batches when the
+/// checkpoint is missing (a log of an earlier release).
+#[test]
+fn leader_epochs_follow_appends_truncation_and_reopen() {
+    use crate::leader_epoch::LEADER_EPOCH_CHECKPOINT;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_config());
+    let append_under = |log: &mut Log, epoch: i32, count: usize| {
+        log.append(&mut batch(count, 100), epoch, 100)
+            .expect("append");
+    };
+    append_under(&mut log, 0, 3);
+    append_under(&mut log, 0, 2);
+    append_under(&mut log, 2, 4);
+    assert_eq!(log.end_offset_for_epoch(0), (0, 5));
+    assert_eq!(log.end_offset_for_epoch(1), (0, 5));
+    assert_eq!(log.end_offset_for_epoch(2), (2, 9));
+    assert_eq!(log.latest_epoch(), Some(2));
+    let checkpoint = dir.path().join(LEADER_EPOCH_CHECKPOINT);
+    assert_eq!(
+        std::fs::read_to_string(&checkpoint).unwrap(),
+        "0\n2\n0 0\n2 5\n"
+    );
+
+    drop(log);
+    let mut log = open(dir.path(), small_config());
+    assert_eq!(log.end_offset_for_epoch(0), (0, 5));
+    log.truncate_to(5).expect("truncate");
+    assert_eq!(log.latest_epoch(), Some(0));
+    assert_eq!(log.end_offset_for_epoch(2), (-1, -1));
+    append_under(&mut log, 3, 2);
+    log.delete_records_before(6).expect("delete records");
+    assert_eq!(std::fs::read_to_string(&checkpoint).unwrap(), "0\n1\n3 6\n");
+
+    // An entry written just before a crash cut the append short.
+    std::fs::write(&checkpoint, "0\n2\n3 5\n4 7\n").unwrap();
+    drop(log);
+    let log = open(dir.path(), small_config());
+    assert_eq!(log.latest_epoch(), Some(3));
+
+    std::fs::remove_file(&checkpoint).unwrap();
+    drop(log);
+    let log = open(dir.path(), small_config());
+    assert_eq!(
+        log.end_offset_for_epoch(0),
+        (0, 5),
+        "rebuilt from the batches"
+    );
+    assert_eq!(log.latest_epoch(), Some(3));
+}

@@ -20,6 +20,7 @@ use std::fs;
 use std::path::Path;
 
 use crate::error::io_error;
+use crate::leader_epoch::LeaderEpochCache;
 use crate::log::Log;
 use crate::segment::{self, Segment};
 use crate::{LogConfig, StorageError};
@@ -116,7 +117,27 @@ impl Log {
             unflushed_messages: 0,
             last_flush_ms: now_ms,
             dir_dirty,
+            epochs: LeaderEpochCache::empty(dir),
         };
+        match LeaderEpochCache::read(dir)? {
+            Some(epochs) => {
+                log.epochs = epochs;
+                // Entries past a log cut short by the crash go.
+                log.trim_epochs()?;
+            }
+            // A log of a release before the checkpoint: rebuilt from its
+            // batches once.
+            None => {
+                let mut epochs = LeaderEpochCache::empty(dir);
+                log.for_each_batch_header(|header| {
+                    epochs.assign(header.partition_leader_epoch, header.base_offset);
+                })?;
+                if !epochs.entries().is_empty() {
+                    epochs.write()?;
+                }
+                log.epochs = epochs;
+            }
+        }
         log.sync_dir()?;
         log.recovery_point = log.log_end_offset();
         Ok(log)

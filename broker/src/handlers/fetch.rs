@@ -84,6 +84,10 @@ pub async fn handle(broker: &Broker, request: FetchRequest) -> FetchReply {
                 .into_iter()
                 .map(|request| Target {
                     partition: partition_of(resolved.as_deref(), request.partition)
+                        .and_then(|p| {
+                            p.check_leader_epoch(request.current_leader_epoch)?;
+                            Ok(p)
+                        })
                         .map_err(|e| e.code)
                         .and_then(|p| match from_replica {
                             true => Err(ResponseError::NotLeaderOrFollower),

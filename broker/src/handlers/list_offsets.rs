@@ -28,7 +28,10 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(wanted.partition_index);
                     let result = partition_of(resolved.as_deref(), wanted.partition_index)
-                        .and_then(|p| Ok((lookup(p, wanted.timestamp)?, p.leader_epoch())));
+                        .and_then(|p| {
+                            p.check_leader_epoch(wanted.current_leader_epoch)?;
+                            Ok((lookup(p, wanted.timestamp)?, p.leader_epoch()))
+                        });
                     match result {
                         // The leader epoch field exists from v4 on, and the
                         // codec refuses to drop a non-default value silently.

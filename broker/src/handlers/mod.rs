@@ -21,6 +21,7 @@ mod configs;
 mod delete_records;
 mod fetch;
 mod groups;
+mod leader_epoch;
 mod list_offsets;
 mod metadata;
 mod offsets;
@@ -35,6 +36,7 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 12),
     (ApiKey::Fetch, 4, 12),
     (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
@@ -140,6 +142,9 @@ pub async fn handle(
         }
         RequestKind::ListOffsets(request) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, request, version))
+        }
+        RequestKind::OffsetForLeaderEpoch(request) => {
+            ResponseKind::OffsetForLeaderEpoch(leader_epoch::handle(broker, request))
         }
         RequestKind::CreateTopics(request) => ResponseKind::CreateTopics(off_worker(|| {
             admin::create_topics(broker, request, version)
