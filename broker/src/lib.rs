@@ -25,6 +25,8 @@
 //!   reads of the broker comes through [`metrics::ScrapeSource`].
 //! - [`producer_state`]: idempotent producers' sequence checks.
 //! - [`metadata`]: the metadata log (KRaft-style records) and its image.
+//! - [`replication`]: the leader's replica state (high watermark, ISR) as
+//!   plain logic, driven by a seeded simulation.
 //! - [`metadata_store`]: `meta.properties`, `partition.metadata` and the
 //!   topics file of older releases.
 //! - [`config`]: the Kafka properties Strata honours.
@@ -48,6 +50,7 @@ pub mod partition;
 pub mod partitions;
 pub mod producer_state;
 pub mod quorum;
+pub mod replication;
 pub mod server;
 #[cfg(test)]
 mod test_support;
