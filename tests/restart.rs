@@ -484,4 +484,21 @@ fn leader_epochs_move_on_with_a_restart_and_clients_can_check_them() {
     };
     assert_eq!(list(&mut client, 2), (0, 5, 2));
     assert_eq!(list(&mut client, 0).0, fenced);
+
+    // Kafka's files: each epoch's first offset, and the high watermark.
+    broker.stop_sigterm();
+    let epochs = std::fs::read_to_string(
+        broker
+            .partition_dir(&topic, 0)
+            .join("leader-epoch-checkpoint"),
+    );
+    assert_eq!(epochs.unwrap(), "0\n2\n0 0\n2 3\n");
+    let high_watermarks =
+        std::fs::read_to_string(broker.data_dir().join("replication-offset-checkpoint")).unwrap();
+    assert!(
+        high_watermarks
+            .lines()
+            .any(|line| line == format!("{topic} 0 5")),
+        "{high_watermarks}"
+    );
 }

@@ -1,6 +1,6 @@
 //! One partition this broker hosts: its log behind a lock, the leader epoch
-//! under which it leads it, and a watch of its log end offset that waiting
-//! fetches subscribe to.
+//! under which it leads it with the replica state of that leadership, and a
+//! watch of its high watermark that waiting fetches subscribe to.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -12,8 +12,10 @@ use strata_storage::{AppendInfo, FileSlice, Log, LogConfig, StorageError};
 use tokio::sync::watch;
 
 use crate::error::ApiError;
+use crate::metadata::PartitionRegistration;
 use crate::metrics::TopicMetrics;
 use crate::producer_state::{ProducerBatch, ProducerStates, Verdict};
+use crate::replication::{Effect, ReplicaState};
 
 /// A partition and its log.
 ///
@@ -26,9 +28,12 @@ pub struct Partition {
     /// Idempotent producers' sequence state. Only locked while `log` is held,
     /// so the two never deadlock and always change together.
     producers: Mutex<ProducerStates>,
-    /// The log end offset after every append; fetches waiting for
+    /// The high watermark: consumers read below it, and fetches waiting for
     /// `min_bytes` wake on its changes instead of polling.
-    log_end_offset: watch::Sender<i64>,
+    high_watermark: watch::Sender<i64>,
+    /// While this broker leads: the replicas' state (high watermark, ISR).
+    /// Locked only while `log` is held.
+    replica: Mutex<Option<ReplicaState>>,
     /// The leader epoch under which this broker leads the partition, as the
     /// metadata says; -1 while it does not lead it (another broker does, or
     /// none).
@@ -54,8 +59,15 @@ impl Partition {
     /// that a retry arriving after a restart is still recognised as a
     /// duplicate; if batches had to be read, a snapshot at the log end offset
     /// spares the next start from reading them again.
-    pub fn new(topic: String, index: i32, log: Log, metrics: TopicMetrics) -> Self {
-        let (log_end_offset, _) = watch::channel(log.log_end_offset());
+    /// `high_watermark` is the checkpointed one (`replication-offset-checkpoint`).
+    pub fn new(
+        topic: String,
+        index: i32,
+        log: Log,
+        high_watermark: i64,
+        metrics: TopicMetrics,
+    ) -> Self {
+        let (high_watermark, _) = watch::channel(high_watermark.clamp(0, log.log_end_offset()));
         let (producers, walked_from) = ProducerStates::load(&log);
         if walked_from < log.log_end_offset() {
             producers.write_snapshot(&log);
@@ -65,16 +77,75 @@ impl Partition {
             index,
             log: Mutex::new(log),
             producers: Mutex::new(producers),
-            log_end_offset,
+            high_watermark,
+            replica: Mutex::new(None),
             leader_epoch: AtomicI32::new(-1),
             metrics,
         }
     }
 
-    /// Leads the partition under `epoch` (`Some`), or stops leading it.
-    pub fn set_leadership(&self, epoch: Option<i32>) {
+    /// Follows the metadata's `registration` of this partition: leads it
+    /// when `node_id` is its leader (a new leader epoch starts the replica
+    /// state afresh; the same one takes a new ISR in), stops leading it
+    /// otherwise.
+    pub fn follow(
+        &self,
+        registration: Option<&PartitionRegistration>,
+        node_id: i32,
+        max_lag_ms: i64,
+        now_ms: i64,
+    ) {
+        let log = self.log();
+        let mut replica = self.lock_replica();
+        let leading = registration.filter(|p| p.leader == node_id);
+        let effects = match (leading, replica.as_mut()) {
+            (Some(p), Some(state)) if state.leader_epoch() == p.leader_epoch => {
+                state.on_metadata(p.partition_epoch, &p.isr)
+            }
+            (Some(p), _) => {
+                let (state, effects) = ReplicaState::lead(
+                    node_id,
+                    p.leader_epoch,
+                    p.partition_epoch,
+                    &p.replicas,
+                    &p.isr,
+                    log.log_end_offset(),
+                    *self.high_watermark.borrow(),
+                    max_lag_ms,
+                    now_ms,
+                );
+                *replica = Some(state);
+                effects
+            }
+            (None, _) => {
+                *replica = None;
+                Vec::new()
+            }
+        };
         self.leader_epoch
-            .store(epoch.unwrap_or(-1), Ordering::Release);
+            .store(leading.map_or(-1, |p| p.leader_epoch), Ordering::Release);
+        self.take_effects(effects);
+    }
+
+    fn lock_replica(&self) -> MutexGuard<'_, Option<ReplicaState>> {
+        self.replica.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Carries out what the replica state asks for.
+    fn take_effects(&self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::HighWatermark(offset) => {
+                    self.high_watermark.send_replace(offset);
+                }
+                // Only followers' fetches lead to these, and there are no
+                // followers until replica fetchers exist (replication
+                // factor 1 only).
+                Effect::AlterIsr { isr, .. } => {
+                    tracing::warn!(topic = %self.topic, partition = self.index, ?isr, "an ISR change cannot be proposed yet");
+                }
+            }
+        }
     }
 
     /// The leader epoch this broker leads under; -1 if it does not lead.
@@ -151,14 +222,19 @@ impl Partition {
             // a crash reads only the batches since.
             producers.write_snapshot(&log);
         }
-        self.log_end_offset.send_replace(log.log_end_offset());
+        let effects = self
+            .lock_replica()
+            .as_mut()
+            .map(|state| state.on_append(log.log_end_offset()))
+            .unwrap_or_default();
+        self.take_effects(effects);
         Ok((info, log.log_start_offset()))
     }
 
-    /// Locates whole batches from `offset` on. The lock is held only to find
-    /// them (batch headers and the index); the record bytes are copied or
-    /// sent by the caller afterwards. On a single broker the high watermark
-    /// is the log end offset: every appended batch is committed.
+    /// Locates whole batches from `offset` on, below the high watermark (a
+    /// consumer's view). The lock is held only to find them (batch headers
+    /// and the index); the record bytes are copied or sent by the caller
+    /// afterwards.
     pub fn read(
         &self,
         offset: i64,
@@ -166,9 +242,9 @@ impl Partition {
         min_one_batch: bool,
     ) -> Result<ReadResult, (StorageError, i64, i64)> {
         let log = self.log();
-        let high_watermark = log.log_end_offset();
+        let high_watermark = self.high_watermark();
         let log_start_offset = log.log_start_offset();
-        match log.read_slices(offset, max_bytes, min_one_batch) {
+        match log.read_slices_below(offset, high_watermark, max_bytes, min_one_batch) {
             Ok(records) => Ok(ReadResult {
                 len: records.iter().map(FileSlice::len).sum(),
                 records,
@@ -195,8 +271,11 @@ impl Partition {
                 ),
             ));
         }
-        let high_watermark = log.log_end_offset();
+        let high_watermark = self.high_watermark();
         let offset = if offset == -1 { high_watermark } else { offset };
+        if offset > high_watermark {
+            return Err(ResponseError::OffsetOutOfRange.into());
+        }
         Ok(log.delete_records_before(offset)?)
     }
 
@@ -212,12 +291,12 @@ impl Partition {
     }
 
     pub fn high_watermark(&self) -> i64 {
-        *self.log_end_offset.borrow()
+        *self.high_watermark.borrow()
     }
 
-    /// A receiver that sees every change of the log end offset.
+    /// A receiver that sees every move of the high watermark.
     pub fn subscribe(&self) -> watch::Receiver<i64> {
-        self.log_end_offset.subscribe()
+        self.high_watermark.subscribe()
     }
 
     pub fn set_config(&self, config: LogConfig) {

@@ -28,6 +28,8 @@ const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
 /// Kafka's file of per-partition log start offsets: where DeleteRecords and
 /// retention left each log's first readable offset.
 const LOG_START_OFFSET_FILE: &str = "log-start-offset-checkpoint";
+/// Kafka's file of per-partition high watermarks.
+const REPLICATION_OFFSET_FILE: &str = "replication-offset-checkpoint";
 
 /// A topic: its persisted description and the partitions this broker hosts
 /// (all of them on a single node), in index order.
@@ -83,13 +85,13 @@ pub(crate) fn hosted(topic: &TopicImage, node_id: i32) -> impl Iterator<Item = i
         .map(|p| p.partition_id)
 }
 
-/// Has each hosted partition of `topic` lead as the image says: under its
-/// leader epoch where `node_id` is the leader, not at all elsewhere.
-fn follow_leadership(node_id: i32, topic: &Topic, image: &TopicImage) {
+/// Has each hosted partition of `topic` follow the image: lead under its
+/// leader epoch where `node_id` is the leader, not lead elsewhere.
+fn follow_leadership(node_id: i32, topic: &Topic, image: &TopicImage, config: &BrokerConfig) {
+    let now = now_ms();
     for partition in &topic.partitions {
         let registered = image.partitions.get(&partition.index);
-        let leading = registered.filter(|p| p.leader == node_id);
-        partition.set_leadership(leading.map(|p| p.leader_epoch));
+        partition.follow(registered, node_id, config.replica_lag_time_max_ms(), now);
     }
 }
 
@@ -166,6 +168,7 @@ impl PartitionManager {
         let clean_shutdown = clean_marker.exists();
         let recovery_points = checkpoint::read(&data_dir.join(RECOVERY_POINT_FILE))?;
         let log_start_offsets = checkpoint::read(&data_dir.join(LOG_START_OFFSET_FILE))?;
+        let high_watermarks = checkpoint::read(&data_dir.join(REPLICATION_OFFSET_FILE))?;
         if !clean_shutdown {
             tracing::info!("no clean-shutdown marker: recovering logs past their recovery points");
         }
@@ -194,15 +197,17 @@ impl PartitionManager {
                 if metadata_store::read_partition_topic_id(&dir).is_none() {
                     metadata_store::write_partition_metadata(&dir, stored.id)?;
                 }
+                let high_watermark = high_watermarks.get(&key).copied().unwrap_or(0);
                 partitions.push(Arc::new(Partition::new(
                     stored.name.clone(),
                     index,
                     log,
+                    high_watermark,
                     metrics.topic(&stored.name),
                 )));
             }
             let topic = Topic { stored, partitions };
-            follow_leadership(node_id, &topic, topic_image);
+            follow_leadership(node_id, &topic, topic_image, config);
             topics.insert(topic.stored.name.clone(), Arc::new(topic));
         }
         if clean_shutdown {
@@ -305,7 +310,7 @@ impl PartitionManager {
                 partition.set_config(log_config.clone());
             }
             let topic = Topic { stored, partitions };
-            follow_leadership(self.node_id, &topic, topic_image);
+            follow_leadership(self.node_id, &topic, topic_image, config);
             next.insert(name, Arc::new(topic));
         }
         *self.write_topics() = next;
@@ -343,6 +348,7 @@ impl PartitionManager {
                 topic.name.clone(),
                 index,
                 log,
+                0,
                 self.metrics.topic(&topic.name),
             )));
         }
@@ -374,29 +380,30 @@ impl PartitionManager {
     /// Persists every partition's recovery point, so that recovery after a
     /// crash scans only what was not yet flushed, and its log start offset.
     pub fn write_checkpoints(&self) -> Result<(), BrokerError> {
-        let recovery_points = self.per_partition(Log::recovery_point);
+        let recovery_points = self.per_partition(|p| p.log().recovery_point());
         checkpoint::write(&self.data_dir.join(RECOVERY_POINT_FILE), &recovery_points)?;
+        let high_watermarks = self.per_partition(Partition::high_watermark);
+        checkpoint::write(
+            &self.data_dir.join(REPLICATION_OFFSET_FILE),
+            &high_watermarks,
+        )?;
         self.checkpoint_log_start_offsets()
     }
 
     /// Persists every partition's log start offset, so that records deleted
     /// by DeleteRecords or retention stay deleted after a restart.
     pub fn checkpoint_log_start_offsets(&self) -> Result<(), BrokerError> {
-        let entries = self.per_partition(Log::log_start_offset);
+        let entries = self.per_partition(|p| p.log().log_start_offset());
         checkpoint::write(&self.data_dir.join(LOG_START_OFFSET_FILE), &entries)?;
         Ok(())
     }
 
     /// `(topic, partition, value)` for every partition, as checkpoints hold.
-    fn per_partition(&self, value: impl Fn(&Log) -> i64) -> Vec<(String, i32, i64)> {
+    fn per_partition(&self, value: impl Fn(&Partition) -> i64) -> Vec<(String, i32, i64)> {
         let mut entries = Vec::new();
         for topic in self.topics() {
             for partition in &topic.partitions {
-                entries.push((
-                    topic.name().to_string(),
-                    partition.index,
-                    value(&partition.log()),
-                ));
+                entries.push((topic.name().to_string(), partition.index, value(partition)));
             }
         }
         entries

@@ -299,9 +299,22 @@ impl Log {
         max_bytes: usize,
         min_one_batch: bool,
     ) -> Result<Vec<FileSlice>, StorageError> {
+        self.read_slices_below(offset, i64::MAX, max_bytes, min_one_batch)
+    }
+
+    /// [`Log::read_slices`] of the batches wholly below `max_offset` only
+    /// (a consumer reads below the high watermark): the batch holding
+    /// `max_offset` and everything after it are left out.
+    pub fn read_slices_below(
+        &self,
+        offset: i64,
+        max_offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<Vec<FileSlice>, StorageError> {
         self.check_range(offset)?;
         let mut slices: Vec<FileSlice> = Vec::new();
-        if offset == self.log_end_offset() {
+        if offset >= self.log_end_offset().min(max_offset) {
             return Ok(slices);
         }
         let mut taken = 0;
@@ -309,6 +322,9 @@ impl Log {
         let mut position = None;
         while index < self.segments.len() {
             let segment = &self.segments[index];
+            if segment.base_offset() >= max_offset {
+                break;
+            }
             let start = match position {
                 Some(start) => start,
                 None => match segment.find_batch(offset)? {
@@ -319,14 +335,21 @@ impl Log {
                     }
                 },
             };
-            let first = taken == 0 && min_one_batch;
-            let slice = segment.slice_batches(start, max_bytes.saturating_sub(taken), first)?;
+            // Where the batch holding `max_offset` starts, if in this segment.
+            let stop = match max_offset < segment.next_offset() {
+                true => segment.find_batch(max_offset)?.map(|(at, _)| at),
+                false => None,
+            };
+            let room = stop.map_or(usize::MAX, |stop| stop.saturating_sub(start) as usize);
+            let first = taken == 0 && min_one_batch && room > 0;
+            let budget = max_bytes.saturating_sub(taken).min(room);
+            let slice = segment.slice_batches(start, budget, first)?;
             let end = start + slice.len() as u64;
             taken += slice.len();
             if !slice.is_empty() {
                 slices.push(slice);
             }
-            if end < segment.size() {
+            if stop.is_some() || end < segment.size() {
                 break;
             }
             index += 1;

@@ -581,3 +581,39 @@ fn leader_epochs_follow_appends_truncation_and_reopen() {
     );
     assert_eq!(log.latest_epoch(), Some(3));
 }
+
+/// Reads below a bound (the high watermark) stop before the batch holding
+/// it, within a segment and across segments.
+#[test]
+fn reads_below_an_offset_leave_out_the_batch_holding_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        segment_bytes: 300,
+        ..small_config()
+    };
+    let mut log = open(dir.path(), config);
+    for count in [3, 2, 4, 1] {
+        log.append(&mut batch(count, 100), 0, 100).expect("append");
+    }
+    assert!(log.segment_count() > 1, "the batches span segments");
+    let read = |log: &Log, offset, below| {
+        let slices = log
+            .read_slices_below(offset, below, 1 << 20, true)
+            .expect("read");
+        let bytes = crate::read_slices(&slices).expect("bytes");
+        headers(&bytes)
+            .iter()
+            .map(|h| (h.base_offset, h.last_offset_delta + 1))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(read(&log, 0, 10), [(0, 3), (3, 2), (5, 4), (9, 1)]);
+    assert_eq!(read(&log, 0, 5), [(0, 3), (3, 2)]);
+    assert_eq!(
+        read(&log, 0, 4),
+        [(0, 3)],
+        "the batch holding 4 is left out"
+    );
+    assert_eq!(read(&log, 3, 9), [(3, 2), (5, 4)]);
+    assert!(read(&log, 5, 5).is_empty());
+    assert!(read(&log, 0, 0).is_empty());
+}

@@ -263,6 +263,11 @@ impl BrokerConfig {
         self.millis("broker.heartbeat.interval.ms")
     }
 
+    /// `replica.lag.time.max.ms` (Kafka's default 30000).
+    pub fn replica_lag_time_max_ms(&self) -> i64 {
+        self.millis("replica.lag.time.max.ms") as i64
+    }
+
     /// `broker.session.timeout.ms` (Kafka's default 9000).
     pub fn broker_session_timeout_ms(&self) -> u64 {
         self.millis("broker.session.timeout.ms")

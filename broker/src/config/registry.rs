@@ -381,6 +381,8 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         "segment.bytes of __consumer_offsets, kept small so that compaction can run."),
     key("process.roles", Str, Some("broker,controller"), Any, &[], Enforced,
         "What this node is; this release runs broker,controller (a combined single node)."),
+    key("replica.lag.time.max.ms", Long, Some("30000"), AtLeast(1), &[], Enforced,
+        "A follower that has not caught up with its leader for this long leaves the in-sync replicas."),
     key("socket.request.max.bytes", Int, Some("104857600"), AtLeast(1), &[], Enforced,
         "Largest request frame accepted; a larger frame closes the connection."),
     key("unclean.leader.election.enable", Boolean, Some("false"), Any, &[], Stored,

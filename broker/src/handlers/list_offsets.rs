@@ -54,16 +54,19 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
     ListOffsetsResponse::default().with_topics(topics)
 }
 
-/// The (offset, timestamp) answer for one partition. Kafka answers -1 for
-/// both when no record is at or after the timestamp, and when the log is
-/// empty for the max-timestamp query.
+/// The (offset, timestamp) answer for one partition, as a consumer sees
+/// the log: below the high watermark (LATEST is the high watermark). Kafka
+/// answers -1 for both when no record is at or after the timestamp, and
+/// when the log is empty for the max-timestamp query.
 fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), ApiError> {
+    let high_watermark = partition.high_watermark();
+    let visible = |found: Option<(i64, i64)>| found.filter(|(offset, _)| *offset < high_watermark);
     let log = partition.log();
     Ok(match timestamp {
-        LATEST => (log.log_end_offset(), -1),
+        LATEST => (high_watermark, -1),
         EARLIEST => (log.log_start_offset(), -1),
-        MAX_TIMESTAMP => log.max_timestamp()?.unwrap_or((-1, -1)),
-        t if t >= 0 => log.offset_for_timestamp(t)?.unwrap_or((-1, -1)),
+        MAX_TIMESTAMP => visible(log.max_timestamp()?).unwrap_or((-1, -1)),
+        t if t >= 0 => visible(log.offset_for_timestamp(t)?).unwrap_or((-1, -1)),
         _ => {
             return Err(ApiError::new(
                 ResponseError::InvalidRequest,
