@@ -342,3 +342,35 @@ fn a_message_just_under_the_default_max_message_bytes_round_trips() {
     );
     assert_eq!(received[1].value_str(), "small");
 }
+
+/// acks=all needs `min.insync.replicas` in sync: with one replica and a
+/// topic asking for two, Kafka's answer NOT_ENOUGH_REPLICAS (and nothing
+/// appended); acks=1 is not held to it; lowered to 1, acks=all succeeds.
+/// librdkafka retries NOT_ENOUGH_REPLICAS until it gives up: the wire
+/// answer is read here with the raw client.
+#[test]
+fn acks_all_needs_min_insync_replicas() {
+    use kafka_protocol::error::ResponseError;
+    let broker = Broker::start(&[]);
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("min-isr");
+    create_topic_with(&bootstrap, &topic, 1, &[("min.insync.replicas", "2")]);
+    let mut client = RawClient::connect(&bootstrap);
+    let batch = || encode_batch(&[b"v"], now_ms()).freeze();
+    let (error, offset) = client.produce(&topic, 0, batch());
+    assert_eq!(
+        (error, offset),
+        (ResponseError::NotEnoughReplicas.code(), -1)
+    );
+    assert_eq!(high_watermark(&bootstrap, &topic, 0), 0, "nothing appended");
+
+    let producer = create_producer(&producer_config(&bootstrap).set("acks", "1").clone());
+    produce_values(&producer, &topic, Some(0), &["acks-1".to_string()]);
+
+    let admin = admin_client(&bootstrap);
+    let lowered = rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic(&topic))
+        .set("min.insync.replicas", "1");
+    block_on(admin.alter_configs([&lowered], &admin_options())).expect("AlterConfigs");
+    let (error, offset) = client.produce(&topic, 0, batch());
+    assert_eq!((error, offset), (0, 1));
+}

@@ -157,6 +157,13 @@ impl Partition {
         self.leader_epoch() >= 0
     }
 
+    /// How many replicas are in sync (0 while this broker does not lead).
+    pub fn isr_size(&self) -> usize {
+        self.lock_replica()
+            .as_ref()
+            .map_or(0, |state| state.isr().len())
+    }
+
     /// Kafka's check of a request's `current_leader_epoch` (KIP-320): -1
     /// skips it; an older epoch than this leader's is FENCED_LEADER_EPOCH
     /// (the client's metadata is stale), a newer one UNKNOWN_LEADER_EPOCH

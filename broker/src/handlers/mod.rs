@@ -127,7 +127,7 @@ pub async fn handle(
             ResponseKind::Metadata(off_worker(|| metadata::handle(broker, request, version)))
         }
         RequestKind::Produce(request) => {
-            match produce::handle(broker, request, header.client_id.as_deref()) {
+            match produce::handle(broker, request, header.client_id.as_deref()).await {
                 Some(response) => ResponseKind::Produce(response),
                 None => return Ok(None),
             }

@@ -1,5 +1,9 @@
 //! Produce: append each partition's record batches, answer per partition.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::select_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
@@ -7,18 +11,24 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use crate::broker::{now_ms, Broker};
 use crate::coordinator::OFFSETS_TOPIC;
 use crate::error::ApiError;
+use crate::partition::Partition;
 use crate::partitions::partition_of;
+use tokio::time::Instant;
 
 /// The client id with which Kafka's own tools may write to internal topics.
 const ADMIN_CLIENT_ID: &str = "__admin_client";
 
-/// Appends every partition's batches. acks 1 and -1 both answer once the
-/// append is done: on a single broker the high watermark moves with the log
-/// end offset, so "all in-sync replicas" is this one. acks=0 gets no
-/// response at all, as in Kafka. Clients cannot write to `__consumer_offsets`
-/// (INVALID_TOPIC_EXCEPTION, as Kafka answers), except Kafka's admin tools'
-/// client id.
-pub fn handle(
+/// Appends every partition's batches and answers per partition. acks=1
+/// answers once the leader has appended; acks=-1 (all) once the high
+/// watermark has passed the batch (every in-sync replica holds it), waiting
+/// on the partitions' high watermark watches up to the request's
+/// `timeout_ms` (REQUEST_TIMED_OUT after), and only if the partition had
+/// `min.insync.replicas` in sync before the append (NOT_ENOUGH_REPLICAS)
+/// and still has after it (NOT_ENOUGH_REPLICAS_AFTER_APPEND). acks=0 gets no
+/// response at all, as in Kafka. Clients cannot write to
+/// `__consumer_offsets` (INVALID_TOPIC_EXCEPTION, as Kafka answers), except
+/// Kafka's admin tools' client id.
+pub async fn handle(
     broker: &Broker,
     request: ProduceRequest,
     client_id: Option<&str>,
@@ -27,56 +37,141 @@ pub fn handle(
     let acks = request.acks;
     let invalid_acks = !matches!(acks, -1..=1);
     let now = now_ms();
-    let responses = request
-        .topic_data
-        .into_iter()
-        .map(|topic_data| {
-            let topic = broker.topic(&topic_data.name);
-            let partition_responses = topic_data
-                .partition_data
-                .into_iter()
-                .map(|data| {
-                    let response = PartitionProduceResponse::default().with_index(data.index);
-                    let result = if invalid_acks {
-                        Err(ApiError::from(ResponseError::InvalidRequiredAcks))
-                    } else if topic_data.name.as_str() == OFFSETS_TOPIC && !internal_allowed {
-                        Err(ApiError::new(
-                            ResponseError::InvalidTopicException,
-                            format!("Cannot append to internal topic {OFFSETS_TOPIC}"),
-                        ))
-                    } else {
-                        append(topic.as_deref(), data.index, data.records, now)
-                    };
-                    match result {
-                        Ok((info, log_start_offset)) => response
-                            .with_base_offset(info.base_offset)
-                            .with_log_append_time_ms(info.log_append_time)
-                            .with_log_start_offset(log_start_offset),
-                        Err(error) => response
-                            .with_error_code(error.code())
-                            .with_error_message(error.message_str())
-                            .with_base_offset(-1)
-                            .with_log_append_time_ms(-1)
-                            .with_log_start_offset(-1),
+    let config = broker.config();
+    let mut waiting = Vec::new();
+    let mut responses: Vec<TopicProduceResponse> = Vec::new();
+    for (t, topic_data) in request.topic_data.into_iter().enumerate() {
+        let topic = broker.topic(&topic_data.name);
+        let min_insync = topic.as_deref().map_or(1, |topic| {
+            config
+                .topic_config_value(&topic.stored.configs, "min.insync.replicas")
+                .and_then(|(value, _)| value.parse::<usize>().ok())
+                .unwrap_or(1)
+        });
+        let mut partition_responses = Vec::new();
+        for (p, data) in topic_data.partition_data.into_iter().enumerate() {
+            let response = PartitionProduceResponse::default().with_index(data.index);
+            let result = if invalid_acks {
+                Err(ApiError::from(ResponseError::InvalidRequiredAcks))
+            } else if topic_data.name.as_str() == OFFSETS_TOPIC && !internal_allowed {
+                Err(ApiError::new(
+                    ResponseError::InvalidTopicException,
+                    format!("Cannot append to internal topic {OFFSETS_TOPIC}"),
+                ))
+            } else {
+                let required = (acks == -1).then_some(min_insync);
+                append(topic.as_deref(), data.index, data.records, required, now)
+            };
+            partition_responses.push(match result {
+                Ok((partition, info, log_start_offset)) => {
+                    if acks == -1 {
+                        waiting.push(Waiting {
+                            at: (t, p),
+                            partition,
+                            offset: info.last_offset + 1,
+                            min_insync,
+                        });
                     }
-                })
-                .collect();
+                    response
+                        .with_base_offset(info.base_offset)
+                        .with_log_append_time_ms(info.log_append_time)
+                        .with_log_start_offset(log_start_offset)
+                }
+                Err(error) => failed(response, &error),
+            });
+        }
+        responses.push(
             TopicProduceResponse::default()
                 .with_name(topic_data.name)
                 .with_topic_id(topic_data.topic_id)
-                .with_partition_responses(partition_responses)
-        })
-        .collect();
-    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+                .with_partition_responses(partition_responses),
+        );
+    }
+    if acks == 0 {
+        return None;
+    }
+    let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
+    for (at, error) in wait_for_replicas(broker, waiting, timeout).await {
+        let response = &mut responses[at.0].partition_responses[at.1];
+        *response = failed(std::mem::take(response), &error);
+    }
+    Some(ProduceResponse::default().with_responses(responses))
 }
 
+/// An acks=all append waiting for the high watermark to reach `offset`.
+struct Waiting {
+    /// Where its answer is: topic and partition position in the response.
+    at: (usize, usize),
+    partition: Arc<Partition>,
+    offset: i64,
+    min_insync: usize,
+}
+
+/// Waits until every append's partition has its high watermark at or past
+/// the append (or `timeout` passes); the errors of those that did not make
+/// it, by position in the response.
+async fn wait_for_replicas(
+    broker: &Broker,
+    waiting: Vec<Waiting>,
+    timeout: Duration,
+) -> Vec<((usize, usize), ApiError)> {
+    let deadline = Instant::now() + timeout;
+    let mut watches: Vec<_> = waiting.iter().map(|w| w.partition.subscribe()).collect();
+    let reached = |w: &Waiting| w.partition.high_watermark() >= w.offset;
+    let mut parked = None;
+    while !waiting.iter().all(reached) {
+        parked.get_or_insert_with(|| broker.metrics.produce_waiting());
+        let any_move = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+        if tokio::time::timeout_at(deadline, any_move).await.is_err() {
+            break;
+        }
+    }
+    waiting
+        .into_iter()
+        .filter_map(|w| {
+            let error = if !reached(&w) {
+                ApiError::from(ResponseError::RequestTimedOut)
+            } else if w.partition.isr_size() < w.min_insync {
+                ApiError::from(ResponseError::NotEnoughReplicasAfterAppend)
+            } else {
+                return None;
+            };
+            Some((w.at, error))
+        })
+        .collect()
+}
+
+fn failed(response: PartitionProduceResponse, error: &ApiError) -> PartitionProduceResponse {
+    response
+        .with_error_code(error.code())
+        .with_error_message(error.message_str())
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+}
+
+/// Appends one partition's records; with `min_insync` (acks=all), only if
+/// that many replicas are in sync.
 fn append(
     topic: Option<&crate::partitions::Topic>,
     index: i32,
     records: Option<bytes::Bytes>,
+    min_insync: Option<usize>,
     now: i64,
-) -> Result<(strata_storage::AppendInfo, i64), ApiError> {
+) -> Result<(Arc<Partition>, strata_storage::AppendInfo, i64), ApiError> {
     let partition = partition_of(topic, index)?;
+    if let Some(required) = min_insync {
+        let in_sync = partition.isr_size();
+        if in_sync < required {
+            return Err(ApiError::new(
+                ResponseError::NotEnoughReplicas,
+                format!(
+                    "The size of the current ISR ({in_sync}) is insufficient to satisfy the min.isr requirement of {required} for partition {}-{index}",
+                    partition.topic
+                ),
+            ));
+        }
+    }
     let records = records.ok_or_else(|| {
         ApiError::new(
             ResponseError::CorruptMessage,
@@ -93,5 +188,5 @@ fn append(
             .metrics
             .record_produce(batch.len(), info.record_count);
     }
-    Ok((info, log_start_offset))
+    Ok((partition.clone(), info, log_start_offset))
 }

@@ -94,6 +94,7 @@ pub struct BrokerMetrics {
     connections_active: Gauge,
     connections_accepted: Counter,
     fetch_waiting: Gauge,
+    produce_waiting: Gauge,
     groups: RwLock<Option<Arc<dyn GroupMetricsSource>>>,
 }
 
@@ -153,17 +154,17 @@ impl BrokerMetrics {
         let purgatory = Family::<PurgatoryLabels, Gauge>::default();
         registry.register(
             "purgatory_requests",
-            "Requests waiting in purgatory: fetches long-polling for min_bytes; produce is always 0 (a single broker answers acks=all at once)",
+            "Requests waiting in purgatory: fetches long-polling for min_bytes, acks=all produces waiting for the high watermark",
             purgatory.clone(),
         );
         let fetch_waiting = purgatory
             .get_or_create(&PurgatoryLabels { operation: "fetch" })
             .clone();
-        // Created so that the series exists (at 0) for dashboards and alerts
-        // written for a replicated cluster, where produce with acks=all waits.
-        let _ = purgatory.get_or_create(&PurgatoryLabels {
-            operation: "produce",
-        });
+        let produce_waiting = purgatory
+            .get_or_create(&PurgatoryLabels {
+                operation: "produce",
+            })
+            .clone();
 
         BrokerMetrics {
             registry: root,
@@ -174,6 +175,7 @@ impl BrokerMetrics {
             connections_active,
             connections_accepted,
             fetch_waiting,
+            produce_waiting,
             groups: RwLock::new(None),
         }
     }
@@ -218,6 +220,12 @@ impl BrokerMetrics {
     /// Counts a fetch as waiting in purgatory until the guard is dropped.
     pub fn fetch_waiting(&self) -> ActiveGuard {
         ActiveGuard::new(&self.fetch_waiting)
+    }
+
+    /// Counts an acks=all produce as waiting in purgatory until the guard is
+    /// dropped.
+    pub fn produce_waiting(&self) -> ActiveGuard {
+        ActiveGuard::new(&self.produce_waiting)
     }
 
     /// Registers what reports consumer groups at scrape time (the group
