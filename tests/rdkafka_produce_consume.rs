@@ -368,8 +368,9 @@ fn acks_all_needs_min_insync_replicas() {
     produce_values(&producer, &topic, Some(0), &["acks-1".to_string()]);
 
     let admin = admin_client(&bootstrap);
-    let lowered = rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic(&topic))
-        .set("min.insync.replicas", "1");
+    let lowered =
+        rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic(&topic))
+            .set("min.insync.replicas", "1");
     block_on(admin.alter_configs([&lowered], &admin_options())).expect("AlterConfigs");
     let (error, offset) = client.produce(&topic, 0, batch());
     assert_eq!((error, offset), (0, 1));

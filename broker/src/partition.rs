@@ -31,6 +31,8 @@ pub struct Partition {
     /// The high watermark: consumers read below it, and fetches waiting for
     /// `min_bytes` wake on its changes instead of polling.
     high_watermark: watch::Sender<i64>,
+    /// The log end offset: followers' fetches wait on it.
+    log_end_offset: watch::Sender<i64>,
     /// While this broker leads: the replicas' state (high watermark, ISR).
     /// Locked only while `log` is held.
     replica: Mutex<Option<ReplicaState>>,
@@ -68,6 +70,7 @@ impl Partition {
         metrics: TopicMetrics,
     ) -> Self {
         let (high_watermark, _) = watch::channel(high_watermark.clamp(0, log.log_end_offset()));
+        let (log_end_offset, _) = watch::channel(log.log_end_offset());
         let (producers, walked_from) = ProducerStates::load(&log);
         if walked_from < log.log_end_offset() {
             producers.write_snapshot(&log);
@@ -78,6 +81,7 @@ impl Partition {
             log: Mutex::new(log),
             producers: Mutex::new(producers),
             high_watermark,
+            log_end_offset,
             replica: Mutex::new(None),
             leader_epoch: AtomicI32::new(-1),
             metrics,
@@ -229,6 +233,7 @@ impl Partition {
             // a crash reads only the batches since.
             producers.write_snapshot(&log);
         }
+        self.log_end_offset.send_replace(log.log_end_offset());
         let effects = self
             .lock_replica()
             .as_mut()
@@ -236,6 +241,76 @@ impl Partition {
             .unwrap_or_default();
         self.take_effects(effects);
         Ok((info, log.log_start_offset()))
+    }
+
+    /// A follower's side: appends batches fetched from the leader as they
+    /// are, their producers' state too.
+    pub fn append_as_follower(&self, records: &[u8], now_ms: i64) -> Result<AppendInfo, ApiError> {
+        let mut log = self.log();
+        let info = log.append_as_follower(records, now_ms)?;
+        let mut producers = self
+            .producers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for header in peek_batch_headers(records) {
+            if let Some(batch) = ProducerBatch::from_header(&header) {
+                producers.record(&batch, header.base_offset);
+            }
+        }
+        self.log_end_offset.send_replace(log.log_end_offset());
+        Ok(info)
+    }
+
+    /// A follower's side: the leader's high watermark, as far as this log
+    /// reaches; it never moves back.
+    pub fn follow_high_watermark(&self, leader_high_watermark: i64) {
+        let log = self.log();
+        let high_watermark = leader_high_watermark.min(log.log_end_offset());
+        self.high_watermark.send_if_modified(|current| {
+            let moved = high_watermark > *current;
+            if moved {
+                *current = high_watermark;
+            }
+            moved
+        });
+    }
+
+    /// Whether `replica_id` follows this partition, which this broker leads.
+    pub fn is_follower(&self, replica_id: i32) -> bool {
+        self.lock_replica()
+            .as_ref()
+            .is_some_and(|state| state.has_follower(replica_id))
+    }
+
+    /// The leader's side of a follower's fetch from `offset`: the follower
+    /// holds everything below it (its replica state moves on, and with it
+    /// perhaps the high watermark), and reads whole batches up to the log end.
+    pub fn read_for_follower(
+        &self,
+        replica_id: i32,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        now_ms: i64,
+    ) -> Result<ReadResult, (StorageError, i64, i64)> {
+        let log = self.log();
+        let effects = self
+            .lock_replica()
+            .as_mut()
+            .map(|state| state.on_follower_fetch(replica_id, offset, now_ms))
+            .unwrap_or_default();
+        self.take_effects(effects);
+        let high_watermark = self.high_watermark();
+        let log_start_offset = log.log_start_offset();
+        match log.read_slices(offset, max_bytes, min_one_batch) {
+            Ok(records) => Ok(ReadResult {
+                len: records.iter().map(FileSlice::len).sum(),
+                records,
+                high_watermark,
+                log_start_offset,
+            }),
+            Err(error) => Err((error, high_watermark, log_start_offset)),
+        }
     }
 
     /// Locates whole batches from `offset` on, below the high watermark (a
@@ -306,6 +381,11 @@ impl Partition {
         self.high_watermark.subscribe()
     }
 
+    /// A receiver that sees every append (followers wait on it).
+    pub fn subscribe_log_end(&self) -> watch::Receiver<i64> {
+        self.log_end_offset.subscribe()
+    }
+
     pub fn set_config(&self, config: LogConfig) {
         self.log().set_config(config);
     }
@@ -326,4 +406,70 @@ fn peek_batch_headers(records: &[u8]) -> Vec<BatchHeader> {
         headers.push(header);
     }
     headers
+}
+
+#[cfg(test)]
+mod tests {
+    use strata_storage::LogConfig;
+
+    use super::*;
+    use crate::metrics::BrokerMetrics;
+    use crate::test_support::one_record_batch;
+
+    fn partition(dir: &std::path::Path, metrics: &BrokerMetrics) -> Partition {
+        let log = Log::open(dir, LogConfig::default(), 0, true, 0).unwrap();
+        Partition::new("t".into(), 0, log, 0, metrics.topic("t"))
+    }
+
+    fn registration(isr: &[i32]) -> PartitionRegistration {
+        PartitionRegistration {
+            topic_id: uuid::Uuid::nil(),
+            partition_id: 0,
+            replicas: vec![1, 2],
+            isr: isr.to_vec(),
+            leader: 1,
+            leader_epoch: 3,
+            partition_epoch: 0,
+        }
+    }
+
+    /// The data path of replication in process: the leader's batches reach
+    /// the follower unchanged through a follower fetch, and the high
+    /// watermark (what acks=all and consumers wait for) moves only once the
+    /// follower's next fetch shows it holds them.
+    #[test]
+    fn a_follower_s_fetches_carry_the_log_and_move_the_high_watermark() {
+        let metrics = BrokerMetrics::new();
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (leader, follower) = (partition(a.path(), &metrics), partition(b.path(), &metrics));
+        leader.follow(Some(&registration(&[1, 2])), 1, 30_000, 0);
+        follower.follow(Some(&registration(&[1, 2])), 2, 30_000, 0);
+        assert!(leader.is_leader() && leader.is_follower(2));
+        assert!(!follower.is_leader() && !leader.is_follower(3));
+
+        for value in ["a", "b", "c"] {
+            let mut batch = one_record_batch(None, Some(value), 10);
+            leader.append(&mut batch, 10).unwrap();
+        }
+        assert_eq!(leader.high_watermark(), 0, "the follower holds nothing yet");
+        assert_eq!(
+            leader.read(0, 1 << 20, true).unwrap().len,
+            0,
+            "consumers see nothing"
+        );
+
+        let fetched = leader.read_for_follower(2, 0, 1 << 20, true, 20).unwrap();
+        let bytes = strata_storage::read_slices(&fetched.records).unwrap();
+        follower.append_as_follower(&bytes, 20).unwrap();
+        follower.follow_high_watermark(fetched.high_watermark);
+        assert_eq!(follower.log().log_end_offset(), 3);
+        assert_eq!(follower.log().latest_epoch(), Some(3), "the leader's epoch");
+        assert_eq!(leader.high_watermark(), 0);
+
+        let next = leader.read_for_follower(2, 3, 1 << 20, true, 30).unwrap();
+        assert_eq!((next.len, next.high_watermark), (0, 3));
+        follower.follow_high_watermark(next.high_watermark);
+        assert_eq!(follower.high_watermark(), 3);
+        assert_eq!(leader.read(0, 1 << 20, true).unwrap().len, bytes.len());
+    }
 }

@@ -213,6 +213,62 @@ impl Log {
         })
     }
 
+    /// Appends batches a follower fetched from its leader, as they are: their
+    /// offsets and leader epochs stay the leader's (no offset is assigned).
+    /// They must be valid and continue the log exactly: the first batch at
+    /// the log end offset, each next one where the previous ended; anything
+    /// else is refused and nothing is written. Each leader epoch that starts
+    /// in them is noted in the leader epoch cache first.
+    pub fn append_as_follower(
+        &mut self,
+        records: &[u8],
+        now_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
+        let batches = batch::validate_all(records)?;
+        let base_offset = self.log_end_offset();
+        let mut expected = base_offset;
+        let mut record_count = 0u64;
+        for (position, header) in &batches {
+            if header.base_offset != expected {
+                return Err(StorageError::InvalidBatch {
+                    position: *position as u64,
+                    reason: format!(
+                        "a batch at offset {} does not continue the log at {expected}",
+                        header.base_offset
+                    ),
+                });
+            }
+            expected = header.next_offset();
+            record_count += header.record_count.max(0) as u64;
+        }
+        let mut changed = false;
+        for (_, header) in &batches {
+            changed |= self
+                .epochs
+                .assign(header.partition_leader_epoch, header.base_offset);
+        }
+        if changed {
+            self.epochs.write()?;
+        }
+        self.maybe_roll(records.len() as u64, expected - 1, now_ms)?;
+        let active = self
+            .segments
+            .last_mut()
+            .expect("the log always has a segment");
+        active.append(records, &batches, &self.config, now_ms)?;
+        self.unflushed_messages = self.unflushed_messages.saturating_add(record_count);
+        if self.unflushed_messages >= self.config.flush_messages {
+            self.flush()?;
+            self.last_flush_ms = now_ms;
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: expected - 1,
+            log_append_time: -1,
+            record_count,
+        })
+    }
+
     /// Kafka's roll rule (without jitter), checked before each append of
     /// `append_bytes` bytes ending at `last_offset`. An empty segment is never rolled:
     /// an append larger than `segment.bytes` goes into one segment of its own.

@@ -617,3 +617,35 @@ fn reads_below_an_offset_leave_out_the_batch_holding_it() {
     assert!(read(&log, 5, 5).is_empty());
     assert!(read(&log, 0, 0).is_empty());
 }
+
+/// A follower's log takes its leader's batches as they are (offsets and
+/// leader epochs) and refuses any that do not continue it.
+#[test]
+fn a_follower_appends_its_leader_s_batches_unchanged() {
+    let (leader_dir, follower_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut leader = open(leader_dir.path(), small_config());
+    let mut follower = open(follower_dir.path(), small_config());
+    leader.append(&mut batch(3, 100), 0, 100).unwrap();
+    leader.append(&mut batch(2, 100), 4, 100).unwrap();
+    let bytes = leader.read(0, 1 << 20, true).unwrap();
+    let info = follower.append_as_follower(&bytes, 100).unwrap();
+    assert_eq!(
+        (info.base_offset, info.last_offset, info.record_count),
+        (0, 4, 5)
+    );
+    assert_eq!(
+        follower.read(0, 1 << 20, true).unwrap(),
+        bytes,
+        "byte for byte"
+    );
+    assert_eq!(follower.end_offset_for_epoch(0), (0, 3));
+    assert_eq!(follower.latest_epoch(), Some(4));
+
+    // Again (a gap or an overlap): refused, nothing written.
+    let refused = follower.append_as_follower(&bytes, 100).unwrap_err();
+    assert!(
+        matches!(refused, StorageError::InvalidBatch { .. }),
+        "{refused}"
+    );
+    assert_eq!(follower.log_end_offset(), 5);
+}

@@ -14,6 +14,7 @@ use strata_storage::FileSlice;
 use tokio::time::Instant;
 
 use crate::broker::Broker;
+use crate::clock::now_ms;
 use crate::frame::placeholder;
 use crate::partition::Partition;
 use crate::partitions::partition_of;
@@ -28,6 +29,8 @@ struct Target {
     request: FetchPartition,
     /// The partition, or why this broker cannot serve it.
     partition: Result<Arc<Partition>, ResponseError>,
+    /// The follower fetching it (a replica fetch), or `None` for a consumer.
+    follower: Option<i32>,
 }
 
 /// A fetch response whose record sets are [`placeholder`]s, and the file
@@ -63,17 +66,19 @@ impl FetchReply {
 }
 
 /// Answers at once when `min_bytes` are available, a partition has an error,
-/// or `max_wait_ms` is 0; otherwise waits for appends to any requested
-/// partition (its log-end-offset watch), re-reading after each, and answers
+/// or `max_wait_ms` is 0; otherwise waits for any requested partition's
+/// high watermark to move (a follower: its log end), re-reading after each, and answers
 /// with what there is when the wait runs out. Fetch sessions (KIP-227) are
 /// not kept: session id 0 tells the client every fetch is a full one.
 pub async fn handle(broker: &Broker, request: FetchRequest) -> FetchReply {
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let read_committed = request.isolation_level == READ_COMMITTED;
-    // A broker fetching as a follower (replica id 0 or above, Kafka's
-    // follower fetch): no partition has followers before replication, so
-    // none is served to it, as Kafka answers a broker that is not a replica.
-    let from_replica = request.replica_id.0 >= 0;
+    // A broker fetching as a follower (replica id 0 or above): it reads up
+    // to the log end and its fetch offset tells the leader what it holds; a
+    // broker that does not follow the partition gets NOT_LEADER_OR_FOLLOWER,
+    // as Kafka answers.
+    let replica_id = request.replica_id.0;
+    let follower = (replica_id >= 0).then_some(replica_id);
     let topics: Vec<(TopicName, Vec<Target>)> = request
         .topics
         .into_iter()
@@ -89,10 +94,13 @@ pub async fn handle(broker: &Broker, request: FetchRequest) -> FetchReply {
                             Ok(p)
                         })
                         .map_err(|e| e.code)
-                        .and_then(|p| match from_replica {
-                            true => Err(ResponseError::NotLeaderOrFollower),
-                            false => Ok(p.clone()),
+                        .and_then(|p| match follower {
+                            Some(id) if !p.is_follower(id) => {
+                                Err(ResponseError::NotLeaderOrFollower)
+                            }
+                            _ => Ok(p.clone()),
                         }),
+                    follower,
                     request,
                 })
                 .collect();
@@ -103,7 +111,13 @@ pub async fn handle(broker: &Broker, request: FetchRequest) -> FetchReply {
     let mut watches: Vec<_> = topics
         .iter()
         .flat_map(|(_, targets)| targets.iter())
-        .filter_map(|t| t.partition.as_ref().ok().map(|p| p.subscribe()))
+        .filter_map(|t| {
+            let partition = t.partition.as_ref().ok()?;
+            Some(match t.follower {
+                Some(_) => partition.subscribe_log_end(),
+                None => partition.subscribe(),
+            })
+        })
         .collect();
 
     let mut timed_out = false;
@@ -220,7 +234,12 @@ fn read_partition(
         let log_start_offset = partition.log().log_start_offset();
         return (with_offsets(response, high_watermark, log_start_offset), 0);
     }
-    match partition.read(target.request.fetch_offset, limit, min_one_batch) {
+    let offset = target.request.fetch_offset;
+    let read = match target.follower {
+        Some(id) => partition.read_for_follower(id, offset, limit, min_one_batch, now_ms()),
+        None => partition.read(offset, limit, min_one_batch),
+    };
+    match read {
         Ok(read) => {
             let response = with_offsets(response, read.high_watermark, read.log_start_offset);
             if read.len == 0 {

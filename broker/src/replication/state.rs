@@ -114,6 +114,11 @@ impl ReplicaState {
         self.isr.iter().copied().collect()
     }
 
+    /// Whether `replica_id` is one of this partition's followers.
+    pub fn has_follower(&self, replica_id: i32) -> bool {
+        self.followers.contains_key(&replica_id)
+    }
+
     /// The leader appended: its log now ends at `log_end_offset`.
     pub fn on_append(&mut self, log_end_offset: i64) -> Vec<Effect> {
         self.log_end_offset = self.log_end_offset.max(log_end_offset);
