@@ -616,3 +616,37 @@ fn static_member_restart_gets_its_assignment_back_without_a_rebalance() {
         "the other member saw no rebalance"
     );
 }
+
+/// A consumer whose `client.id` is 32,740 bytes long (Kafka's member id is
+/// the client id, a dash and a UUID: too long for the group's record) joins a
+/// group, consumes and commits; the broker cut the member id's client id part
+/// and nothing panicked. (Issue: "Hostile and heavy clients".)
+#[test]
+fn a_consumer_with_a_32740_byte_client_id_joins_consumes_and_commits() {
+    let broker = Broker::start(GROUP_SETTINGS);
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("long-client-id");
+    create_topic(&bootstrap, &topic, 1);
+    let producer = create_producer(&producer_config(&bootstrap));
+    let values = produce_numbered(&producer, &topic, 0, "v", 5);
+    let mut config = group_config(&bootstrap, &unique_topic("long-client-id-group"));
+    config
+        .set("client.id", "c".repeat(32_740))
+        .set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = config.create().expect("consumer");
+    consumer.subscribe(&[&topic]).expect("subscribe");
+    let mut got = Vec::new();
+    let deadline = Instant::now() + TIMEOUT;
+    while got.len() < values.len() {
+        assert!(Instant::now() < deadline, "got only {got:?}");
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            got.push(String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned());
+        }
+    }
+    assert_eq!(got, values);
+    consumer
+        .commit_consumer_state(CommitMode::Sync)
+        .expect("commit");
+    let stderr = broker.stderr();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -37,7 +37,7 @@ use tokio::time::Instant;
 
 use crate::clock::now_ms;
 use crate::config::BrokerConfig;
-use crate::group::{encode_group_value, encode_key, OffsetValue, OffsetsKey};
+use crate::group::{encode_group_value, encode_key, OffsetValue, OffsetsKey, RecordError};
 use crate::group::{
     Delivery, Group, GroupConfig, GroupState, JoinRequest, JoinResponse, LeaveMember,
     LeaveResponse, Outcome, Reply, SyncRequest, SyncResponse,
@@ -399,26 +399,14 @@ impl GroupCoordinator {
     /// Writes the group's metadata record; for a deleted (Dead) group,
     /// tombstones for it and for each of its offsets.
     fn store_group(&self, group_id: &str, entry: &mut GroupEntry) {
-        let group_key = encode_key(&OffsetsKey::Group {
-            group: group_id.to_string(),
-        });
-        let records: Vec<(Bytes, Option<Bytes>)> = if entry.group.state() == GroupState::Dead {
-            let offsets = std::mem::take(&mut entry.offsets);
-            offsets
-                .into_keys()
-                .map(|(topic, partition)| {
-                    let key = OffsetsKey::Offset {
-                        group: group_id.to_string(),
-                        topic,
-                        partition,
-                    };
-                    (encode_key(&key), None)
-                })
-                .chain(std::iter::once((group_key, None)))
-                .collect()
-        } else {
-            let value = entry.group.to_value(entry.state_timestamp_ms);
-            vec![(group_key, Some(encode_group_value(&value)))]
+        let records = match group_records(group_id, entry) {
+            Ok(records) => records,
+            // A string a record cannot hold (flexible requests allow longer
+            // ones): nothing is written, as if the write failed.
+            Err(error) => {
+                tracing::error!(group = group_id, %error, "could not store group metadata");
+                return;
+            }
         };
         // Kafka sends the members an error and rebalances again when this
         // write fails; Strata logs it and goes on (the in-memory state stays
@@ -462,6 +450,34 @@ impl GroupCoordinator {
         let outcome = guard.group.tick(self.now());
         self.settle(group_id, &mut guard, before, outcome);
     }
+}
+
+/// The records that store a group: its metadata, or for a deleted (Dead)
+/// group tombstones for it and each of its offsets.
+fn group_records(
+    group_id: &str,
+    entry: &mut GroupEntry,
+) -> Result<Vec<(Bytes, Option<Bytes>)>, RecordError> {
+    let group_key = encode_key(&OffsetsKey::Group {
+        group: group_id.to_string(),
+    })?;
+    if entry.group.state() != GroupState::Dead {
+        let value = entry.group.to_value(entry.state_timestamp_ms);
+        return Ok(vec![(group_key, Some(encode_group_value(&value)?))]);
+    }
+    let offsets = std::mem::take(&mut entry.offsets);
+    offsets
+        .into_keys()
+        .map(|(topic, partition)| {
+            let key = OffsetsKey::Offset {
+                group: group_id.to_string(),
+                topic,
+                partition,
+            };
+            Ok((encode_key(&key)?, None))
+        })
+        .chain(std::iter::once(Ok((group_key, None))))
+        .collect()
 }
 
 /// What `/metrics` shows of the groups: state, member count and committed

@@ -12,7 +12,7 @@ use kafka_protocol::protocol::Decodable;
 use super::{lock, store, GroupCoordinator, GroupEntry};
 use crate::clock::now_ms;
 use crate::group::GroupState;
-use crate::group::{encode_key, encode_offset_value, OffsetValue, OffsetsKey};
+use crate::group::{encode_key, encode_offset_value, OffsetValue, OffsetsKey, RecordError};
 
 /// Who commits: a member of the group, or (member id empty, generation -1)
 /// a consumer that manages its partitions itself.
@@ -86,6 +86,7 @@ impl GroupCoordinator {
             (committer.retention_time_ms >= 0).then(|| now + committer.retention_time_ms);
         let mut results = Vec::with_capacity(offsets.len());
         let mut accepted: Vec<((String, i32), OffsetValue)> = Vec::new();
+        let mut records = Vec::new();
         for commit in offsets {
             let metadata = commit.metadata.unwrap_or_default();
             let known = self.log.has_partition(&commit.topic, commit.partition);
@@ -94,7 +95,6 @@ impl GroupCoordinator {
             } else if metadata.len() > self.offset_metadata_max_bytes {
                 results.push(Err(ResponseError::OffsetMetadataTooLarge));
             } else {
-                results.push(Ok(()));
                 let value = OffsetValue {
                     offset: commit.offset,
                     leader_epoch: commit.leader_epoch,
@@ -102,16 +102,19 @@ impl GroupCoordinator {
                     commit_timestamp_ms: now,
                     expire_timestamp_ms,
                 };
-                accepted.push(((commit.topic, commit.partition), value));
+                // What a record cannot hold is refused, not written.
+                let key = offset_key(group_id, &commit.topic, commit.partition);
+                match (key, encode_offset_value(&value)) {
+                    (Ok(key), Ok(encoded)) => {
+                        results.push(Ok(()));
+                        records.push((key, Some(encoded)));
+                        accepted.push(((commit.topic, commit.partition), value));
+                    }
+                    (Err(_), _) => results.push(Err(ResponseError::InvalidGroupId)),
+                    (_, Err(_)) => results.push(Err(ResponseError::OffsetMetadataTooLarge)),
+                }
             }
         }
-        let records = accepted
-            .iter()
-            .map(|((topic, partition), value)| {
-                let key = offset_key(group_id, topic, *partition);
-                (key, Some(encode_offset_value(value)))
-            })
-            .collect();
         match store::append(self.log.as_ref(), group_id, records) {
             Ok(()) => guard.offsets.extend(accepted),
             Err(error) => {
@@ -188,8 +191,9 @@ impl GroupCoordinator {
         }
         let records = deleted
             .iter()
-            .map(|(topic, partition)| (offset_key(group_id, topic, *partition), None))
-            .collect();
+            .map(|(topic, partition)| Ok((offset_key(group_id, topic, *partition)?, None)))
+            .collect::<Result<Vec<_>, RecordError>>()
+            .map_err(|_| ResponseError::InvalidGroupId)?;
         store::append(self.log.as_ref(), group_id, records).map_err(|error| error.code)?;
         for key in &deleted {
             guard.offsets.remove(key);
@@ -224,10 +228,7 @@ impl GroupCoordinator {
                 })
                 .map(|(key, _)| key.clone())
                 .collect();
-            let records = expired
-                .iter()
-                .map(|(topic, partition)| (offset_key(&group_id, topic, *partition), None))
-                .collect();
+            let records = tombstones(&group_id, &expired);
             if let Err(error) = store::append(self.log.as_ref(), &group_id, records) {
                 tracing::warn!(group = group_id, %error, "could not expire offsets");
                 continue;
@@ -266,10 +267,7 @@ impl GroupCoordinator {
                 .filter(|(t, _)| t == topic)
                 .cloned()
                 .collect();
-            let records = gone
-                .iter()
-                .map(|(t, partition)| (offset_key(&group_id, t, *partition), None))
-                .collect();
+            let records = tombstones(&group_id, &gone);
             if let Err(error) = store::append(self.log.as_ref(), &group_id, records) {
                 tracing::warn!(group = group_id, %error, "could not delete offsets of {topic}");
                 continue;
@@ -311,10 +309,20 @@ fn decode_subscription(mut metadata: Bytes) -> Option<Vec<String>> {
     )
 }
 
-fn offset_key(group_id: &str, topic: &str, partition: i32) -> Bytes {
+fn offset_key(group_id: &str, topic: &str, partition: i32) -> Result<Bytes, RecordError> {
     encode_key(&OffsetsKey::Offset {
         group: group_id.to_string(),
         topic: topic.to_string(),
         partition,
     })
+}
+
+/// Deletions of committed offsets, each written when it was committed (so
+/// its key encodes).
+fn tombstones(group_id: &str, offsets: &[(String, i32)]) -> Vec<(Bytes, Option<Bytes>)> {
+    offsets
+        .iter()
+        .filter_map(|(topic, partition)| offset_key(group_id, topic, *partition).ok())
+        .map(|key| (key, None))
+        .collect()
 }

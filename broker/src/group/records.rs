@@ -49,6 +49,14 @@ pub enum RecordError {
     /// string that is not UTF-8, bytes left over after the last field, ...
     #[error("malformed __consumer_offsets record: {0}")]
     Malformed(String),
+    /// A field too long for its length prefix (INT16 for strings): such a
+    /// record cannot be written, so the request that carries it is refused.
+    #[error("{field} of {length} bytes is longer than a __consumer_offsets record allows ({max})")]
+    TooLong {
+        field: &'static str,
+        length: usize,
+        max: usize,
+    },
 }
 
 /// The key of a `__consumer_offsets` record: which offset or which group the
@@ -137,12 +145,9 @@ const MAX_VALUE_VERSION: i16 = 4;
 const FIRST_FLEXIBLE_VERSION: i16 = 4;
 
 /// Encodes a key: offset keys as version 1, group keys as version 2.
-///
-/// # Panics
-/// If a string is longer than `i16::MAX` bytes, which the key's INT16 length
-/// cannot express; group ids and topic names arrive in requests with the same
-/// limit or are validated shorter.
-pub fn encode_key(key: &OffsetsKey) -> Bytes {
+/// A group id or topic longer than `i16::MAX` bytes, which the key's INT16
+/// length cannot express, is [`RecordError::TooLong`].
+pub fn encode_key(key: &OffsetsKey) -> Result<Bytes, RecordError> {
     let mut buf = BytesMut::new();
     match key {
         OffsetsKey::Offset {
@@ -151,16 +156,16 @@ pub fn encode_key(key: &OffsetsKey) -> Bytes {
             partition,
         } => {
             buf.put_i16(OFFSET_KEY_VERSION);
-            wire::put_string(&mut buf, group);
-            wire::put_string(&mut buf, topic);
+            wire::put_string(&mut buf, "group id", group)?;
+            wire::put_string(&mut buf, "topic", topic)?;
             buf.put_i32(*partition);
         }
         OffsetsKey::Group { group } => {
             buf.put_i16(GROUP_KEY_VERSION);
-            wire::put_string(&mut buf, group);
+            wire::put_string(&mut buf, "group id", group)?;
         }
     }
-    buf.freeze()
+    Ok(buf.freeze())
 }
 
 /// Decodes a key of any version Kafka writes for classic groups and offsets.
@@ -189,17 +194,15 @@ pub fn decode_key(bytes: &[u8]) -> Result<OffsetsKey, RecordError> {
 /// 2.1 through 3.x write. Version 4 is flexible and only readable by Kafka 3.5
 /// and later (KIP-915), so 3 keeps the topic readable by every Kafka since
 /// 2.1. Version 1 has no leader epoch: it is dropped.
-///
-/// # Panics
-/// If `metadata` is longer than `i16::MAX` bytes; Kafka bounds it with
-/// `offset.metadata.max.bytes` (4096 by default) and so must the caller.
-pub fn encode_offset_value(value: &OffsetValue) -> Bytes {
+/// Metadata longer than `i16::MAX` bytes is [`RecordError::TooLong`]
+/// (whatever `offset.metadata.max.bytes` allows).
+pub fn encode_offset_value(value: &OffsetValue) -> Result<Bytes, RecordError> {
     let mut buf = BytesMut::new();
     match value.expire_timestamp_ms {
         Some(expire_timestamp_ms) => {
             buf.put_i16(1);
             buf.put_i64(value.offset);
-            wire::put_string(&mut buf, &value.metadata);
+            wire::put_string(&mut buf, "offset metadata", &value.metadata)?;
             buf.put_i64(value.commit_timestamp_ms);
             buf.put_i64(expire_timestamp_ms);
         }
@@ -207,11 +210,11 @@ pub fn encode_offset_value(value: &OffsetValue) -> Bytes {
             buf.put_i16(3);
             buf.put_i64(value.offset);
             buf.put_i32(value.leader_epoch);
-            wire::put_string(&mut buf, &value.metadata);
+            wire::put_string(&mut buf, "offset metadata", &value.metadata)?;
             buf.put_i64(value.commit_timestamp_ms);
         }
     }
-    buf.freeze()
+    Ok(buf.freeze())
 }
 
 /// Decodes a committed offset of any version, 0 to 4.
@@ -248,31 +251,30 @@ pub fn decode_offset_value(bytes: &[u8]) -> Result<OffsetValue, RecordError> {
 /// Encodes a group's metadata as version 3: the first version with
 /// `group_instance_id`, readable by every Kafka since 2.3, and not yet
 /// flexible (version 4 needs Kafka 3.5, KIP-915).
-///
-/// # Panics
-/// If a string is longer than `i16::MAX` bytes or a member's subscription or
-/// assignment longer than `i32::MAX` bytes; requests bound the caller's inputs
-/// well below that.
-pub fn encode_group_value(value: &GroupValue) -> Bytes {
+/// A string longer than `i16::MAX` bytes (flexible requests can carry
+/// them), or bytes or a member list longer than `i32::MAX`, is
+/// [`RecordError::TooLong`].
+pub fn encode_group_value(value: &GroupValue) -> Result<Bytes, RecordError> {
     let mut buf = BytesMut::new();
     buf.put_i16(3);
-    wire::put_string(&mut buf, &value.protocol_type);
+    wire::put_string(&mut buf, "protocol type", &value.protocol_type)?;
     buf.put_i32(value.generation);
-    wire::put_nullable_string(&mut buf, value.protocol.as_deref());
-    wire::put_nullable_string(&mut buf, value.leader.as_deref());
+    wire::put_nullable_string(&mut buf, "protocol", value.protocol.as_deref())?;
+    wire::put_nullable_string(&mut buf, "leader", value.leader.as_deref())?;
     buf.put_i64(value.current_state_timestamp_ms);
-    wire::put_array_len(&mut buf, value.members.len());
+    wire::put_array_len(&mut buf, "members", value.members.len())?;
     for member in &value.members {
-        wire::put_string(&mut buf, &member.member_id);
-        wire::put_nullable_string(&mut buf, member.group_instance_id.as_deref());
-        wire::put_string(&mut buf, &member.client_id);
-        wire::put_string(&mut buf, &member.client_host);
+        wire::put_string(&mut buf, "member id", &member.member_id)?;
+        let instance = member.group_instance_id.as_deref();
+        wire::put_nullable_string(&mut buf, "group instance id", instance)?;
+        wire::put_string(&mut buf, "client id", &member.client_id)?;
+        wire::put_string(&mut buf, "client host", &member.client_host)?;
         buf.put_i32(member.rebalance_timeout_ms);
         buf.put_i32(member.session_timeout_ms);
-        wire::put_bytes(&mut buf, &member.subscription);
-        wire::put_bytes(&mut buf, &member.assignment);
+        wire::put_bytes(&mut buf, "subscription", &member.subscription)?;
+        wire::put_bytes(&mut buf, "assignment", &member.assignment)?;
     }
-    buf.freeze()
+    Ok(buf.freeze())
 }
 
 /// Decodes a group's metadata of any version, 0 to 4.
@@ -387,35 +389,61 @@ mod wire {
     use super::RecordError;
     use bytes::{BufMut, Bytes, BytesMut};
 
+    fn too_long(field: &'static str, length: usize, max: usize) -> RecordError {
+        RecordError::TooLong { field, length, max }
+    }
+
     /// Writes a STRING.
-    pub(super) fn put_string(buf: &mut BytesMut, value: &str) {
+    pub(super) fn put_string(
+        buf: &mut BytesMut,
+        field: &'static str,
+        value: &str,
+    ) -> Result<(), RecordError> {
         let length = i16::try_from(value.len())
-            .expect("strings in __consumer_offsets records fit an INT16 length (see callers)");
+            .map_err(|_| too_long(field, value.len(), i16::MAX as usize))?;
         buf.put_i16(length);
         buf.put_slice(value.as_bytes());
+        Ok(())
     }
 
     /// Writes a NULLABLE_STRING.
-    pub(super) fn put_nullable_string(buf: &mut BytesMut, value: Option<&str>) {
+    pub(super) fn put_nullable_string(
+        buf: &mut BytesMut,
+        field: &'static str,
+        value: Option<&str>,
+    ) -> Result<(), RecordError> {
         match value {
-            Some(value) => put_string(buf, value),
-            None => buf.put_i16(-1),
+            Some(value) => put_string(buf, field, value),
+            None => {
+                buf.put_i16(-1);
+                Ok(())
+            }
         }
     }
 
     /// Writes BYTES.
-    pub(super) fn put_bytes(buf: &mut BytesMut, value: &[u8]) {
+    pub(super) fn put_bytes(
+        buf: &mut BytesMut,
+        field: &'static str,
+        value: &[u8],
+    ) -> Result<(), RecordError> {
         let length = i32::try_from(value.len())
-            .expect("member metadata in __consumer_offsets fits an INT32 length (see callers)");
+            .map_err(|_| too_long(field, value.len(), i32::MAX as usize))?;
         buf.put_i32(length);
         buf.put_slice(value);
+        Ok(())
     }
 
     /// Writes an ARRAY's length.
-    pub(super) fn put_array_len(buf: &mut BytesMut, length: usize) {
+    pub(super) fn put_array_len(
+        buf: &mut BytesMut,
+        field: &'static str,
+        length: usize,
+    ) -> Result<(), RecordError> {
         let length =
-            i32::try_from(length).expect("a group has fewer than i32::MAX members (see callers)");
+            i32::try_from(length).map_err(|_| too_long(field, length, i32::MAX as usize))?;
         buf.put_i32(length);
+        Ok(())
     }
 
     /// Reads primitives off the front of a byte slice. Every read checks the

@@ -124,7 +124,7 @@ fn assert_all_malformed<T: std::fmt::Debug>(
 
 #[test]
 fn offset_key_is_written_as_version_1_and_round_trips() {
-    let bytes = encode_key(&offset_key());
+    let bytes = encode_key(&offset_key()).unwrap();
     let expected = Fixture::default()
         .int16(1)
         .string("payments")
@@ -140,7 +140,7 @@ fn group_key_is_written_as_version_2_and_round_trips() {
     let key = OffsetsKey::Group {
         group: "payments".to_owned(),
     };
-    let bytes = encode_key(&key);
+    let bytes = encode_key(&key).unwrap();
     let expected = Fixture::default().int16(2).string("payments").build();
     assert_eq!(bytes.as_ref(), expected.as_slice());
     assert_eq!(decode_key(&bytes), Ok(key));
@@ -203,7 +203,7 @@ fn offset_value(expire_timestamp_ms: Option<i64>, leader_epoch: i32) -> OffsetVa
 #[test]
 fn offset_value_without_expiry_is_written_as_version_3_and_round_trips() {
     let value = offset_value(None, 5);
-    let bytes = encode_offset_value(&value);
+    let bytes = encode_offset_value(&value).unwrap();
     let expected = Fixture::default()
         .int16(3)
         .int64(4_096)
@@ -218,7 +218,7 @@ fn offset_value_without_expiry_is_written_as_version_3_and_round_trips() {
 #[test]
 fn offset_value_with_expiry_is_written_as_version_1_and_round_trips() {
     let value = offset_value(Some(1_700_086_400_123), -1);
-    let bytes = encode_offset_value(&value);
+    let bytes = encode_offset_value(&value).unwrap();
     let expected = Fixture::default()
         .int16(1)
         .int64(4_096)
@@ -232,7 +232,7 @@ fn offset_value_with_expiry_is_written_as_version_1_and_round_trips() {
 
 #[test]
 fn version_1_cannot_carry_a_leader_epoch() {
-    let bytes = encode_offset_value(&offset_value(Some(1), 5));
+    let bytes = encode_offset_value(&offset_value(Some(1), 5)).unwrap();
     let decoded = decode_offset_value(&bytes).expect("valid encoding");
     assert_eq!(decoded.leader_epoch, -1);
 }
@@ -299,7 +299,7 @@ fn offset_value_versions_outside_0_to_4_are_unknown() {
 
 #[test]
 fn offset_values_that_break_the_schema_are_malformed() {
-    let complete_v3 = encode_offset_value(&offset_value(None, 5));
+    let complete_v3 = encode_offset_value(&offset_value(None, 5)).unwrap();
     let cases: Vec<Vec<u8>> = vec![
         vec![],
         vec![0, 3],
@@ -353,7 +353,7 @@ fn offset_values_that_break_the_schema_are_malformed() {
 #[test]
 fn group_value_is_written_as_version_3_and_round_trips() {
     let value = stable_group();
-    let bytes = encode_group_value(&value);
+    let bytes = encode_group_value(&value).unwrap();
     let member = static_member();
     let other = dynamic_member();
     let expected = Fixture::default()
@@ -395,7 +395,7 @@ fn empty_group_round_trips() {
         current_state_timestamp_ms: -1,
         members: Vec::new(),
     };
-    let bytes = encode_group_value(&value);
+    let bytes = encode_group_value(&value).unwrap();
     assert_eq!(decode_group_value(&bytes), Ok(value));
 }
 
@@ -721,9 +721,9 @@ proptest! {
         offset in any_offset(),
         group in any_group(),
     ) {
-        prop_assert_eq!(decode_key(&encode_key(&key)), Ok(key));
-        prop_assert_eq!(decode_offset_value(&encode_offset_value(&offset)), Ok(offset));
-        prop_assert_eq!(decode_group_value(&encode_group_value(&group)), Ok(group));
+        prop_assert_eq!(decode_key(&encode_key(&key).unwrap()), Ok(key));
+        prop_assert_eq!(decode_offset_value(&encode_offset_value(&offset).unwrap()), Ok(offset));
+        prop_assert_eq!(decode_group_value(&encode_group_value(&group).unwrap()), Ok(group));
     }
 
     #[test]
@@ -733,9 +733,9 @@ proptest! {
         group in any_group(),
         cut in any::<prop::sample::Index>(),
     ) {
-        let key = encode_key(&key);
-        let offset = encode_offset_value(&offset);
-        let group = encode_group_value(&group);
+        let key = encode_key(&key).unwrap();
+        let offset = encode_offset_value(&offset).unwrap();
+        let group = encode_group_value(&group).unwrap();
         prop_assert!(decode_key(&key[..cut.index(key.len())]).is_err());
         prop_assert!(decode_offset_value(&offset[..cut.index(offset.len())]).is_err());
         prop_assert!(decode_group_value(&group[..cut.index(group.len())]).is_err());
@@ -770,7 +770,7 @@ proptest! {
         at in any::<prop::sample::Index>(),
         byte in any::<u8>(),
     ) {
-        let mut bytes = encode_group_value(&group).to_vec();
+        let mut bytes = encode_group_value(&group).unwrap().to_vec();
         let at = at.index(bytes.len());
         bytes[at] = byte;
         let _ = decode_group_value(&bytes);
@@ -778,4 +778,39 @@ proptest! {
         bytes[1] = 4;
         let _ = decode_group_value(&bytes);
     }
+}
+
+/// Strings a record's INT16 length cannot express (flexible requests carry
+/// longer ones) are refused as errors, never a panic.
+#[test]
+fn fields_too_long_for_a_record_are_errors() {
+    let long = "g".repeat(40_000);
+    let key = OffsetsKey::Group {
+        group: long.clone(),
+    };
+    assert_eq!(
+        encode_key(&key).unwrap_err(),
+        RecordError::TooLong {
+            field: "group id",
+            length: 40_000,
+            max: 32_767
+        }
+    );
+    let mut group = stable_group();
+    group.members[0].client_id = long.clone();
+    assert!(matches!(
+        encode_group_value(&group),
+        Err(RecordError::TooLong {
+            field: "client id",
+            ..
+        })
+    ));
+    let value = OffsetValue {
+        offset: 1,
+        leader_epoch: -1,
+        metadata: long,
+        commit_timestamp_ms: 0,
+        expire_timestamp_ms: None,
+    };
+    assert!(encode_offset_value(&value).is_err());
 }

@@ -76,7 +76,11 @@ impl Group {
 
     fn join_new_member(&mut self, now_ms: i64, request: &JoinRequest) -> Reply<JoinResponse> {
         // Kafka's form: the client id then a random UUID, unique per join.
-        let member_id = format!("{}-{}", request.client_id, uuid::Uuid::new_v4());
+        let member_id = format!(
+            "{}-{}",
+            member_id_prefix(&request.client_id),
+            uuid::Uuid::new_v4()
+        );
         if let Some(instance_id) = &request.group_instance_id {
             if let Some(old_id) = self.static_members.get(instance_id).cloned() {
                 return self.replace_static_member(now_ms, &old_id, member_id, request);
@@ -342,4 +346,21 @@ impl Group {
             .max_by_key(|(_, count)| **count)?;
         candidates.get(winner).map(|name| (*name).to_owned())
     }
+}
+
+/// The client id part of a new member id (Kafka's `client.id-UUID`), cut
+/// (at a character boundary) so that the whole id fits the INT16-length
+/// string the group's record stores it in: a client id can be as long as
+/// that itself.
+fn member_id_prefix(client_id: &str) -> &str {
+    // A dash and a UUID's 36 characters follow.
+    let room = i16::MAX as usize - 37;
+    if client_id.len() <= room {
+        return client_id;
+    }
+    let cut = (0..=room)
+        .rev()
+        .find(|i| client_id.is_char_boundary(*i))
+        .unwrap_or(0);
+    &client_id[..cut]
 }
