@@ -300,17 +300,7 @@ impl Partition {
             .map(|state| state.on_follower_fetch(replica_id, offset, now_ms))
             .unwrap_or_default();
         self.take_effects(effects);
-        let high_watermark = self.high_watermark();
-        let log_start_offset = log.log_start_offset();
-        match log.read_slices(offset, max_bytes, min_one_batch) {
-            Ok(records) => Ok(ReadResult {
-                len: records.iter().map(FileSlice::len).sum(),
-                records,
-                high_watermark,
-                log_start_offset,
-            }),
-            Err(error) => Err((error, high_watermark, log_start_offset)),
-        }
+        self.read_below(&log, offset, i64::MAX, max_bytes, min_one_batch)
     }
 
     /// Locates whole batches from `offset` on, below the high watermark (a
@@ -324,9 +314,28 @@ impl Partition {
         min_one_batch: bool,
     ) -> Result<ReadResult, (StorageError, i64, i64)> {
         let log = self.log();
+        self.read_below(
+            &log,
+            offset,
+            self.high_watermark(),
+            max_bytes,
+            min_one_batch,
+        )
+    }
+
+    /// The batches from `offset` wholly below `max_offset`, with the offsets
+    /// a fetch answers (or the error with them).
+    fn read_below(
+        &self,
+        log: &Log,
+        offset: i64,
+        max_offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<ReadResult, (StorageError, i64, i64)> {
         let high_watermark = self.high_watermark();
         let log_start_offset = log.log_start_offset();
-        match log.read_slices_below(offset, high_watermark, max_bytes, min_one_batch) {
+        match log.read_slices_below(offset, max_offset, max_bytes, min_one_batch) {
             Ok(records) => Ok(ReadResult {
                 len: records.iter().map(FileSlice::len).sum(),
                 records,

@@ -194,17 +194,7 @@ impl Log {
             next_offset = header.next_offset();
             record_count += header.record_count as u64;
         }
-        let active = self
-            .segments
-            .last_mut()
-            .expect("the log always has a segment");
-        active.append(records, &batches, &self.config, now_ms)?;
-
-        self.unflushed_messages = self.unflushed_messages.saturating_add(record_count);
-        if self.unflushed_messages >= self.config.flush_messages {
-            self.flush()?;
-            self.last_flush_ms = now_ms;
-        }
+        self.write_batches(records, &batches, record_count, now_ms)?;
         Ok(AppendInfo {
             base_offset,
             last_offset: next_offset - 1,
@@ -251,22 +241,35 @@ impl Log {
             self.epochs.write()?;
         }
         self.maybe_roll(records.len() as u64, expected - 1, now_ms)?;
-        let active = self
-            .segments
-            .last_mut()
-            .expect("the log always has a segment");
-        active.append(records, &batches, &self.config, now_ms)?;
-        self.unflushed_messages = self.unflushed_messages.saturating_add(record_count);
-        if self.unflushed_messages >= self.config.flush_messages {
-            self.flush()?;
-            self.last_flush_ms = now_ms;
-        }
+        self.write_batches(records, &batches, record_count, now_ms)?;
         Ok(AppendInfo {
             base_offset,
             last_offset: expected - 1,
             log_append_time: -1,
             record_count,
         })
+    }
+
+    /// Writes validated `batches` (holding `record_count` records) to the
+    /// active segment, flushing when `flush.messages` says so.
+    fn write_batches(
+        &mut self,
+        records: &[u8],
+        batches: &[(usize, BatchHeader)],
+        record_count: u64,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        let active = self
+            .segments
+            .last_mut()
+            .expect("the log always has a segment");
+        active.append(records, batches, &self.config, now_ms)?;
+        self.unflushed_messages = self.unflushed_messages.saturating_add(record_count);
+        if self.unflushed_messages >= self.config.flush_messages {
+            self.flush()?;
+            self.last_flush_ms = now_ms;
+        }
+        Ok(())
     }
 
     /// Kafka's roll rule (without jitter), checked before each append of
