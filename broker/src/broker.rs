@@ -23,10 +23,11 @@ use crate::metadata::election;
 use crate::metadata::placement::{self, PlacementBroker};
 use crate::metadata::{
     ApplyError, BrokerEndpoint, BrokerRegistration, ConfigResource, MetadataDelta, MetadataImage,
-    MetadataRecord,
+    MetadataRecord, PartitionChange,
 };
 use crate::metadata_store;
 use crate::metrics::BrokerMetrics;
+use crate::partition::IsrProposal;
 use crate::partitions::{stored_topic, PartitionManager, Topic, TopicMetricsSource};
 use crate::quorum::{Quorum, WriteError};
 
@@ -89,6 +90,9 @@ pub struct Broker {
     producer_ids: std::sync::Mutex<ProducerIdBlock>,
     /// Consumer groups and their committed offsets.
     pub groups: Arc<GroupCoordinator>,
+    /// The ISR proposals of the partitions this broker leads, until the
+    /// server takes them to write ([`Broker::alter_isr`]).
+    isr_proposals: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<IsrProposal>>>,
 }
 
 pub use crate::clock::now_ms;
@@ -144,8 +148,15 @@ impl Broker {
         let config = effective_config(&static_config, &image, node_id);
 
         let metrics = Arc::new(BrokerMetrics::new());
-        let partitions =
-            PartitionManager::open(node_id, data_dir, &image, &config, metrics.clone())?;
+        let (proposals, isr_proposals) = tokio::sync::mpsc::unbounded_channel();
+        let partitions = PartitionManager::open(
+            node_id,
+            data_dir,
+            &image,
+            &config,
+            metrics.clone(),
+            Some(proposals),
+        )?;
         let allocated = image.next_producer_id();
         let broker = Arc::new_cyclic(|weak| Broker {
             producer_ids: std::sync::Mutex::new(ProducerIdBlock {
@@ -164,6 +175,7 @@ impl Broker {
             quorum,
             admin: Mutex::new(()),
             apply_failure: Mutex::new(None),
+            isr_proposals: Mutex::new(Some(isr_proposals)),
         });
         // From here on the broker acts on every change the quorum applies,
         // starting from the image it was opened with.
@@ -522,6 +534,38 @@ impl Broker {
         Ok(id)
     }
 
+    /// The ISR proposals to carry out, once (the server's task takes them).
+    pub fn take_isr_proposals(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<IsrProposal>> {
+        self.isr_proposals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Writes a leader's ISR proposal as a `PartitionChange` that applies
+    /// only at the partition epoch it was based on (Kafka's AlterPartition;
+    /// a stale one is INVALID_UPDATE_VERSION there). A refused one lets the
+    /// partition propose again.
+    pub fn alter_isr(&self, proposal: &IsrProposal) {
+        let Some(topic) = self.topic(&proposal.topic) else {
+            return;
+        };
+        let change = MetadataRecord::PartitionChange(PartitionChange {
+            topic_id: topic.id(),
+            partition_id: proposal.partition,
+            leader: None,
+            isr: Some(proposal.isr.clone()),
+            expected_partition_epoch: Some(proposal.partition_epoch),
+        });
+        let admin = self.lock_admin();
+        if let Err(error) = self.commit(&admin, &[change]) {
+            tracing::warn!(topic = %proposal.topic, partition = proposal.partition, %error, "ISR change refused");
+            if let Some(partition) = topic.partition(proposal.partition) {
+                partition.proposal_refused();
+            }
+        }
+    }
+
     /// One heartbeat of this broker to the active controller, and, on the
     /// active controller, the fencing and unfencing the heartbeats call for
     /// (each its own change). Run every `broker.heartbeat.interval.ms`.
@@ -619,6 +663,79 @@ impl TopicMetricsSource for BrokerMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metadata::PartitionRegistration;
+    use crate::test_support::one_record_batch;
+
+    /// A follower that never fetches leaves the ISR through the controller:
+    /// the leader's tick proposes it (Kafka's AlterPartition), a proposal
+    /// based on a stale partition epoch is refused, the right one is written,
+    /// and the high watermark then moves without the follower.
+    #[test]
+    fn a_lagging_follower_leaves_the_isr_and_the_high_watermark_moves_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = BrokerConfig::new();
+        config.set("replica.lag.time.max.ms", "50").unwrap();
+        let endpoint = Endpoint {
+            host: "127.0.0.1".into(),
+            port: 9092,
+        };
+        let broker = Broker::open(config, dir.path(), endpoint).unwrap();
+        // Replication factor 2 is not placed yet: written as the controller would.
+        let topic_id = Uuid::new_v4();
+        let records = [
+            MetadataRecord::RegisterBroker(BrokerRegistration {
+                broker_id: 2,
+                incarnation_id: Uuid::new_v4(),
+                directory_id: None,
+                endpoints: Vec::new(),
+                rack: None,
+                fenced: false,
+            }),
+            MetadataRecord::Topic {
+                name: "r".into(),
+                topic_id,
+            },
+            MetadataRecord::Partition(PartitionRegistration {
+                topic_id,
+                partition_id: 0,
+                replicas: vec![1, 2],
+                isr: vec![1, 2],
+                leader: 1,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            }),
+        ];
+        broker.commit(&broker.lock_admin(), &records).unwrap();
+        let partition = broker.topic("r").unwrap().partition(0).unwrap().clone();
+        let mut batch = one_record_batch(None, Some("v"), now_ms());
+        partition.append(&mut batch, now_ms()).unwrap();
+        assert_eq!(partition.high_watermark(), 0, "follower 2 holds nothing");
+
+        let mut proposals = broker.take_isr_proposals().unwrap();
+        // A second past the 50 ms allowed: the follower never caught up.
+        broker.partitions.tick_replicas(now_ms() + 1_000);
+        let proposal = proposals.try_recv().expect("an ISR proposal");
+        assert_eq!(
+            (proposal.isr.clone(), proposal.partition_epoch),
+            (vec![1], 0)
+        );
+
+        let stale = IsrProposal {
+            partition_epoch: 7,
+            ..proposal.clone()
+        };
+        broker.alter_isr(&stale);
+        let isr = |broker: &Broker| {
+            broker.image().topic("r").unwrap().partitions[&0]
+                .isr
+                .clone()
+        };
+        assert_eq!(isr(&broker), [1, 2], "a stale proposal changes nothing");
+        broker.alter_isr(&proposal);
+        assert_eq!(isr(&broker), [1]);
+        assert_eq!(partition.high_watermark(), 1, "the ISR is the leader alone");
+        assert_eq!(partition.isr_size(), 1);
+    }
 
     #[test]
     fn topic_names_follow_kafka_rules() {

@@ -42,7 +42,22 @@ pub struct Partition {
     leader_epoch: AtomicI32,
     /// The topic's produce and fetch counters, shared by its partitions.
     pub metrics: TopicMetrics,
+    /// Where ISR proposals go (`None`: nowhere, they are logged).
+    proposals: Option<IsrProposals>,
 }
+
+/// An ISR change a partition's leader proposes to the controller (Kafka's
+/// AlterPartition), valid only at the partition epoch it was based on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrProposal {
+    pub topic: String,
+    pub partition: i32,
+    pub isr: Vec<i32>,
+    pub partition_epoch: i32,
+}
+
+/// Where a broker's partitions send their ISR proposals.
+pub type IsrProposals = tokio::sync::mpsc::UnboundedSender<IsrProposal>;
 
 /// What a fetch read from one partition: whole batches as ranges of the
 /// segment files (not yet copied), and the offsets at the time of the read.
@@ -68,6 +83,7 @@ impl Partition {
         log: Log,
         high_watermark: i64,
         metrics: TopicMetrics,
+        proposals: Option<IsrProposals>,
     ) -> Self {
         let (high_watermark, _) = watch::channel(high_watermark.clamp(0, log.log_end_offset()));
         let (log_end_offset, _) = watch::channel(log.log_end_offset());
@@ -85,6 +101,7 @@ impl Partition {
             replica: Mutex::new(None),
             leader_epoch: AtomicI32::new(-1),
             metrics,
+            proposals,
         }
     }
 
@@ -128,25 +145,55 @@ impl Partition {
         };
         self.leader_epoch
             .store(leading.map_or(-1, |p| p.leader_epoch), Ordering::Release);
+        drop(replica);
         self.take_effects(effects);
+    }
+
+    /// Time passed: followers that stopped keeping up are proposed out of
+    /// the ISR (while this broker leads).
+    pub fn tick(&self, now_ms: i64) {
+        let effects = self
+            .lock_replica()
+            .as_mut()
+            .map(|state| state.on_tick(now_ms))
+            .unwrap_or_default();
+        self.take_effects(effects);
+    }
+
+    /// The controller refused this leader's last ISR proposal (stale): the
+    /// next event may propose again.
+    pub fn proposal_refused(&self) {
+        if let Some(state) = self.lock_replica().as_mut() {
+            state.on_proposal_refused();
+        }
     }
 
     fn lock_replica(&self) -> MutexGuard<'_, Option<ReplicaState>> {
         self.replica.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Carries out what the replica state asks for.
+    /// Carries out what the replica state asks for (not under its lock).
     fn take_effects(&self, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
                 Effect::HighWatermark(offset) => {
                     self.high_watermark.send_replace(offset);
                 }
-                // Only followers' fetches lead to these, and there are no
-                // followers until replica fetchers exist (replication
-                // factor 1 only).
-                Effect::AlterIsr { isr, .. } => {
-                    tracing::warn!(topic = %self.topic, partition = self.index, ?isr, "an ISR change cannot be proposed yet");
+                Effect::AlterIsr {
+                    isr,
+                    partition_epoch,
+                } => {
+                    tracing::info!(topic = %self.topic, partition = self.index, ?isr, partition_epoch, "proposing an ISR change");
+                    let proposal = IsrProposal {
+                        topic: self.topic.clone(),
+                        partition: self.index,
+                        isr,
+                        partition_epoch,
+                    };
+                    let sent = self.proposals.as_ref().map(|to| to.send(proposal));
+                    if !matches!(sent, Some(Ok(()))) {
+                        tracing::warn!(topic = %self.topic, partition = self.index, "no one takes ISR proposals (shutting down?)");
+                    }
                 }
             }
         }
@@ -427,7 +474,7 @@ mod tests {
 
     fn partition(dir: &std::path::Path, metrics: &BrokerMetrics) -> Partition {
         let log = Log::open(dir, LogConfig::default(), 0, true, 0).unwrap();
-        Partition::new("t".into(), 0, log, 0, metrics.topic("t"))
+        Partition::new("t".into(), 0, log, 0, metrics.topic("t"), None)
     }
 
     fn registration(isr: &[i32]) -> PartitionRegistration {

@@ -20,7 +20,7 @@ use crate::error::{ApiError, BrokerError};
 use crate::metadata::{ConfigResource, MetadataDelta, MetadataImage, TopicImage, METADATA_LOG_DIR};
 use crate::metadata_store::{self, StoredTopic};
 use crate::metrics::TopicMetrics;
-use crate::partition::Partition;
+use crate::partition::{IsrProposals, Partition};
 
 /// Kafka's file of per-partition recovery points (offsets below which the log
 /// is known to be on disk), in the data directory.
@@ -150,6 +150,8 @@ pub struct PartitionManager {
     /// the lock at once; changes replace a topic's `Arc` whole.
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     metrics: Arc<dyn TopicMetricsSource>,
+    /// Where the partitions this broker leads send their ISR proposals.
+    proposals: Option<IsrProposals>,
 }
 
 impl PartitionManager {
@@ -163,6 +165,7 @@ impl PartitionManager {
         image: &MetadataImage,
         config: &BrokerConfig,
         metrics: Arc<dyn TopicMetricsSource>,
+        proposals: Option<IsrProposals>,
     ) -> Result<PartitionManager, BrokerError> {
         let clean_marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
         let clean_shutdown = clean_marker.exists();
@@ -204,6 +207,7 @@ impl PartitionManager {
                     log,
                     high_watermark,
                     metrics.topic(&stored.name),
+                    proposals.clone(),
                 )));
             }
             let topic = Topic { stored, partitions };
@@ -219,6 +223,7 @@ impl PartitionManager {
             data_dir: data_dir.to_path_buf(),
             topics: RwLock::new(topics),
             metrics,
+            proposals,
         })
     }
 
@@ -350,6 +355,7 @@ impl PartitionManager {
                 log,
                 0,
                 self.metrics.topic(&topic.name),
+                self.proposals.clone(),
             )));
         }
         Ok(opened)
@@ -363,6 +369,16 @@ impl PartitionManager {
             .keys()
             .find(|existing| existing.replace('.', "_") == normalized)
             .cloned()
+    }
+
+    /// Has every partition this broker leads check its followers' lag
+    /// (Kafka's ISR expiration, every half `replica.lag.time.max.ms`).
+    pub fn tick_replicas(&self, now_ms: i64) {
+        for topic in self.topics() {
+            for partition in &topic.partitions {
+                partition.tick(now_ms);
+            }
+        }
     }
 
     /// Flushes logs whose `flush.ms` is due; run periodically.
@@ -478,7 +494,7 @@ mod tests {
         let config = BrokerConfig::new();
         let metrics: Arc<dyn TopicMetricsSource> = Arc::new(BrokerMetrics::new());
         let empty = MetadataImage::default();
-        let manager = PartitionManager::open(1, dir.path(), &empty, &config, metrics.clone())
+        let manager = PartitionManager::open(1, dir.path(), &empty, &config, metrics.clone(), None)
             .expect("open an empty directory");
         let id = Uuid::from_u128(9);
         let records = [
@@ -510,6 +526,7 @@ mod tests {
                 partition_id: 0,
                 leader: Some(leader),
                 isr: None,
+                expected_partition_epoch: None,
             })
         };
         let (leaderless, delta) = image.apply(&[change(-1)]).unwrap();
@@ -525,7 +542,8 @@ mod tests {
         manager.mark_clean_shutdown().unwrap();
         drop(manager);
 
-        let manager = PartitionManager::open(1, dir.path(), &image, &config, metrics).unwrap();
+        let manager =
+            PartitionManager::open(1, dir.path(), &image, &config, metrics, None).unwrap();
         assert_eq!(manager.topic("t").unwrap().partitions.len(), 2);
         assert!(!dir.path().join(CLEAN_SHUTDOWN_FILE).exists());
         let (gone, delta) = image

@@ -177,13 +177,36 @@ async fn heartbeats(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
     }
 }
 
-/// `flush.ms` checks, recovery-point checkpoints, retention, offset expiry
-/// and the log cleaner.
+/// Writes the ISR changes the partitions this broker leads propose, one at a
+/// time, as they come.
+async fn isr_changes(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
+    let Some(mut proposals) = broker.take_isr_proposals() else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            proposal = proposals.recv() => {
+                let Some(proposal) = proposal else { return };
+                let broker = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || broker.alter_isr(&proposal)).await;
+            }
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+/// `flush.ms` checks, recovery-point checkpoints, retention, offset expiry,
+/// followers' lag, and the log cleaner.
 async fn periodic_work(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
     // Its own task: a cleaning may take long and must not delay flushes.
     let cleaner = tokio::spawn(crate::cleaner::run(broker.clone(), stopped.clone()));
     // Its own task too: heartbeats must not wait behind a retention pass.
     let lifecycle = tokio::spawn(heartbeats(broker.clone(), stopped.clone()));
+    let isr = tokio::spawn(isr_changes(broker.clone(), stopped.clone()));
+    // Kafka checks followers' lag every half replica.lag.time.max.ms.
+    let lag_interval =
+        Duration::from_millis((broker.config().replica_lag_time_max_ms() / 2).max(1) as u64);
+    let mut lag_tick = tokio::time::interval(lag_interval);
     let mut flush_tick = tokio::time::interval(FLUSH_CHECK_INTERVAL);
     let mut checkpoint_tick = tokio::time::interval(RECOVERY_POINT_INTERVAL);
     // The registry keeps the value at least 1.
@@ -209,6 +232,11 @@ async fn periodic_work(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) 
                     broker.groups.expire_offsets(crate::clock::now_ms())
                 }).await;
             }
+            _ = lag_tick.tick() => {
+                let broker = broker.clone();
+                let now = crate::clock::now_ms();
+                let _ = tokio::task::spawn_blocking(move || broker.partitions.tick_replicas(now)).await;
+            }
             _ = flush_tick.tick() => {
                 let broker = broker.clone();
                 let _ = tokio::task::spawn_blocking(move || broker.partitions.flush_due_logs()).await;
@@ -224,6 +252,7 @@ async fn periodic_work(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) 
                 // Shutdown flushes the logs after this returns: no swap may be running.
                 let _ = cleaner.await;
                 let _ = lifecycle.await;
+                let _ = isr.await;
                 return;
             }
         }

@@ -321,6 +321,7 @@ pub(super) fn apply_error(error: ApplyError) -> ApiError {
         }
         ApplyError::ClusterIdSet { .. } => ResponseError::InconsistentClusterId,
         ApplyError::UnknownBroker { .. } => ResponseError::BrokerIdNotRegistered,
+        ApplyError::StalePartitionEpoch { .. } => ResponseError::InvalidUpdateVersion,
         ApplyError::DuplicateBrokerRegistration { .. } => {
             ResponseError::DuplicateBrokerRegistration
         }

@@ -40,6 +40,7 @@ pub fn on_broker_leaving(image: &MetadataImage, broker_id: i32) -> Vec<MetadataR
                 partition_id: p.partition_id,
                 leader,
                 isr,
+                expected_partition_epoch: None,
             })
         })
         .collect()
@@ -58,6 +59,7 @@ pub fn on_broker_returning(image: &MetadataImage, broker_id: i32) -> Vec<Metadat
                 partition_id: p.partition_id,
                 leader: Some(broker_id),
                 isr: None,
+                expected_partition_epoch: None,
             })
         })
         .collect()

@@ -87,6 +87,15 @@ pub enum ApplyError {
         registered: Uuid,
         directory: Uuid,
     },
+    #[error(
+        "partition {partition} of topic {topic_id} is at partition epoch {current}, not {expected}"
+    )]
+    StalePartitionEpoch {
+        topic_id: Uuid,
+        partition: i32,
+        expected: i32,
+        current: i32,
+    },
     #[error("the cluster id is {current} already, not {proposed}")]
     ClusterIdSet { current: String, proposed: String },
 }
@@ -292,6 +301,16 @@ impl MetadataImage {
             .partitions
             .get(&change.partition_id)
             .ok_or_else(|| invalid("no such partition"))?;
+        if let Some(expected) = change.expected_partition_epoch {
+            if expected != current.partition_epoch {
+                return Err(ApplyError::StalePartitionEpoch {
+                    topic_id,
+                    partition: change.partition_id,
+                    expected,
+                    current: current.partition_epoch,
+                });
+            }
+        }
         let mut next = current.clone();
         if let Some(isr) = &change.isr {
             let distinct: BTreeSet<i32> = isr.iter().copied().collect();

@@ -230,6 +230,7 @@ fn any_record() -> impl Strategy<Value = MetadataRecord> {
                 partition_id: p,
                 leader,
                 isr: None,
+                expected_partition_epoch: None,
             })
         }),
         (name, prop::option::of("[0-9]{1,2}")).prop_map(|(n, v)| config(

@@ -106,6 +106,11 @@ pub struct PartitionChange {
     pub leader: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isr: Option<Vec<i32>>,
+    /// Applies only to the partition at this partition epoch (a leader's
+    /// AlterPartition, proposed from what it knew); `None` for the
+    /// controller's own changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_partition_epoch: Option<i32>,
 }
 
 /// What a config record applies to.
