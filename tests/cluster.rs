@@ -38,8 +38,11 @@ fn view(bootstrap: &str, topic: &str) -> (BTreeSet<i32>, BTreeMap<i32, i32>) {
     (brokers, leaders)
 }
 
-/// Each partition's leader epoch as one broker's Metadata (v9) says.
-fn leader_epochs(bootstrap: &str, topic: &str) -> BTreeMap<i32, i32> {
+/// The partitions of `topic` as one broker's Metadata (v9) describes them.
+fn partitions_of(
+    bootstrap: &str,
+    topic: &str,
+) -> Vec<kafka_protocol::messages::metadata_response::MetadataResponsePartition> {
     use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
     use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, TopicName};
     let request =
@@ -48,8 +51,17 @@ fn leader_epochs(bootstrap: &str, topic: &str) -> BTreeMap<i32, i32> {
                 .with_name(Some(TopicName(topic.to_string().into())))]));
     let response: MetadataResponse =
         RawClient::connect(bootstrap).request(ApiKey::Metadata, 9, &request);
-    response.topics[0]
-        .partitions
+    response
+        .topics
+        .into_iter()
+        .next()
+        .map(|t| t.partitions)
+        .unwrap_or_default()
+}
+
+/// Each partition's leader epoch as one broker's Metadata says.
+fn leader_epochs(bootstrap: &str, topic: &str) -> BTreeMap<i32, i32> {
+    partitions_of(bootstrap, topic)
         .iter()
         .map(|p| (p.partition_index, p.leader_epoch))
         .collect()
@@ -699,4 +711,86 @@ fn a_broker_only_node_joins_and_new_topics_use_it() {
     wait_until("the first node 4 still hosts partitions", || {
         (0..8).any(|p| brokers[3].partition_dir(&topic, p).exists())
     });
+}
+
+/// The log end offset one broker's `/metrics` reports for partition 0 of
+/// `topic` (only a broker holding a replica reports it).
+fn log_end_offset(broker: &Broker, topic: &str) -> Option<f64> {
+    let text = get_ok(&broker.metrics_address(), "/metrics");
+    sample(
+        &text,
+        &format!("strata_partition_log_end_offset{{topic=\"{topic}\",partition=\"0\"}}"),
+    )
+}
+
+/// Replication factor 3: acks=all writes reach all three replicas (the
+/// followers fetch them); kill -9 the leader and another in-sync replica
+/// leads, nothing acknowledged is lost, writes go on; the killed broker
+/// comes back and catches up from the new leader.
+#[test]
+fn a_replicated_partition_loses_nothing_acknowledged_when_its_leader_dies() {
+    use rdkafka::admin::{NewTopic, TopicReplication};
+    let mut settings = cluster_settings(3);
+    for node in &mut settings {
+        node.push("broker.heartbeat.interval.ms=100".to_string());
+        node.push("broker.session.timeout.ms=1500".to_string());
+    }
+    let mut brokers = Broker::start_together(&settings);
+    let bootstrap = brokers[0].bootstrap();
+    let topic = unique_topic("replicated");
+    let admin = admin_client(&bootstrap);
+    let created = block_on(admin.create_topics(
+        [&NewTopic::new(&topic, 1, TopicReplication::Fixed(3))],
+        &admin_options(),
+    ))
+    .expect("CreateTopics");
+    assert!(created[0].is_ok(), "{created:?}");
+    wait_until("every broker sees the topic led", || {
+        brokers.iter().all(|b| {
+            view(&b.bootstrap(), &topic)
+                .1
+                .get(&0)
+                .is_some_and(|l| *l > 0)
+        })
+    });
+    let producer = create_producer(&producer_config(&bootstrap));
+    let first = produce_numbered(&producer, &topic, 0, "before", 100);
+    wait_until("all three replicas hold every record", || {
+        brokers
+            .iter()
+            .all(|b| log_end_offset(b, &topic) == Some(100.0))
+    });
+
+    let leader = view(&bootstrap, &topic).1[&0];
+    let killed = leader as usize - 1;
+    brokers[killed].kill9();
+    let survivor = brokers[(killed + 1) % 3].bootstrap();
+    wait_until("another replica leads", || {
+        view(&survivor, &topic)
+            .1
+            .get(&0)
+            .is_some_and(|l| *l > 0 && *l != leader)
+    });
+    let producer = create_producer(&producer_config(&survivor));
+    let second = produce_numbered(&producer, &topic, 0, "after", 100);
+    let expected: Vec<String> = first.iter().chain(&second).cloned().collect();
+    let received = consume_partition(&survivor, &topic, 0, 200);
+    assert_values_in_order(&received, &expected);
+
+    brokers[killed].restart();
+    wait_until("the killed broker catches up", || {
+        log_end_offset(&brokers[killed], &topic) == Some(200.0)
+    });
+    // Caught up, it is back in sync (the leader's AlterPartition).
+    wait_until("the killed broker is in sync again", || {
+        in_sync_replicas(&survivor, &topic).len() == 3
+    });
+}
+
+/// Partition 0's in-sync replicas as one broker's Metadata says.
+fn in_sync_replicas(bootstrap: &str, topic: &str) -> Vec<i32> {
+    partitions_of(bootstrap, topic)
+        .first()
+        .map(|p| p.isr_nodes.iter().map(|id| id.0).collect())
+        .unwrap_or_default()
 }

@@ -459,14 +459,6 @@ impl Broker {
         let (start, shift) = (random as usize, (random >> 64) as usize);
         let placed = placement::place(&brokers, first, count, replication_factor, start, shift)
             .map_err(|e| ApiError::new(ResponseError::InvalidReplicationFactor, e.to_string()))?;
-        if replication_factor > 1 {
-            return Err(ApiError::new(
-                ResponseError::InvalidReplicationFactor,
-                format!(
-                    "Replication factor: {replication_factor}: Strata does not replicate partitions yet, so each partition has one replica."
-                ),
-            ));
-        }
         Ok(placed)
     }
 

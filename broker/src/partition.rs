@@ -308,6 +308,34 @@ impl Partition {
         Ok(info)
     }
 
+    /// A follower's side: cuts the log at `offset` (where its leader's log
+    /// diverges from it) or, with `restart`, empties it to start again at
+    /// `offset` (the leader's log starts past it). The producers' state is
+    /// rebuilt from what is left.
+    pub fn truncate_as_follower(&self, offset: i64, restart: bool) -> Result<(), ApiError> {
+        let mut log = self.log();
+        if restart {
+            log.truncate_fully_and_start_at(offset)?;
+        } else {
+            log.truncate_to(offset)?;
+        }
+        let (producers, _) = ProducerStates::load(&log);
+        *self
+            .producers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = producers;
+        let end = log.log_end_offset();
+        self.log_end_offset.send_replace(end);
+        self.high_watermark.send_if_modified(|current| {
+            let cut = *current > end || restart;
+            if cut {
+                *current = end;
+            }
+            cut
+        });
+        Ok(())
+    }
+
     /// A follower's side: the leader's high watermark, as far as this log
     /// reaches; it never moves back.
     pub fn follow_high_watermark(&self, leader_high_watermark: i64) {

@@ -21,6 +21,7 @@ use crate::metadata::{ConfigResource, MetadataDelta, MetadataImage, TopicImage, 
 use crate::metadata_store::{self, StoredTopic};
 use crate::metrics::TopicMetrics;
 use crate::partition::{IsrProposals, Partition};
+use crate::replication::ReplicaFetchers;
 
 /// Kafka's file of per-partition recovery points (offsets below which the log
 /// is known to be on disk), in the data directory.
@@ -87,11 +88,23 @@ pub(crate) fn hosted(topic: &TopicImage, node_id: i32) -> impl Iterator<Item = i
 
 /// Has each hosted partition of `topic` follow the image: lead under its
 /// leader epoch where `node_id` is the leader, not lead elsewhere.
-fn follow_leadership(node_id: i32, topic: &Topic, image: &TopicImage, config: &BrokerConfig) {
+/// Where another broker leads, the partition is handed to the replica
+/// fetchers.
+fn follow_leadership(
+    node_id: i32,
+    topic: &Topic,
+    image: &TopicImage,
+    config: &BrokerConfig,
+    fetchers: &ReplicaFetchers,
+) {
     let now = now_ms();
     for partition in &topic.partitions {
         let registered = image.partitions.get(&partition.index);
         partition.follow(registered, node_id, config.replica_lag_time_max_ms(), now);
+        match registered.filter(|p| p.leader >= 0 && p.leader != node_id) {
+            Some(p) => fetchers.follow(partition, p.leader, p.leader_epoch),
+            None => fetchers.unfollow(&partition.topic, partition.index),
+        }
     }
 }
 
@@ -152,6 +165,8 @@ pub struct PartitionManager {
     metrics: Arc<dyn TopicMetricsSource>,
     /// Where the partitions this broker leads send their ISR proposals.
     proposals: Option<IsrProposals>,
+    /// The partitions this broker follows, for the replica fetchers.
+    fetchers: Arc<ReplicaFetchers>,
 }
 
 impl PartitionManager {
@@ -176,6 +191,7 @@ impl PartitionManager {
             tracing::info!("no clean-shutdown marker: recovering logs past their recovery points");
         }
         remove_orphaned_partition_dirs(data_dir, image);
+        let fetchers = Arc::new(ReplicaFetchers::new(node_id));
         let now = now_ms();
         let mut topics = BTreeMap::new();
         for topic_image in image.topics() {
@@ -211,7 +227,7 @@ impl PartitionManager {
                 )));
             }
             let topic = Topic { stored, partitions };
-            follow_leadership(node_id, &topic, topic_image, config);
+            follow_leadership(node_id, &topic, topic_image, config, &fetchers);
             topics.insert(topic.stored.name.clone(), Arc::new(topic));
         }
         if clean_shutdown {
@@ -224,6 +240,7 @@ impl PartitionManager {
             topics: RwLock::new(topics),
             metrics,
             proposals,
+            fetchers,
         })
     }
 
@@ -241,6 +258,11 @@ impl PartitionManager {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// What this broker follows, for the replica fetchers to run on.
+    pub fn fetchers(&self) -> Arc<ReplicaFetchers> {
+        self.fetchers.clone()
     }
 
     fn read_topics(&self) -> RwLockReadGuard<'_, BTreeMap<String, Arc<Topic>>> {
@@ -315,7 +337,7 @@ impl PartitionManager {
                 partition.set_config(log_config.clone());
             }
             let topic = Topic { stored, partitions };
-            follow_leadership(self.node_id, &topic, topic_image, config);
+            follow_leadership(self.node_id, &topic, topic_image, config, &self.fetchers);
             next.insert(name, Arc::new(topic));
         }
         *self.write_topics() = next;
@@ -323,6 +345,7 @@ impl PartitionManager {
         for topic in removed {
             self.metrics.remove_topic(topic.name());
             for partition in &topic.partitions {
+                self.fetchers.unfollow(&partition.topic, partition.index);
                 let dir = partition.log().dir().to_path_buf();
                 if let Err(error) = fs::remove_dir_all(&dir) {
                     tracing::warn!(dir = %dir.display(), %error, "could not remove partition directory");

@@ -177,6 +177,17 @@ async fn heartbeats(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
     }
 }
 
+/// Where a broker is reached (its first listener in the metadata), for the
+/// replica fetchers. Holds the broker weakly: the fetchers must not keep it.
+fn broker_address(broker: &Arc<Broker>) -> Arc<dyn Fn(i32) -> Option<String> + Send + Sync> {
+    let weak = Arc::downgrade(broker);
+    Arc::new(move |id| {
+        let image = weak.upgrade()?.image();
+        let endpoint = image.broker(id)?.endpoints.first()?.clone();
+        Some(format!("{}:{}", endpoint.host, endpoint.port))
+    })
+}
+
 /// Writes the ISR changes the partitions this broker leads propose, one at a
 /// time, as they come.
 async fn isr_changes(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) {
@@ -203,6 +214,11 @@ async fn periodic_work(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) 
     // Its own task too: heartbeats must not wait behind a retention pass.
     let lifecycle = tokio::spawn(heartbeats(broker.clone(), stopped.clone()));
     let isr = tokio::spawn(isr_changes(broker.clone(), stopped.clone()));
+    let fetchers = tokio::spawn(crate::replication::fetcher::run(
+        broker.partitions.fetchers(),
+        broker_address(&broker),
+        stopped.clone(),
+    ));
     // Kafka checks followers' lag every half replica.lag.time.max.ms.
     let lag_interval =
         Duration::from_millis((broker.config().replica_lag_time_max_ms() / 2).max(1) as u64);
@@ -253,6 +269,7 @@ async fn periodic_work(broker: Arc<Broker>, mut stopped: watch::Receiver<bool>) 
                 let _ = cleaner.await;
                 let _ = lifecycle.await;
                 let _ = isr.await;
+                let _ = fetchers.await;
                 return;
             }
         }

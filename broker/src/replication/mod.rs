@@ -4,8 +4,10 @@
 //! watermark, an in-sync replica set to propose), no I/O and no clock, so a
 //! seeded simulation can drive it.
 
+pub mod fetcher;
 #[cfg(test)]
 mod simulation;
 mod state;
 
+pub use fetcher::ReplicaFetchers;
 pub use state::{Effect, ReplicaState};
