@@ -394,15 +394,24 @@ fn dev_cluster_runs_three_nodes_and_stops_them_on_ctrl_c() {
         .arg(dir.path())
         .env("RUST_LOG", "info,openraft=warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start dev-cluster");
     let mut stdout = BufReader::new(cluster.stdout.take().unwrap()).lines();
     let bootstrap = loop {
-        let line = stdout
-            .next()
-            .expect("dev-cluster printed no bootstrap line")
-            .unwrap();
+        let Some(line) = stdout.next() else {
+            // Why it stopped, and what the nodes logged.
+            let mut why = String::new();
+            let _ = std::io::Read::read_to_string(&mut cluster.stderr.take().unwrap(), &mut why);
+            for node in 1..=3 {
+                let log = dir.path().join(format!("node-{node}")).join("strata.log");
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(5).collect();
+                why.push_str(&format!("\n{}: {tail:?}", log.display()));
+            }
+            panic!("dev-cluster printed no bootstrap line: {why}");
+        };
+        let line = line.unwrap();
         if let Some(list) = line.strip_prefix("bootstrap: ") {
             break list.to_string();
         }

@@ -38,11 +38,15 @@ struct Ports {
     metrics: u16,
 }
 
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 fn ports(args: &DevClusterArgs) -> Result<Vec<Ports>> {
+    // Every listener stays bound until all are chosen: the ports differ.
+    let mut held = Vec::new();
+    let mut free_port = || -> Result<u16> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        held.push(listener);
+        Ok(port)
+    };
     (0..args.nodes)
         .map(|i| {
             if args.base_port == 0 {
