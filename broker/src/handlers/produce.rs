@@ -115,9 +115,13 @@ async fn wait_for_replicas(
     waiting: Vec<Waiting>,
     timeout: Duration,
 ) -> Vec<((usize, usize), ApiError)> {
-    let deadline = Instant::now() + timeout;
-    let mut watches: Vec<_> = waiting.iter().map(|w| w.partition.subscribe()).collect();
     let reached = |w: &Waiting| w.partition.high_watermark() >= w.offset;
+    let deadline = Instant::now() + timeout;
+    // Mostly already there (one replica): no watch to set up then.
+    let mut watches = Vec::new();
+    if !waiting.iter().all(reached) {
+        watches = waiting.iter().map(|w| w.partition.subscribe()).collect();
+    }
     let mut parked = None;
     while !waiting.iter().all(reached) {
         parked.get_or_insert_with(|| broker.metrics.produce_waiting());

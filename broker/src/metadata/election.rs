@@ -79,6 +79,9 @@ pub fn reconcile(image: &MetadataImage) -> Vec<MetadataRecord> {
         } else {
             on_broker_returning(&current, broker_id)
         };
+        if batch.is_empty() {
+            continue;
+        }
         if let Ok((next, _)) = current.apply(&batch) {
             current = next;
             changes.extend(batch);

@@ -191,6 +191,18 @@ fn topic_name(name: &str) -> TopicName {
     TopicName(name.to_string().into())
 }
 
+/// One request entry per followed partition, grouped by topic.
+fn by_topic<'a, T>(
+    followed: impl IntoIterator<Item = &'a ((String, i32), Followed)>,
+    entry: impl Fn(i32, &Followed) -> T,
+) -> BTreeMap<&'a str, Vec<T>> {
+    let mut topics: BTreeMap<&str, Vec<T>> = BTreeMap::new();
+    for ((topic, index), f) in followed {
+        topics.entry(topic).or_default().push(entry(*index, f));
+    }
+    topics
+}
+
 /// Checks each partition not yet checked for its leader epoch: asks where
 /// the leader's log of this log's latest epoch ends and cuts what lies
 /// beyond (what only this broker has, from an older leader).
@@ -199,18 +211,17 @@ async fn truncate(
     connection: &mut Connection,
     followed: &[((String, i32), Followed)],
 ) -> Result<(), strata_client::ClientError> {
-    let pending: Vec<&((String, i32), Followed)> =
-        followed.iter().filter(|(_, f)| !f.truncated).collect();
-    let mut topics: BTreeMap<&str, Vec<OffsetForLeaderPartition>> = BTreeMap::new();
-    for ((topic, index), f) in &pending {
-        let latest = f.partition.log().latest_epoch().unwrap_or(-1);
-        topics.entry(topic).or_default().push(
-            OffsetForLeaderPartition::default()
-                .with_partition(*index)
-                .with_current_leader_epoch(f.leader_epoch)
-                .with_leader_epoch(latest),
-        );
-    }
+    let pending: BTreeMap<&(String, i32), &Followed> = followed
+        .iter()
+        .filter(|(_, f)| !f.truncated)
+        .map(|(key, f)| (key, f))
+        .collect();
+    let topics = by_topic(followed.iter().filter(|(_, f)| !f.truncated), |index, f| {
+        OffsetForLeaderPartition::default()
+            .with_partition(index)
+            .with_current_leader_epoch(f.leader_epoch)
+            .with_leader_epoch(f.partition.log().latest_epoch().unwrap_or(-1))
+    });
     let request = OffsetForLeaderEpochRequest::default()
         .with_replica_id(BrokerId(fetchers.node_id))
         .with_topics(
@@ -227,7 +238,7 @@ async fn truncate(
     for topic in &response.topics {
         for answer in &topic.partitions {
             let key = (topic.topic.to_string(), answer.partition);
-            let Some((_, f)) = pending.iter().find(|(k, _)| *k == key) else {
+            let Some(f) = pending.get(&key) else {
                 continue;
             };
             if answer.error_code != 0 {
@@ -270,17 +281,15 @@ async fn fetch(
     connection: &mut Connection,
     followed: &[((String, i32), Followed)],
 ) -> Result<(), strata_client::ClientError> {
-    let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
-    for ((topic, index), f) in followed {
-        let fetch_offset = f.partition.log().log_end_offset();
-        topics.entry(topic).or_default().push(
-            FetchPartition::default()
-                .with_partition(*index)
-                .with_current_leader_epoch(f.leader_epoch)
-                .with_fetch_offset(fetch_offset)
-                .with_partition_max_bytes(PARTITION_MAX_BYTES),
-        );
-    }
+    let topics = by_topic(followed, |index, f| {
+        FetchPartition::default()
+            .with_partition(index)
+            .with_current_leader_epoch(f.leader_epoch)
+            .with_fetch_offset(f.partition.log().log_end_offset())
+            .with_partition_max_bytes(PARTITION_MAX_BYTES)
+    });
+    let followed: BTreeMap<&(String, i32), &Followed> =
+        followed.iter().map(|(key, f)| (key, f)).collect();
     let request = FetchRequest::default()
         .with_replica_id(BrokerId(fetchers.node_id))
         .with_max_wait_ms(MAX_WAIT_MS)
@@ -301,7 +310,7 @@ async fn fetch(
     for topic in &response.responses {
         for answer in &topic.partitions {
             let key = (topic.topic.to_string(), answer.partition_index);
-            let Some((_, f)) = followed.iter().find(|(k, _)| *k == key) else {
+            let Some(f) = followed.get(&key) else {
                 continue;
             };
             match ResponseError::try_from_code(answer.error_code) {
