@@ -753,6 +753,30 @@ fn a_replicated_partition_loses_nothing_acknowledged_when_its_leader_dies() {
                 .is_some_and(|l| *l > 0)
         })
     });
+    // A manual assignment places replicas where it says, on registered
+    // brokers only.
+    let manual = unique_topic("assigned");
+    let unknown = unique_topic("assigned-unknown");
+    let created = block_on(admin.create_topics(
+        [
+            &NewTopic::new(&manual, 2, TopicReplication::Variable(&[&[3, 1], &[2, 3]])),
+            &NewTopic::new(&unknown, 1, TopicReplication::Variable(&[&[1, 9]])),
+        ],
+        &admin_options(),
+    ))
+    .expect("CreateTopics");
+    assert!(created[0].is_ok(), "{created:?}");
+    assert_eq!(
+        created[1],
+        Err((
+            unknown,
+            rdkafka::types::RDKafkaErrorCode::InvalidReplicaAssignment
+        ))
+    );
+    wait_until("the assigned leaders lead", || {
+        view(&bootstrap, &manual).1 == BTreeMap::from([(0, 3), (1, 2)])
+    });
+
     let producer = create_producer(&producer_config(&bootstrap));
     let first = produce_numbered(&producer, &topic, 0, "before", 100);
     wait_until("all three replicas hold every record", || {

@@ -334,6 +334,54 @@ impl Broker {
             replication_factor
         };
         let placed = self.place_replicas(0, partitions, replication_factor)?;
+        self.create_placed(name, placed, configs, validate_only)
+    }
+
+    /// Creates a topic whose partition `i` has the replicas
+    /// `assignment[i]` (a request's manual assignment), checked as Kafka
+    /// checks it: at least one partition, each with distinct registered
+    /// brokers, all with as many replicas (INVALID_REPLICA_ASSIGNMENT).
+    pub fn create_topic_assigned(
+        &self,
+        name: &str,
+        assignment: Vec<Vec<i32>>,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, ApiError> {
+        validate_topic_name(name)?;
+        let image = self.image();
+        let invalid = |why: String| ApiError::new(ResponseError::InvalidReplicaAssignment, why);
+        let count = assignment.first().map_or(0, Vec::len);
+        if count == 0 {
+            return Err(invalid(
+                "Replica assignment must name at least one broker".into(),
+            ));
+        }
+        for (index, replicas) in assignment.iter().enumerate() {
+            let distinct: std::collections::BTreeSet<&i32> = replicas.iter().collect();
+            if replicas.len() != count || distinct.len() != count {
+                return Err(invalid(format!(
+                    "Partition {index}: every partition needs {count} distinct replicas, got {replicas:?}"
+                )));
+            }
+            if let Some(unknown) = replicas.iter().find(|id| image.broker(**id).is_none()) {
+                return Err(invalid(format!(
+                    "Partition {index}: broker {unknown} is not registered"
+                )));
+            }
+        }
+        self.create_placed(name, assignment, configs, validate_only)
+    }
+
+    /// Creates a topic with partition `i` on the replicas `placed[i]`.
+    fn create_placed(
+        &self,
+        name: &str,
+        placed: Vec<Vec<i32>>,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, ApiError> {
+        let partitions = placed.len() as i32;
         crate::config::validate_topic_configs(&configs)
             .map_err(|e| ApiError::new(ResponseError::InvalidConfig, e.to_string()))?;
         let admin = self.lock_admin();

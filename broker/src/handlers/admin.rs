@@ -48,13 +48,13 @@ pub fn create_topics(
                 create_one(broker, topic, validate_only)
             };
             match outcome {
-                Ok(created) => {
+                Ok((created, replication_factor)) => {
                     let configs =
                         (version >= 5).then(|| topic_configs(broker, &created.stored.configs));
                     result
                         .with_topic_id(created.id())
                         .with_num_partitions(created.stored.partitions)
-                        .with_replication_factor(1)
+                        .with_replication_factor(replication_factor)
                         .with_configs(configs)
                 }
                 Err(error) => result
@@ -68,34 +68,38 @@ pub fn create_topics(
     CreateTopicsResponse::default().with_topics(topics)
 }
 
+/// Creates one topic; returns it with its replication factor.
 fn create_one(
     broker: &Broker,
     topic: CreatableTopic,
     validate_only: bool,
-) -> Result<std::sync::Arc<crate::partitions::Topic>, ApiError> {
-    let mut partitions = topic.num_partitions;
-    let mut replication_factor = topic.replication_factor;
+) -> Result<(std::sync::Arc<crate::partitions::Topic>, i16), ApiError> {
+    let mut assignment = None;
     if !topic.assignments.is_empty() {
-        // A manual assignment must name only this broker, once per partition.
-        if partitions != -1 || replication_factor != -1 {
+        if topic.num_partitions != -1 || topic.replication_factor != -1 {
             return Err(ApiError::new(
                 ResponseError::InvalidRequest,
                 "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.",
             ));
         }
-        let valid = topic.assignments.iter().enumerate().all(|(i, a)| {
-            a.partition_index == i as i32
-                && a.broker_ids.len() == 1
-                && *a.broker_ids[0] == broker.node_id
-        });
-        if !valid {
+        let in_order = topic
+            .assignments
+            .iter()
+            .enumerate()
+            .all(|(i, a)| a.partition_index == i as i32);
+        if !in_order {
             return Err(ApiError::new(
                 ResponseError::InvalidReplicaAssignment,
-                "replica assignments must name partitions 0..n in order, each on this broker only",
+                "replica assignments must name partitions 0..n in order",
             ));
         }
-        partitions = topic.assignments.len() as i32;
-        replication_factor = 1;
+        assignment = Some(
+            topic
+                .assignments
+                .iter()
+                .map(|a| a.broker_ids.iter().map(|id| id.0).collect::<Vec<i32>>())
+                .collect::<Vec<_>>(),
+        );
     }
     let mut configs = BTreeMap::new();
     for config in topic.configs {
@@ -110,13 +114,28 @@ fn create_one(
         };
         configs.insert(config.name.to_string(), value.to_string());
     }
-    broker.create_topic(
-        &topic.name,
-        partitions,
-        replication_factor,
-        configs,
-        validate_only,
-    )
+    match assignment {
+        Some(assignment) => {
+            let replication_factor = assignment[0].len() as i16;
+            let created =
+                broker.create_topic_assigned(&topic.name, assignment, configs, validate_only)?;
+            Ok((created, replication_factor))
+        }
+        None => {
+            let replication_factor = match topic.replication_factor {
+                -1 => broker.config().default_replication_factor(),
+                given => given,
+            };
+            let created = broker.create_topic(
+                &topic.name,
+                topic.num_partitions,
+                replication_factor,
+                configs,
+                validate_only,
+            )?;
+            Ok((created, replication_factor))
+        }
+    }
 }
 
 /// A topic's effective configs in the CreateTopics v5+ form.
