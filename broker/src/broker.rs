@@ -247,7 +247,7 @@ impl Broker {
 
     /// Takes the right to change the metadata: whoever holds it checks and
     /// writes one change at a time.
-    fn lock_admin(&self) -> MutexGuard<'_, ()> {
+    pub(crate) fn lock_admin(&self) -> MutexGuard<'_, ()> {
         self.admin.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -255,7 +255,7 @@ impl Broker {
     /// against the current image, for the error a client gets, then writes
     /// it through the quorum and returns once this broker has acted on it.
     /// Nothing is changed when the check or the write fails.
-    fn commit(
+    pub(crate) fn commit(
         &self,
         _admin: &MutexGuard<'_, ()>,
         records: &[MetadataRecord],
@@ -703,8 +703,7 @@ impl TopicMetricsSource for BrokerMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::PartitionRegistration;
-    use crate::test_support::one_record_batch;
+    use crate::test_support::{broker_with_follower, one_record_batch};
 
     /// A follower that never fetches leaves the ISR through the controller:
     /// the leader's tick proposes it (Kafka's AlterPartition), a proposal
@@ -715,38 +714,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut config = BrokerConfig::new();
         config.set("replica.lag.time.max.ms", "50").unwrap();
-        let endpoint = Endpoint {
-            host: "127.0.0.1".into(),
-            port: 9092,
-        };
-        let broker = Broker::open(config, dir.path(), endpoint).unwrap();
-        // Replication factor 2 is not placed yet: written as the controller would.
-        let topic_id = Uuid::new_v4();
-        let records = [
-            MetadataRecord::RegisterBroker(BrokerRegistration {
-                broker_id: 2,
-                incarnation_id: Uuid::new_v4(),
-                directory_id: None,
-                endpoints: Vec::new(),
-                rack: None,
-                fenced: false,
-            }),
-            MetadataRecord::Topic {
-                name: "r".into(),
-                topic_id,
-            },
-            MetadataRecord::Partition(PartitionRegistration {
-                topic_id,
-                partition_id: 0,
-                replicas: vec![1, 2],
-                isr: vec![1, 2],
-                leader: 1,
-                leader_epoch: 0,
-                partition_epoch: 0,
-            }),
-        ];
-        broker.commit(&broker.lock_admin(), &records).unwrap();
-        let partition = broker.topic("r").unwrap().partition(0).unwrap().clone();
+        let (broker, partition) = broker_with_follower(dir.path(), config);
         let mut batch = one_record_batch(None, Some("v"), now_ms());
         partition.append(&mut batch, now_ms()).unwrap();
         assert_eq!(partition.high_watermark(), 0, "follower 2 holds nothing");

@@ -2,7 +2,9 @@
 //! advertised. A handler takes the typed request and returns the typed
 //! response; it never sees the socket.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
@@ -12,6 +14,7 @@ use strata_protocol::{encode_response, encode_response_with_holes, EncodeError, 
 
 use crate::broker::Broker;
 use crate::frame::Frame;
+use crate::metrics::BrokerMetrics;
 use fetch::FetchReply;
 
 mod admin;
@@ -103,13 +106,13 @@ fn off_worker<T>(handler: impl FnOnce() -> T) -> T {
 }
 
 /// Handles one request from the client at `peer` and encodes its response
-/// (size prefix included); `None` when the request gets no response
-/// (produce with acks=0).
+/// (size prefix included), now or later; `None` when the request gets no
+/// response (produce with acks=0).
 pub async fn handle(
     broker: &Arc<Broker>,
     request: Request,
     peer: Option<SocketAddr>,
-) -> Result<Option<Frame>, HandleError> {
+) -> Result<Option<Reply>, HandleError> {
     let Request {
         header,
         api_key,
@@ -127,10 +130,19 @@ pub async fn handle(
             ResponseKind::Metadata(off_worker(|| metadata::handle(broker, request, version)))
         }
         RequestKind::Produce(request) => {
-            match produce::handle(broker, request, header.client_id.as_deref()).await {
-                Some(response) => ResponseKind::Produce(response),
-                None => return Ok(None),
+            let Some(produced) = produce::handle(broker, request, header.client_id.as_deref())
+            else {
+                return Ok(None);
+            };
+            if !produced.is_ready() {
+                let metrics = broker.metrics.clone();
+                let correlation_id = header.correlation_id;
+                return Ok(Some(Reply::Later(Box::pin(async move {
+                    let response = ResponseKind::Produce(produced.finish(&metrics).await);
+                    encode_reply(&metrics, api_key, version, correlation_id, &response)
+                }))));
             }
+            ResponseKind::Produce(produced.finish(&broker.metrics).await)
         }
         RequestKind::Fetch(request) => {
             let reply = fetch::handle(broker, request).await;
@@ -138,7 +150,11 @@ pub async fn handle(
                 .metrics
                 .requests()
                 .count_fetch_errors(&reply.response);
-            return Ok(Some(encode_fetch(reply, version, header.correlation_id)?));
+            return Ok(Some(Reply::Now(encode_fetch(
+                reply,
+                version,
+                header.correlation_id,
+            )?)));
         }
         RequestKind::ListOffsets(request) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, request, version))
@@ -218,13 +234,40 @@ pub async fn handle(
         }
         _ => return Err(HandleError::Unsupported { api_key, version }),
     };
-    broker.metrics.requests().count_errors(api_key, &response);
-    Ok(Some(Frame::from_bytes(encode_response(
+    let frame = encode_reply(
+        &broker.metrics,
         api_key,
         version,
         header.correlation_id,
         &response,
-    )?)))
+    )?;
+    Ok(Some(Reply::Now(frame)))
+}
+
+/// A response, or one still to come.
+pub enum Reply {
+    Now(Frame),
+    /// Answered when the future completes (an acks=all produce waiting for
+    /// its replicas); the connection handles later requests meanwhile and
+    /// keeps the responses in request order.
+    Later(Pin<Box<dyn Future<Output = Result<Frame, HandleError>> + Send>>),
+}
+
+/// Counts the response's errors and encodes it (size prefix included).
+fn encode_reply(
+    metrics: &BrokerMetrics,
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &ResponseKind,
+) -> Result<Frame, HandleError> {
+    metrics.requests().count_errors(api_key, response);
+    Ok(Frame::from_bytes(encode_response(
+        api_key,
+        version,
+        correlation_id,
+        response,
+    )?))
 }
 
 /// Encodes a fetch response without copying its records: the placeholders

@@ -11,6 +11,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use crate::broker::{now_ms, Broker};
 use crate::coordinator::OFFSETS_TOPIC;
 use crate::error::ApiError;
+use crate::metrics::BrokerMetrics;
 use crate::partition::Partition;
 use crate::partitions::partition_of;
 use tokio::time::Instant;
@@ -28,11 +29,17 @@ const ADMIN_CLIENT_ID: &str = "__admin_client";
 /// response at all, as in Kafka. Clients cannot write to
 /// `__consumer_offsets` (INVALID_TOPIC_EXCEPTION, as Kafka answers), except
 /// Kafka's admin tools' client id.
-pub async fn handle(
+///
+/// The appends happen here, in request order; the wait for the replicas is
+/// [`Produced::finish`], which the connection may run while it appends the
+/// next requests (their responses still go out in order), so a producer with
+/// several requests in flight has them replicated together rather than one
+/// replication round trip after another.
+pub fn handle(
     broker: &Broker,
     request: ProduceRequest,
     client_id: Option<&str>,
-) -> Option<ProduceResponse> {
+) -> Option<Produced> {
     let internal_allowed = client_id == Some(ADMIN_CLIENT_ID);
     let acks = request.acks;
     let invalid_acks = !matches!(acks, -1..=1);
@@ -90,12 +97,36 @@ pub async fn handle(
     if acks == 0 {
         return None;
     }
-    let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
-    for (at, error) in wait_for_replicas(broker, waiting, timeout).await {
-        let response = &mut responses[at.0].partition_responses[at.1];
-        *response = failed(std::mem::take(response), &error);
+    Some(Produced {
+        responses,
+        waiting,
+        deadline: Instant::now() + Duration::from_millis(request.timeout_ms.max(0) as u64),
+    })
+}
+
+/// A produce request whose batches are appended, its answer to come once the
+/// acks=all ones are replicated.
+pub struct Produced {
+    responses: Vec<TopicProduceResponse>,
+    waiting: Vec<Waiting>,
+    deadline: Instant,
+}
+
+impl Produced {
+    /// Whether the answer is ready now: no acks=all append waits for replicas.
+    pub fn is_ready(&self) -> bool {
+        self.waiting.iter().all(Waiting::reached)
     }
-    Some(ProduceResponse::default().with_responses(responses))
+
+    /// The answer, once every acks=all append is replicated or the request's
+    /// timeout has passed.
+    pub async fn finish(mut self, metrics: &BrokerMetrics) -> ProduceResponse {
+        for (at, error) in wait_for_replicas(metrics, self.waiting, self.deadline).await {
+            let response = &mut self.responses[at.0].partition_responses[at.1];
+            *response = failed(std::mem::take(response), &error);
+        }
+        ProduceResponse::default().with_responses(self.responses)
+    }
 }
 
 /// An acks=all append waiting for the high watermark to reach `offset`.
@@ -107,16 +138,21 @@ struct Waiting {
     min_insync: usize,
 }
 
+impl Waiting {
+    fn reached(&self) -> bool {
+        self.partition.high_watermark() >= self.offset
+    }
+}
+
 /// Waits until every append's partition has its high watermark at or past
 /// the append (or `timeout` passes); the errors of those that did not make
 /// it, by position in the response.
 async fn wait_for_replicas(
-    broker: &Broker,
+    metrics: &BrokerMetrics,
     waiting: Vec<Waiting>,
-    timeout: Duration,
+    deadline: Instant,
 ) -> Vec<((usize, usize), ApiError)> {
-    let reached = |w: &Waiting| w.partition.high_watermark() >= w.offset;
-    let deadline = Instant::now() + timeout;
+    let reached = Waiting::reached;
     // Mostly already there (one replica): no watch to set up then.
     let mut watches = Vec::new();
     if !waiting.iter().all(reached) {
@@ -124,7 +160,7 @@ async fn wait_for_replicas(
     }
     let mut parked = None;
     while !waiting.iter().all(reached) {
-        parked.get_or_insert_with(|| broker.metrics.produce_waiting());
+        parked.get_or_insert_with(|| metrics.produce_waiting());
         let any_move = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, any_move).await.is_err() {
             break;

@@ -3,14 +3,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestHeader, RequestKind, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
 use strata_protocol::Request;
 
 use super::*;
-use crate::broker::{now_ms, Broker};
-use crate::test_support::{one_record_batch, open_broker};
+use crate::broker::Broker;
+use crate::test_support::{open_broker, produce_request};
 
 /// The value of the sample whose line starts with `series` (name and
 /// labels exactly as written), if there is one.
@@ -28,16 +26,7 @@ fn scrape(broker: &Broker) -> String {
 }
 
 fn produce(broker: &Arc<Broker>, topic: &str, partition: i32) {
-    let request = ProduceRequest::default()
-        .with_acks(1)
-        .with_timeout_ms(1000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(
-                    one_record_batch(Some("k"), Some("v"), now_ms()).freeze(),
-                ))])]);
+    let request = produce_request(topic, partition, 1, 1000);
     let request = Request {
         header: RequestHeader::default().with_request_api_version(9),
         api_key: ApiKey::Produce,
