@@ -191,7 +191,7 @@ impl PartitionManager {
             tracing::info!("no clean-shutdown marker: recovering logs past their recovery points");
         }
         remove_orphaned_partition_dirs(data_dir, image);
-        let fetchers = Arc::new(ReplicaFetchers::new(node_id));
+        let fetchers = Arc::new(ReplicaFetchers::new(node_id, config.replica_fetch()));
         let now = now_ms();
         let mut topics = BTreeMap::new();
         for topic_image in image.topics() {

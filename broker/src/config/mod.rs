@@ -23,6 +23,7 @@ pub mod topic;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use strata_storage::{LogConfig, TimestampType};
 
@@ -197,7 +198,28 @@ impl BrokerConfig {
                 ));
             }
         }
+        let fetch = self.replica_fetch();
+        if fetch.socket_timeout < fetch.max_wait {
+            return Err(ConfigError::invalid(
+                "replica.socket.timeout.ms",
+                &fetch.socket_timeout.as_millis().to_string(),
+                "replica.socket.timeout.ms must be at least replica.fetch.wait.max.ms",
+            ));
+        }
         Ok(())
+    }
+
+    /// How this broker's replica fetchers fetch (`replica.fetch.*`,
+    /// `replica.socket.timeout.ms`; Kafka's defaults).
+    pub fn replica_fetch(&self) -> ReplicaFetchSettings {
+        let ms = |name| Duration::from_millis(u64::try_from(self.int(name)).unwrap_or(0));
+        ReplicaFetchSettings {
+            max_wait: ms("replica.fetch.wait.max.ms"),
+            partition_max_bytes: self.int("replica.fetch.max.bytes"),
+            max_bytes: self.int("replica.fetch.response.max.bytes"),
+            backoff: ms("replica.fetch.backoff.ms"),
+            socket_timeout: ms("replica.socket.timeout.ms"),
+        }
     }
 
     /// The value of `name` as explicitly set (dynamically, or in the file or `--set`),
@@ -564,6 +586,20 @@ fn convert_synonym(value: &str, multiplier: i64) -> Option<String> {
     number.checked_mul(multiplier).map(|ms| ms.to_string())
 }
 
+/// The replica fetchers' settings, from [`BrokerConfig::replica_fetch`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaFetchSettings {
+    /// How long a fetch waits at the leader for records.
+    pub max_wait: Duration,
+    /// Record bytes per partition and per fetch.
+    pub partition_max_bytes: i32,
+    pub max_bytes: i32,
+    /// The pause after an error or a failed connection.
+    pub backoff: Duration,
+    /// How long an answer may take before the connection is dropped.
+    pub socket_timeout: Duration,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -573,6 +609,29 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn replica_fetch_settings_take_kafka_s_defaults_and_the_socket_timeout_covers_the_wait() {
+        let defaults = config("").replica_fetch();
+        assert_eq!(
+            defaults,
+            ReplicaFetchSettings {
+                max_wait: Duration::from_millis(500),
+                partition_max_bytes: 1_048_576,
+                max_bytes: 10_485_760,
+                backoff: Duration::from_millis(1000),
+                socket_timeout: Duration::from_millis(30_000),
+            }
+        );
+        let error = BrokerConfig::from_properties(
+            "replica.fetch.wait.max.ms=5000\nreplica.socket.timeout.ms=3000\n",
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("replica.socket.timeout.ms"),
+            "{error}"
+        );
     }
 
     #[test]

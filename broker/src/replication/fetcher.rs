@@ -20,15 +20,8 @@ use strata_client::{Connection, Options};
 use tokio::sync::watch;
 
 use crate::clock::now_ms;
+use crate::config::ReplicaFetchSettings;
 use crate::partition::Partition;
-
-/// How long a fetch waits at the leader for new records.
-const MAX_WAIT_MS: i32 = 500;
-/// What one fetch may bring per partition, and in all.
-const PARTITION_MAX_BYTES: i32 = 1 << 20;
-const MAX_BYTES: i32 = 16 << 20;
-/// The pause after a failed connection or an error from the leader.
-const BACKOFF: Duration = Duration::from_millis(200);
 
 /// One partition this broker follows.
 #[derive(Clone)]
@@ -44,15 +37,17 @@ struct Followed {
 /// changes, read by the fetcher tasks.
 pub struct ReplicaFetchers {
     node_id: i32,
+    settings: ReplicaFetchSettings,
     followed: Mutex<BTreeMap<(String, i32), Followed>>,
     /// Bumped on every change, so the tasks notice.
     changes: watch::Sender<u64>,
 }
 
 impl ReplicaFetchers {
-    pub fn new(node_id: i32) -> ReplicaFetchers {
+    pub fn new(node_id: i32, settings: ReplicaFetchSettings) -> ReplicaFetchers {
         ReplicaFetchers {
             node_id,
+            settings,
             followed: Mutex::new(BTreeMap::new()),
             changes: watch::channel(0).0,
         }
@@ -153,8 +148,14 @@ async fn fetch_from(
     leader: i32,
     address: Arc<dyn Fn(i32) -> Option<String> + Send + Sync>,
 ) {
+    let settings = fetchers.settings.clone();
     let options = Options {
         client_id: format!("strata-replica-fetcher-{}", fetchers.node_id),
+        io_timeout: settings.socket_timeout,
+        // What a fetch may bring, and room for the response's own fields.
+        max_response_bytes: (settings.max_bytes.max(settings.partition_max_bytes) as usize)
+            .saturating_mul(2)
+            .max(Options::default().max_response_bytes),
         ..Options::default()
     };
     loop {
@@ -166,7 +167,7 @@ async fn fetch_from(
             None => None,
         };
         let Some(mut connection) = connected else {
-            tokio::time::sleep(BACKOFF).await;
+            tokio::time::sleep(settings.backoff).await;
             continue;
         };
         loop {
@@ -179,8 +180,8 @@ async fn fetch_from(
                 false => fetch(&fetchers, &mut connection, &followed).await,
             };
             if let Err(error) = outcome {
-                tracing::debug!(leader, %error, "replica fetcher: reconnecting");
-                tokio::time::sleep(BACKOFF).await;
+                tracing::info!(leader, %error, "replica fetcher: reconnecting");
+                tokio::time::sleep(settings.backoff).await;
                 break;
             }
         }
@@ -242,7 +243,7 @@ async fn truncate(
                 continue;
             };
             if answer.error_code != 0 {
-                tokio::time::sleep(BACKOFF).await;
+                tokio::time::sleep(fetchers.settings.backoff).await;
                 continue;
             }
             let (local_end, high_watermark) = {
@@ -286,15 +287,15 @@ async fn fetch(
             .with_partition(index)
             .with_current_leader_epoch(f.leader_epoch)
             .with_fetch_offset(f.partition.log().log_end_offset())
-            .with_partition_max_bytes(PARTITION_MAX_BYTES)
+            .with_partition_max_bytes(fetchers.settings.partition_max_bytes)
     });
     let followed: BTreeMap<&(String, i32), &Followed> =
         followed.iter().map(|(key, f)| (key, f)).collect();
     let request = FetchRequest::default()
         .with_replica_id(BrokerId(fetchers.node_id))
-        .with_max_wait_ms(MAX_WAIT_MS)
+        .with_max_wait_ms(fetchers.settings.max_wait.as_millis() as i32)
         .with_min_bytes(1)
-        .with_max_bytes(MAX_BYTES)
+        .with_max_bytes(fetchers.settings.max_bytes)
         .with_topics(
             topics
                 .into_iter()
@@ -343,7 +344,7 @@ async fn fetch(
         }
     }
     if back_off {
-        tokio::time::sleep(BACKOFF).await;
+        tokio::time::sleep(fetchers.settings.backoff).await;
     }
     Ok(())
 }
