@@ -6,58 +6,13 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::cluster::*;
 use common::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::BaseRecord;
 use rdkafka::Offset;
-
-/// Polls `condition` until it holds (60 s at most).
-fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// What one broker's Metadata says: broker ids, and each partition's leader.
-fn view(bootstrap: &str, topic: &str) -> (BTreeSet<i32>, BTreeMap<i32, i32>) {
-    let client: BaseConsumer = client_config(bootstrap).create().expect("client");
-    let Ok(metadata) = client.fetch_metadata(Some(topic), Duration::from_secs(5)) else {
-        return Default::default();
-    };
-    let brokers = metadata.brokers().iter().map(|b| b.id()).collect();
-    let leaders = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| (p.id(), p.leader())))
-        .collect();
-    (brokers, leaders)
-}
-
-/// The partitions of `topic` as one broker's Metadata (v9) describes them.
-fn partitions_of(
-    bootstrap: &str,
-    topic: &str,
-) -> Vec<kafka_protocol::messages::metadata_response::MetadataResponsePartition> {
-    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-    use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, TopicName};
-    let request =
-        MetadataRequest::default()
-            .with_topics(Some(vec![MetadataRequestTopic::default()
-                .with_name(Some(TopicName(topic.to_string().into())))]));
-    let response: MetadataResponse =
-        RawClient::connect(bootstrap).request(ApiKey::Metadata, 9, &request);
-    response
-        .topics
-        .into_iter()
-        .next()
-        .map(|t| t.partitions)
-        .unwrap_or_default()
-}
 
 /// Each partition's leader epoch as one broker's Metadata says.
 fn leader_epochs(bootstrap: &str, topic: &str) -> BTreeMap<i32, i32> {
@@ -713,16 +668,6 @@ fn a_broker_only_node_joins_and_new_topics_use_it() {
     });
 }
 
-/// The log end offset one broker's `/metrics` reports for partition 0 of
-/// `topic` (only a broker holding a replica reports it).
-fn log_end_offset(broker: &Broker, topic: &str) -> Option<f64> {
-    let text = get_ok(&broker.metrics_address(), "/metrics");
-    sample(
-        &text,
-        &format!("strata_partition_log_end_offset{{topic=\"{topic}\",partition=\"0\"}}"),
-    )
-}
-
 /// Replication factor 3: acks=all writes reach all three replicas (the
 /// followers fetch them); kill -9 the leader and another in-sync replica
 /// leads, nothing acknowledged is lost, writes go on; the killed broker
@@ -782,7 +727,7 @@ fn a_replicated_partition_loses_nothing_acknowledged_when_its_leader_dies() {
     wait_until("all three replicas hold every record", || {
         brokers
             .iter()
-            .all(|b| log_end_offset(b, &topic) == Some(100.0))
+            .all(|b| log_end_offset(b, &topic, 0) == Some(100.0))
     });
 
     let leader = view(&bootstrap, &topic).1[&0];
@@ -803,18 +748,10 @@ fn a_replicated_partition_loses_nothing_acknowledged_when_its_leader_dies() {
 
     brokers[killed].restart();
     wait_until("the killed broker catches up", || {
-        log_end_offset(&brokers[killed], &topic) == Some(200.0)
+        log_end_offset(&brokers[killed], &topic, 0) == Some(200.0)
     });
     // Caught up, it is back in sync (the leader's AlterPartition).
     wait_until("the killed broker is in sync again", || {
-        in_sync_replicas(&survivor, &topic).len() == 3
+        in_sync_replicas(&survivor, &topic, 0).len() == 3
     });
-}
-
-/// Partition 0's in-sync replicas as one broker's Metadata says.
-fn in_sync_replicas(bootstrap: &str, topic: &str) -> Vec<i32> {
-    partitions_of(bootstrap, topic)
-        .first()
-        .map(|p| p.isr_nodes.iter().map(|id| id.0).collect())
-        .unwrap_or_default()
 }

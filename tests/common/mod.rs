@@ -15,7 +15,9 @@
 //! Every test binary includes this module with `mod common;` and uses a subset of it.
 #![allow(dead_code)]
 
+pub mod checker;
 pub mod cli;
+pub mod cluster;
 pub mod groups;
 
 use std::collections::BTreeMap;
@@ -247,6 +249,23 @@ impl Broker {
         let mut child = self.child.take().expect("the broker is not running");
         signal(&child, libc::SIGKILL);
         let _ = child.wait();
+    }
+
+    /// Stops the process where it is (SIGSTOP), as a long GC pause or a
+    /// stalled VM would: connections stay open, nothing is answered.
+    pub fn pause(&self) {
+        signal(
+            self.child.as_ref().expect("the broker is not running"),
+            libc::SIGSTOP,
+        );
+    }
+
+    /// Lets a paused process go on (SIGCONT).
+    pub fn resume(&self) {
+        signal(
+            self.child.as_ref().expect("the broker is not running"),
+            libc::SIGCONT,
+        );
     }
 
     /// The broker's process id (for looking at it in /proc).
@@ -1337,13 +1356,25 @@ impl RawClient {
     /// Sends a Produce request (acks=all) with `records` for one partition and returns
     /// that partition's (error code, base offset).
     pub fn produce(&mut self, topic: &str, partition: i32, records: Bytes) -> (i16, i64) {
+        self.produce_with(topic, partition, records, -1, 30_000)
+    }
+
+    /// [`produce`](Self::produce) with the given acks and timeout.
+    pub fn produce_with(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+        acks: i16,
+        timeout_ms: i32,
+    ) -> (i16, i64) {
         use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
         use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
         // v13 names topics by id; the tests name them.
         let version = self.negotiate(ApiKey::Produce, 12);
         let request = ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(30_000)
+            .with_acks(acks)
+            .with_timeout_ms(timeout_ms)
             .with_topic_data(vec![TopicProduceData::default()
                 .with_name(TopicName(StrBytes::from_string(topic.to_string())))
                 .with_partition_data(vec![PartitionProduceData::default()

@@ -1,0 +1,260 @@
+//! Replication under failures, checked the way Jepsen would
+//! (`common::checker`): a producer writes numbered values with acks=all and
+//! idempotence while brokers are killed or cut off, then every partition is
+//! read back: no acknowledged value lost, none twice, none out of order, and
+//! every replica's log the same batches.
+
+mod common;
+
+use std::time::Duration;
+
+use common::checker::{assert_all_replicas_identical, check, Load};
+use common::cluster::*;
+use common::*;
+use rdkafka::admin::{NewTopic, TopicReplication};
+
+/// Creates `topic` with `replicas` (one list per partition) and topic
+/// `configs`, and waits until every running broker sees every partition led.
+fn create_replicated(
+    brokers: &[&Broker],
+    topic: &str,
+    replicas: &[&[i32]],
+    configs: &[(&str, &str)],
+) {
+    let admin = admin_client(&brokers[0].bootstrap());
+    let mut new_topic = NewTopic::new(
+        topic,
+        replicas.len() as i32,
+        TopicReplication::Variable(replicas),
+    );
+    for (key, value) in configs {
+        new_topic = new_topic.set(key, value);
+    }
+    let created =
+        block_on(admin.create_topics([&new_topic], &admin_options())).expect("CreateTopics");
+    assert!(created[0].is_ok(), "{created:?}");
+    for broker in brokers {
+        let bootstrap = broker.bootstrap();
+        wait_until("every broker sees every partition led", || {
+            let leaders = view(&bootstrap, topic).1;
+            leaders.len() == replicas.len() && leaders.values().all(|l| *l > 0)
+        });
+    }
+}
+
+/// Replicas 1, 2, 3 for each of `partitions`, leaders spread.
+fn spread(partitions: usize) -> Vec<Vec<i32>> {
+    (0..partitions)
+        .map(|p| (0..3).map(|i| ((p + i) % 3) as i32 + 1).collect())
+        .collect()
+}
+
+fn as_slices(replicas: &[Vec<i32>]) -> Vec<&[i32]> {
+    replicas.iter().map(Vec::as_slice).collect()
+}
+
+fn bootstrap_all(brokers: &[Broker]) -> String {
+    brokers
+        .iter()
+        .map(Broker::bootstrap)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Kill -9 the leader of a replication-factor-3 partition under acks=all
+/// load, three times over, each time bringing it back. Before each kill its
+/// followers are paused (SIGSTOP, a stalled process) for a moment, so the
+/// leader surely holds records no follower has when it dies: a leader that
+/// acknowledged those would lose them. Every acknowledged value is read
+/// back exactly once, in order, at the offset it was acknowledged with, and
+/// the three replicas end up with the same batches.
+#[test]
+fn acknowledged_writes_survive_repeated_leader_kills() {
+    let mut brokers = Broker::start_together(&with_fast_fencing(cluster_settings(3)));
+    let topic = unique_topic("kills");
+    let replicas = spread(3);
+    let all: Vec<&Broker> = brokers.iter().collect();
+    create_replicated(
+        &all,
+        &topic,
+        &as_slices(&replicas),
+        &[("min.insync.replicas", "2")],
+    );
+    let load = Load::start(
+        &bootstrap_all(&brokers),
+        &topic,
+        3,
+        100,
+        Duration::from_millis(5),
+    );
+    load.wait_for_progress(300);
+
+    for _cycle in 0..3 {
+        let leader = view(&brokers[0].bootstrap(), &topic).1[&0];
+        let killed = leader as usize - 1;
+        let followers: Vec<usize> = (0..3).filter(|b| *b != killed).collect();
+        for &follower in &followers {
+            brokers[follower].pause();
+        }
+        // The nemesis' length, not a wait for an effect: the load goes on
+        // writing to the leader meanwhile.
+        std::thread::sleep(Duration::from_millis(300));
+        brokers[killed].kill9();
+        for &follower in &followers {
+            brokers[follower].resume();
+        }
+        let survivor = brokers[followers[0]].bootstrap();
+        wait_until("another replica leads", || {
+            view(&survivor, &topic)
+                .1
+                .get(&0)
+                .is_some_and(|l| *l > 0 && *l != leader)
+        });
+        load.wait_for_progress(300);
+        brokers[killed].restart();
+        wait_until("the killed broker is in sync again everywhere", || {
+            (0..3).all(|p| in_sync_replicas(&survivor, &topic, p).len() == 3)
+        });
+        load.wait_for_progress(300);
+    }
+
+    let (sent, acks) = load.stop();
+    let verdict = check(&brokers[0].bootstrap(), &topic, 3, &acks);
+    assert!(verdict.is_clean(), "{verdict:?}");
+    assert!(
+        verdict.acknowledged >= 2_400,
+        "{} of {sent} acknowledged",
+        verdict.acknowledged
+    );
+    assert_all_replicas_identical(&brokers, &topic, 3);
+}
+
+/// min.insync.replicas=2 and two of a partition's three replicas down
+/// (brokers 2 and 4 of three voters and one broker-only node, so the quorum
+/// stays): acks=all gets NOT_ENOUGH_REPLICAS while acks=1 still works; the
+/// two back, acks=all works again.
+#[test]
+fn acks_all_is_refused_below_min_insync_replicas_while_acks_one_works() {
+    let ports = free_ports(4);
+    let mut settings = cluster_settings_via(&ports[..3], |_, voter| {
+        format!("127.0.0.1:{}", ports[voter - 1])
+    });
+    let voters = settings[0]
+        .iter()
+        .find(|s| s.starts_with("controller.quorum.voters="))
+        .unwrap()
+        .clone();
+    settings.push(vec![
+        "node.id=4".to_string(),
+        "process.roles=broker".to_string(),
+        voters,
+        format!(
+            "listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{}",
+            ports[3]
+        ),
+        "controller.listener.names=CONTROLLER".to_string(),
+    ]);
+    let settings = with_fast_fencing(settings);
+    let mut brokers = Broker::start_together(&settings[..3]);
+    brokers.extend(Broker::start_together(&settings[3..]));
+    let topic = unique_topic("min-insync");
+    let all: Vec<&Broker> = brokers.iter().collect();
+    create_replicated(&all, &topic, &[&[1, 2, 4]], &[("min.insync.replicas", "2")]);
+    let bootstrap = brokers[0].bootstrap();
+    let batch = || encode_batch(&[b"v".as_slice()], now_millis()).freeze();
+    let mut client = RawClient::connect(&bootstrap);
+    assert_eq!(
+        client.produce(&topic, 0, batch()).0,
+        0,
+        "acks=all, all in sync"
+    );
+
+    brokers[1].kill9();
+    brokers[3].kill9();
+    wait_until("the ISR is the leader alone", || {
+        in_sync_replicas(&bootstrap, &topic, 0) == [1]
+    });
+    let (error, _) = client.produce_with(&topic, 0, batch(), -1, 30_000);
+    assert_eq!(error, 19, "acks=all: NOT_ENOUGH_REPLICAS");
+    let (error, offset) = client.produce_with(&topic, 0, batch(), 1, 30_000);
+    assert_eq!((error, offset), (0, 1), "acks=1 still appends");
+
+    brokers[1].restart();
+    brokers[3].restart();
+    wait_until("all three in sync again", || {
+        in_sync_replicas(&bootstrap, &topic, 0).len() == 3
+    });
+    assert_eq!(client.produce(&topic, 0, batch()), (0, 2), "acks=all again");
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The leader of a replicated partition cut off from everyone (clients,
+/// followers and controllers reach each node through fault-injecting proxies
+/// on loopback; the cut black-holes every proxy into and out of it) under
+/// acks=all load. The majority fences it and another replica leads. Reached
+/// directly meanwhile, the cut-off leader still takes an acks=1 write (it
+/// cannot know better) but never acknowledges an acks=all one. When the
+/// network heals it follows the new leader and cuts that write from its
+/// log: nothing acknowledged with acks=all is lost and the replicas are the
+/// same.
+#[test]
+fn a_leader_cut_off_from_the_others_truncates_what_only_it_took() {
+    let cluster = ProxiedCluster::start();
+    let brokers = &cluster.brokers;
+    let topic = unique_topic("cut-off");
+    let all: Vec<&Broker> = brokers.iter().collect();
+    create_replicated(&all, &topic, &[&[1, 2, 3]], &[("min.insync.replicas", "2")]);
+    let load = Load::start(
+        &cluster.bootstrap(),
+        &topic,
+        1,
+        20,
+        Duration::from_millis(10),
+    );
+    load.wait_for_progress(300);
+
+    let leader = view(&cluster.address(0), &topic).1[&0];
+    let cut = leader as usize - 1;
+    cluster.cut_off(cut);
+    let majority = &cluster.address((cut + 1) % 3);
+    wait_until("another replica leads", || {
+        view(majority, &topic)
+            .1
+            .get(&0)
+            .is_some_and(|l| *l > 0 && *l != leader)
+    });
+    load.wait_for_progress(300);
+
+    // Straight to the cut-off leader, past its proxy.
+    let mut direct = RawClient::connect(&brokers[cut].bootstrap());
+    let stray = encode_batch(&[b"stray".as_slice()], now_millis()).freeze();
+    let (error, stray_offset) = direct.produce_with(&topic, 0, stray.clone(), 1, 30_000);
+    assert_eq!(error, 0, "acks=1 on the cut-off leader");
+    let (error, _) = direct.produce_with(&topic, 0, stray, -1, 2_000);
+    assert_ne!(
+        error, 0,
+        "acks=all on the cut-off leader must not be acknowledged"
+    );
+
+    cluster.heal();
+    wait_until("the healed broker is in sync again", || {
+        in_sync_replicas(majority, &topic, 0).len() == 3
+    });
+    load.wait_for_progress(300);
+    let (_, acks) = load.stop();
+    let verdict = check(majority, &topic, 1, &acks);
+    assert!(verdict.is_clean(), "{verdict:?}");
+    assert_all_replicas_identical(brokers, &topic, 1);
+    assert!(
+        brokers[cut]
+            .stderr()
+            .contains("truncating to the leader's log"),
+        "the old leader cut its stray write (offset {stray_offset})"
+    );
+}
