@@ -183,17 +183,6 @@ fn the_killed_controller_is_replaced_and_catches_up_and_a_full_restart_keeps_the
 }
 
 /// The coordinator FindCoordinator names for `group`, asked of `bootstrap`.
-fn coordinator_of(bootstrap: &str, group: &str) -> i32 {
-    use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse};
-    let mut client = RawClient::connect(bootstrap);
-    let request = FindCoordinatorRequest::default().with_key(
-        kafka_protocol::protocol::StrBytes::from_string(group.to_string()),
-    );
-    let response: FindCoordinatorResponse = client.request(ApiKey::FindCoordinator, 1, &request);
-    assert_eq!(response.error_code, 0, "{response:?}");
-    response.node_id.0
-}
-
 /// A group coordinated by a broker other than the one the client was given
 /// works, and its committed offsets survive a restart of the whole cluster.
 #[test]
@@ -346,12 +335,7 @@ fn an_isolated_controller_is_replaced_and_stops_acting_until_the_network_heals()
 /// broker stopped with SIGTERM has the controller fence it as it goes.
 #[test]
 fn a_silent_broker_is_fenced_and_its_partitions_come_back_with_it() {
-    let mut settings = cluster_settings(3);
-    for node in &mut settings {
-        node.push("broker.heartbeat.interval.ms=100".to_string());
-        node.push("broker.session.timeout.ms=1500".to_string());
-    }
-    let mut brokers = Broker::start_together(&settings);
+    let mut brokers = Broker::start_together(&with_fast_fencing(cluster_settings(3)));
     let topic = unique_topic("fenced");
     create_topic(&brokers[0].bootstrap(), &topic, 6);
     let mut active = Vec::new();
@@ -675,12 +659,7 @@ fn a_broker_only_node_joins_and_new_topics_use_it() {
 #[test]
 fn a_replicated_partition_loses_nothing_acknowledged_when_its_leader_dies() {
     use rdkafka::admin::{NewTopic, TopicReplication};
-    let mut settings = cluster_settings(3);
-    for node in &mut settings {
-        node.push("broker.heartbeat.interval.ms=100".to_string());
-        node.push("broker.session.timeout.ms=1500".to_string());
-    }
-    let mut brokers = Broker::start_together(&settings);
+    let mut brokers = Broker::start_together(&with_fast_fencing(cluster_settings(3)));
     let bootstrap = brokers[0].bootstrap();
     let topic = unique_topic("replicated");
     let admin = admin_client(&bootstrap);

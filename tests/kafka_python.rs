@@ -29,11 +29,17 @@ fn python() -> PathBuf {
 /// few of them, so that a stuck step fails with the script's own diagnosis
 /// rather than being killed.
 fn run_script(script: &str, bootstrap: &str) {
+    run_script_with(script, bootstrap, &[]);
+}
+
+/// [`run_script`] with more arguments after the bootstrap.
+fn run_script_with(script: &str, bootstrap: &str, args: &[&str]) {
     let path = repo_root().join("tests/python").join(script);
     let output = run_command_within(
         Command::new(python())
             .arg(&path)
             .arg(bootstrap)
+            .args(args)
             .env("PYTHONUNBUFFERED", "1"),
         b"",
         TIMEOUT * 4,
@@ -93,4 +99,23 @@ fn kafka_python_cluster_quorum_rack_leaders_and_dynamic_broker_config() {
 fn kafka_python_produces_to_and_consumes_from_three_nodes() {
     let brokers = Broker::start_together(&cluster_settings(3));
     run_script("kafka_python_three_nodes.py", &brokers[0].bootstrap());
+}
+
+/// kafka-python through a leader failover: the script kills the leader of a
+/// replication-factor-3 partition between two rounds of acks=all produce and
+/// group consume-and-commit; both go on with the new leader.
+#[test]
+fn kafka_python_produces_and_consumes_through_a_leader_failover() {
+    let brokers = Broker::start_together(&common::cluster::with_fast_fencing(cluster_settings(3)));
+    let bootstrap: Vec<String> = brokers.iter().map(Broker::bootstrap).collect();
+    let pids: Vec<String> = brokers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| format!("{}={}", i + 1, b.pid()))
+        .collect();
+    run_script_with(
+        "kafka_python_failover.py",
+        &bootstrap.join(","),
+        &[&pids.join(",")],
+    );
 }

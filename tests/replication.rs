@@ -258,3 +258,195 @@ fn a_leader_cut_off_from_the_others_truncates_what_only_it_took() {
         "the old leader cut its stray write (offset {stray_offset})"
     );
 }
+
+/// The broker coordinating a consumer group is killed (kill -9): another
+/// replica of the group's `__consumer_offsets` partition leads it and loads
+/// the group. The offsets committed before are there, and the member
+/// carries on: it finds the new coordinator, consumes what comes next and
+/// commits again.
+#[test]
+fn a_consumer_group_carries_on_when_its_coordinator_dies() {
+    use rdkafka::consumer::CommitMode;
+    let mut brokers = Broker::start_together(&with_fast_fencing(cluster_settings(3)));
+    let bootstrap = bootstrap_all(&brokers);
+    let topic = unique_topic("coordinated");
+    let all: Vec<&Broker> = brokers.iter().collect();
+    create_replicated(&all, &topic, &as_slices(&spread(3)), &[]);
+    let producer = create_producer(&producer_config(&bootstrap));
+    let first: Vec<String> = (0..90).map(|i| format!("first-{i}")).collect();
+    for (i, value) in first.iter().enumerate() {
+        produce_values(
+            &producer,
+            &topic,
+            Some(i as i32 % 3),
+            std::slice::from_ref(value),
+        );
+    }
+    flush_and_check(&producer);
+
+    let group = unique_topic("failover-group");
+    let member = group_member(&bootstrap, &group, "member", &topic);
+    poll_until_assigned(&member, 3);
+    assert_eq!(consume_n(&member, 90).len(), 90);
+    member
+        .commit_consumer_state(CommitMode::Sync)
+        .expect("commit before the kill");
+    let partitions = [0, 1, 2];
+    let ends = vec![rdkafka::Offset::Offset(30); 3];
+    assert_eq!(
+        committed_offsets_of(&bootstrap, &group, &topic, &partitions),
+        ends
+    );
+
+    let coordinator = coordinator_of(&brokers[0].bootstrap(), &group);
+    let killed = coordinator as usize - 1;
+    brokers[killed].kill9();
+    let survivor = brokers[(killed + 1) % 3].bootstrap();
+    wait_until("another broker coordinates the group", || {
+        find_coordinator(&survivor, &group).is_ok_and(|c| c != coordinator)
+    });
+    assert_eq!(
+        committed_offsets_of(&survivor, &group, &topic, &partitions),
+        ends,
+        "the offsets committed before the kill"
+    );
+
+    let second: Vec<String> = (0..30).map(|i| format!("second-{i}")).collect();
+    let producer = create_producer(&producer_config(&survivor));
+    for (i, value) in second.iter().enumerate() {
+        produce_values(
+            &producer,
+            &topic,
+            Some(i as i32 % 3),
+            std::slice::from_ref(value),
+        );
+    }
+    flush_and_check(&producer);
+    let mut received: Vec<String> = consume_n(&member, 30)
+        .iter()
+        .map(Received::value_str)
+        .collect();
+    received.sort();
+    let mut expected = second.clone();
+    expected.sort();
+    assert_eq!(received, expected, "the member goes on where it was");
+    member
+        .commit_consumer_state(CommitMode::Sync)
+        .expect("commit after the failover");
+    assert_eq!(
+        committed_offsets_of(&survivor, &group, &topic, &partitions),
+        vec![rdkafka::Offset::Offset(40); 3]
+    );
+    brokers[killed].restart();
+}
+
+/// A consumer group member on its own thread: polls, remembers every value
+/// it is given, commits its position now and then; on stop, commits once
+/// more (retrying until the coordinator takes it).
+struct GroupReader {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<std::collections::BTreeSet<u64>>,
+}
+
+impl GroupReader {
+    fn start(bootstrap: &str, group: &str, topic: &str) -> GroupReader {
+        use rdkafka::consumer::CommitMode;
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (bootstrap, group, topic) =
+            (bootstrap.to_string(), group.to_string(), topic.to_string());
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let member = group_member(&bootstrap, &group, "reader", &topic);
+            let mut seen = std::collections::BTreeSet::new();
+            let mut last_commit = std::time::Instant::now();
+            while !stopped.load(Ordering::SeqCst) {
+                if let Some(Ok(message)) = member.poll(Duration::from_millis(100)) {
+                    let value = Received::from_message(&message).value_str();
+                    seen.insert(value.parse::<u64>().expect("a numbered value"));
+                }
+                if last_commit.elapsed() > Duration::from_millis(500) {
+                    // May fail while the coordinator moves: the next one counts.
+                    let _ = member.commit_consumer_state(CommitMode::Async);
+                    last_commit = std::time::Instant::now();
+                }
+            }
+            wait_until("the last commit is taken", || {
+                let _ = member.poll(Duration::from_millis(100));
+                use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+                match member.commit_consumer_state(CommitMode::Sync) {
+                    // Nothing new since the last commit that was taken.
+                    Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => true,
+                    Err(error) => {
+                        eprintln!("the last commit: {error}");
+                        false
+                    }
+                }
+            });
+            seen
+        });
+        GroupReader { stop, thread }
+    }
+
+    fn stop(self) -> std::collections::BTreeSet<u64> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().expect("the reader thread")
+    }
+}
+
+/// Every broker restarted in turn (SIGTERM, which moves its leadership
+/// away first, then started again) while a producer writes with acks=all
+/// and a consumer group reads and commits: nothing acknowledged is lost,
+/// the group reads every acknowledged value, and it keeps its offsets: its
+/// last commit is the end of every partition.
+#[test]
+fn a_rolling_restart_under_load_loses_nothing_and_the_group_keeps_its_offsets() {
+    let mut cluster = ProxiedCluster::start();
+    let bootstrap = cluster.bootstrap();
+    let topic = unique_topic("rolling");
+    let all: Vec<&Broker> = cluster.brokers.iter().collect();
+    create_replicated(
+        &all,
+        &topic,
+        &as_slices(&spread(3)),
+        &[("min.insync.replicas", "2")],
+    );
+    let group = unique_topic("rolling-group");
+    let reader = GroupReader::start(&bootstrap, &group, &topic);
+    let load = Load::start(&bootstrap, &topic, 3, 20, Duration::from_millis(10));
+    load.wait_for_progress(300);
+
+    for node in 0..3 {
+        cluster.brokers[node].stop_sigterm();
+        cluster.brokers[node].restart();
+        let observer = cluster.address((node + 1) % 3);
+        wait_until("every partition fully in sync again", || {
+            (0..3).all(|p| in_sync_replicas(&observer, &topic, p).len() == 3)
+        });
+        load.wait_for_progress(300);
+    }
+
+    let (_, acks) = load.stop();
+    let verdict = check(&bootstrap, &topic, 3, &acks);
+    assert!(verdict.is_clean(), "{verdict:?}");
+    let ends: Vec<rdkafka::Offset> = (0..3)
+        .map(|p| rdkafka::Offset::Offset(high_watermark(&bootstrap, &topic, p)))
+        .collect();
+    // The reader catches up with the end, then stops with a last commit.
+    wait_until("the group has read to the end", || {
+        committed_offsets_of(&bootstrap, &group, &topic, &[0, 1, 2]) == ends
+    });
+    let seen = reader.stop();
+    let missing: Vec<&u64> = acks.acked.keys().filter(|n| !seen.contains(n)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged values never read by the group, first: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert_eq!(
+        committed_offsets_of(&bootstrap, &group, &topic, &[0, 1, 2]),
+        ends,
+        "the group's offsets"
+    );
+}

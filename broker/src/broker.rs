@@ -190,7 +190,7 @@ impl Broker {
             broker.on_metadata(&current, &delta);
         }
         broker.partitions.write_checkpoints()?;
-        broker.groups.restore()?;
+        broker.sync_coordinator();
         broker.metrics.set_group_source(broker.groups.clone());
         tracing::info!(
             topics = broker.topics().len(),
@@ -286,6 +286,35 @@ impl Broker {
                 .apply_failure
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) = Some(error);
+        }
+        self.sync_coordinator();
+    }
+
+    /// Has the group coordinator load the groups of every `__consumer_offsets`
+    /// partition this broker has come to lead, and give up those of every
+    /// partition it no longer leads (group coordinator failover, as Kafka's
+    /// `onElection` / `onResignation`).
+    fn sync_coordinator(&self) {
+        let Some(topic) = self.topic(crate::coordinator::OFFSETS_TOPIC) else {
+            return;
+        };
+        let loaded = self.groups.loaded_partitions();
+        let leading: BTreeMap<i32, &Arc<crate::partition::Partition>> = topic
+            .partitions
+            .iter()
+            .filter(|p| p.is_leader())
+            .map(|p| (p.index, p))
+            .collect();
+        for (index, partition) in &leading {
+            if !loaded.contains(index) {
+                if let Err(error) = self.groups.load_partition(*index, partition) {
+                    tracing::error!(partition = index, %error, "could not load consumer groups");
+                }
+            }
+        }
+        for index in loaded.iter().filter(|i| !leading.contains_key(i)) {
+            self.groups
+                .unload_partition(*index, topic.partition_count());
         }
     }
 

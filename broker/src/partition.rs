@@ -465,6 +465,18 @@ impl Partition {
         self.high_watermark.subscribe()
     }
 
+    /// Waits until the high watermark reaches `offset` (every in-sync
+    /// replica holds what lies below it) or `deadline` passes; whether it
+    /// did.
+    pub async fn replicated_to(&self, offset: i64, deadline: tokio::time::Instant) -> bool {
+        let mut high_watermark = self.subscribe();
+        let reached =
+            tokio::time::timeout_at(deadline, high_watermark.wait_for(|hw| *hw >= offset))
+                .await
+                .is_ok_and(|seen| seen.is_ok());
+        reached
+    }
+
     /// A receiver that sees every append (followers wait on it).
     pub fn subscribe_log_end(&self) -> watch::Receiver<i64> {
         self.log_end_offset.subscribe()

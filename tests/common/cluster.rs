@@ -184,3 +184,24 @@ impl ProxiedCluster {
         }
     }
 }
+
+/// The group's coordinator as the broker at `bootstrap` says (FindCoordinator
+/// v1), or the error code it answers with.
+pub fn find_coordinator(bootstrap: &str, group: &str) -> Result<i32, i16> {
+    use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse};
+    let mut client = RawClient::connect(bootstrap);
+    let request = FindCoordinatorRequest::default().with_key(
+        kafka_protocol::protocol::StrBytes::from_string(group.to_string()),
+    );
+    let response: FindCoordinatorResponse = client.request(ApiKey::FindCoordinator, 1, &request);
+    match response.error_code {
+        0 => Ok(response.node_id.0),
+        error => Err(error),
+    }
+}
+
+/// The group's coordinator, which the broker at `bootstrap` must know.
+pub fn coordinator_of(bootstrap: &str, group: &str) -> i32 {
+    find_coordinator(bootstrap, group)
+        .unwrap_or_else(|error| panic!("FindCoordinator for {group}: error {error}"))
+}

@@ -79,7 +79,7 @@ def subscribe(consumer, topics, listener=None):
 
 
 def run(main):
-    """Runs `main(bootstrap)` with the script's one argument."""
-    if len(sys.argv) != 2:
-        sys.exit(f"usage: {sys.argv[0]} <bootstrap>")
-    main(sys.argv[1])
+    """Runs `main(bootstrap, ...)` with the script's arguments (the bootstrap first)."""
+    if len(sys.argv) < 2:
+        sys.exit(f"usage: {sys.argv[0]} <bootstrap> [...]")
+    main(*sys.argv[1:])

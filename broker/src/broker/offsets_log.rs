@@ -30,7 +30,20 @@ impl Broker {
             ("compression.type".to_string(), "producer".to_string()),
         ]);
         let partitions = config.offsets_topic_num_partitions();
-        match self.create_topic(OFFSETS_TOPIC, partitions, 1, configs, false) {
+        // As many replicas as asked for, or every broker there is (Kafka
+        // refuses to create it until there are enough; a cluster smaller
+        // than the default 3 would then have no groups at all).
+        let brokers = self.image().brokers().filter(|b| !b.fenced).count().max(1);
+        let replication_factor = config
+            .offsets_topic_replication_factor()
+            .min(i16::try_from(brokers).unwrap_or(i16::MAX));
+        match self.create_topic(
+            OFFSETS_TOPIC,
+            partitions,
+            replication_factor,
+            configs,
+            false,
+        ) {
             Ok(topic) => Ok(topic),
             // Created by a concurrent request in between.
             Err(error) if error.code == ResponseError::TopicAlreadyExists => self
@@ -41,6 +54,25 @@ impl Broker {
                 Err(ResponseError::CoordinatorNotAvailable.into())
             }
         }
+    }
+}
+
+impl Broker {
+    /// Waits until everything written for `group_id` so far is replicated:
+    /// the high watermark of its `__consumer_offsets` partition reaches that
+    /// partition's log end, up to `offsets.commit.timeout.ms`; whether it
+    /// did. Kafka writes group records with acks=all the same way.
+    pub async fn group_writes_replicated(&self, group_id: &str) -> bool {
+        let Some(topic) = self.topic(OFFSETS_TOPIC) else {
+            return true;
+        };
+        let index = partition_for(group_id, topic.partition_count());
+        let Some(partition) = topic.partition(index) else {
+            return true;
+        };
+        let end = partition.log().log_end_offset();
+        let deadline = tokio::time::Instant::now() + self.config().offsets_commit_timeout();
+        partition.replicated_to(end, deadline).await
     }
 }
 
@@ -74,11 +106,6 @@ impl OffsetsLog for BrokerOffsetsLog {
             Some(_) => Err(ResponseError::NotCoordinator.into()),
             None => Err(ResponseError::CoordinatorNotAvailable.into()),
         }
-    }
-
-    fn hosted_partitions(&self) -> Vec<Arc<Partition>> {
-        let topic = self.broker().ok().and_then(|b| b.topic(OFFSETS_TOPIC));
-        topic.map(|t| t.partitions.clone()).unwrap_or_default()
     }
 
     fn has_partition(&self, topic: &str, partition: i32) -> bool {

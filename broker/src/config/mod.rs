@@ -362,6 +362,16 @@ impl BrokerConfig {
         usize::try_from(self.integer("group.max.size")).unwrap_or(usize::MAX)
     }
 
+    /// `offsets.commit.timeout.ms` (Kafka's default 5000).
+    pub fn offsets_commit_timeout(&self) -> Duration {
+        Duration::from_millis(self.millis("offsets.commit.timeout.ms"))
+    }
+
+    /// `offsets.topic.replication.factor` (Kafka's default 3).
+    pub fn offsets_topic_replication_factor(&self) -> i16 {
+        i16::try_from(self.integer("offsets.topic.replication.factor")).unwrap_or(3)
+    }
+
     /// `offsets.retention.minutes`, in milliseconds.
     pub fn offsets_retention_ms(&self) -> i64 {
         self.integer("offsets.retention.minutes")

@@ -12,10 +12,15 @@
 //!   has one timer task sleeping until its earliest deadline; it ticks the
 //!   group and schedules the next one.
 //! - Group metadata and committed offsets are written to `__consumer_offsets`
-//!   ([`store`]) before the answers that depend on them are sent, and loaded
-//!   from it when the broker opens; the loaded groups' timers start when the
-//!   broker serves ([`GroupCoordinator::start_timers`]). Offsets of empty
-//!   groups expire after `offsets.retention.minutes` ([`offsets`]).
+//!   ([`store`]) before the answers that depend on them are sent (the
+//!   handlers wait for the write to be replicated, Kafka's
+//!   `offsets.commit.timeout.ms`). The broker coordinates the groups of the
+//!   partitions it leads: it loads a partition's groups when it becomes its
+//!   leader ([`GroupCoordinator::load_partition`]) and forgets them when
+//!   another broker does ([`GroupCoordinator::unload_partition`]); timers of
+//!   loaded groups start once the broker serves
+//!   ([`GroupCoordinator::start_timers`]). Offsets of empty groups expire
+//!   after `offsets.retention.minutes` ([`offsets`]).
 //!
 //! Lock order: the map of groups before a group; a group before what writing
 //! its records takes (the topic set and admin locks when `__consumer_offsets`
@@ -26,7 +31,7 @@
 //! Group timers run on a monotonic clock (milliseconds since the coordinator
 //! was created); the timestamps written to the log are wall-clock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
@@ -87,6 +92,11 @@ pub struct GroupCoordinator {
     offset_metadata_max_bytes: usize,
     origin: Instant,
     groups: Mutex<HashMap<String, SharedEntry>>,
+    /// The `__consumer_offsets` partitions this broker leads and has loaded
+    /// the groups of (taken after `groups` when both are).
+    loaded: Mutex<BTreeSet<i32>>,
+    /// Whether the broker serves: timers of loaded groups start at once.
+    serving: std::sync::atomic::AtomicBool,
     /// Where group records go: the broker's `__consumer_offsets`.
     log: Arc<dyn OffsetsLog>,
     /// This coordinator, for the timer tasks it spawns.
@@ -112,31 +122,104 @@ impl GroupCoordinator {
             offset_metadata_max_bytes: config.offset_metadata_max_bytes(),
             origin: Instant::now(),
             groups: Mutex::new(HashMap::new()),
+            loaded: Mutex::new(BTreeSet::new()),
+            serving: std::sync::atomic::AtomicBool::new(false),
             log,
             this: this.clone(),
         })
     }
 
-    /// Builds the groups read back from `__consumer_offsets` at start.
-    pub fn restore(&self) -> Result<(), crate::error::BrokerError> {
-        let loaded = store::load(self.log.as_ref())?;
+    /// Takes over the groups of `__consumer_offsets` partition `index`,
+    /// which this broker now leads: reads them back from `partition` (the
+    /// local replica) and starts their timers once the broker serves. Groups
+    /// already here (a write under way created the topic) are kept as they
+    /// are. Until this is done their requests get
+    /// COORDINATOR_LOAD_IN_PROGRESS.
+    pub fn load_partition(
+        &self,
+        index: i32,
+        partition: &crate::partition::Partition,
+    ) -> Result<(), crate::error::BrokerError> {
+        let loaded = store::load(partition)?;
         let now = self.now();
-        let mut groups = lock(&self.groups);
-        for (group_id, loaded) in loaded {
-            let (group, state_timestamp_ms) = match &loaded.metadata {
-                Some(value) => (
-                    Group::from_value(group_id.clone(), self.config.clone(), now, value),
-                    value.current_state_timestamp_ms,
-                ),
-                None => (Group::new(group_id.clone(), self.config.clone()), -1),
-            };
-            let mut entry = GroupEntry::new(group);
-            entry.offsets = loaded.offsets;
-            entry.state_timestamp_ms = state_timestamp_ms;
-            groups.insert(group_id, Arc::new(Mutex::new(entry)));
+        let mut fresh = Vec::new();
+        {
+            let mut groups = lock(&self.groups);
+            for (group_id, loaded) in loaded {
+                if groups.contains_key(&group_id) {
+                    continue;
+                }
+                let (group, state_timestamp_ms) = match &loaded.metadata {
+                    Some(value) => (
+                        Group::from_value(group_id.clone(), self.config.clone(), now, value),
+                        value.current_state_timestamp_ms,
+                    ),
+                    None => (Group::new(group_id.clone(), self.config.clone()), -1),
+                };
+                let mut entry = GroupEntry::new(group);
+                entry.offsets = loaded.offsets;
+                entry.state_timestamp_ms = state_timestamp_ms;
+                let entry = Arc::new(Mutex::new(entry));
+                groups.insert(group_id.clone(), entry.clone());
+                fresh.push((group_id, entry));
+            }
+            lock(&self.loaded).insert(index);
         }
-        tracing::info!(groups = groups.len(), "loaded consumer groups");
+        tracing::info!(
+            partition = index,
+            groups = fresh.len(),
+            "loaded consumer groups of {OFFSETS_TOPIC}"
+        );
+        if self.serving.load(std::sync::atomic::Ordering::SeqCst) {
+            for (group_id, entry) in fresh {
+                self.schedule_timer(&group_id, &mut lock(&entry));
+            }
+        }
         Ok(())
+    }
+
+    /// Gives up the groups of `__consumer_offsets` partition `index` (of
+    /// `partitions`), which another broker leads now: they are forgotten
+    /// here, and their parked requests answered NOT_COORDINATOR so that the
+    /// clients find the new coordinator.
+    pub fn unload_partition(&self, index: i32, partitions: i32) {
+        let gone: Vec<SharedEntry> = {
+            let mut groups = lock(&self.groups);
+            lock(&self.loaded).remove(&index);
+            let ids: Vec<String> = groups
+                .keys()
+                .filter(|id| crate::group::partition_for(id, partitions) == index)
+                .cloned()
+                .collect();
+            ids.iter().filter_map(|id| groups.remove(id)).collect()
+        };
+        tracing::info!(
+            partition = index,
+            groups = gone.len(),
+            "unloaded consumer groups of {OFFSETS_TOPIC}: another broker leads it"
+        );
+        // Not here: the caller may be acting on metadata that a write holding
+        // one of these groups' locks is waiting for.
+        if !gone.is_empty() {
+            std::thread::spawn(move || {
+                for entry in gone {
+                    let mut guard = lock(&entry);
+                    let outcome = guard.group.unload(ResponseError::NotCoordinator);
+                    deliver(&mut guard, outcome.deliveries);
+                }
+            });
+        }
+    }
+
+    /// The `__consumer_offsets` partitions whose groups are loaded here.
+    pub fn loaded_partitions(&self) -> BTreeSet<i32> {
+        lock(&self.loaded).clone()
+    }
+
+    /// Whether the groups of `__consumer_offsets` partition `index` are
+    /// loaded here.
+    pub fn is_loaded(&self, index: i32) -> bool {
+        lock(&self.loaded).contains(&index)
     }
 
     /// Starts the timers of the groups loaded at open, whose members' sessions
@@ -144,6 +227,8 @@ impl GroupCoordinator {
     /// would have been without the restart. Called once the broker serves (a
     /// timer needs the async runtime).
     pub fn start_timers(&self) {
+        self.serving
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let entries = self.entries();
         for (group_id, entry) in entries {
             self.schedule_timer(&group_id, &mut lock(&entry));

@@ -39,9 +39,6 @@ pub trait OffsetsLog: Send + Sync {
         create: bool,
     ) -> Result<Option<Arc<Partition>>, ApiError>;
 
-    /// The partitions of the topic this broker holds, to load groups from.
-    fn hosted_partitions(&self) -> Vec<Arc<Partition>>;
-
     /// Whether `topic` has partition `partition` (offsets are committed for
     /// existing partitions only).
     fn has_partition(&self, topic: &str, partition: i32) -> bool;
@@ -95,28 +92,27 @@ pub struct LoadedGroup {
     pub offsets: BTreeMap<(String, i32), OffsetValue>,
 }
 
-/// Reads every partition of the topic from its start: the last record per
+/// Reads one partition of the topic from its start: the last record per
 /// key wins and a null value deletes, which is what compaction keeps too.
 /// Records the broker cannot decode (a newer Kafka's group types) are
 /// skipped with a warning.
-pub fn load(log: &dyn OffsetsLog) -> Result<BTreeMap<String, LoadedGroup>, BrokerError> {
+pub fn load(partition: &Partition) -> Result<BTreeMap<String, LoadedGroup>, BrokerError> {
     let mut groups: BTreeMap<String, LoadedGroup> = BTreeMap::new();
     let mut skipped = 0usize;
-    for partition in log.hosted_partitions() {
-        let log = partition.log();
-        for_each_decoded_batch(&log, |_, records| {
-            let Ok(records) = records else {
+    let log = partition.log();
+    for_each_decoded_batch(&log, |_, records| {
+        let Ok(records) = records else {
+            skipped += 1;
+            return Ok::<(), BrokerError>(());
+        };
+        for record in records {
+            if apply(&mut groups, record.key.as_deref(), record.value.as_deref()).is_err() {
                 skipped += 1;
-                return Ok::<(), BrokerError>(());
-            };
-            for record in records {
-                if apply(&mut groups, record.key.as_deref(), record.value.as_deref()).is_err() {
-                    skipped += 1;
-                }
             }
-            Ok(())
-        })?;
-    }
+        }
+        Ok(())
+    })?;
+    drop(log);
     if skipped > 0 {
         tracing::warn!(skipped, "{OFFSETS_TOPIC}: skipped records of unknown kinds");
     }

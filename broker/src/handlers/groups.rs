@@ -57,15 +57,17 @@ fn group_coordinator(
         .ok_or(ResponseError::CoordinatorNotAvailable)
 }
 
-/// NOT_COORDINATOR when another broker leads the group's
-/// `__consumer_offsets` partition: the client asks FindCoordinator again.
+/// NOT_COORDINATOR when this broker does not lead the group's
+/// `__consumer_offsets` partition (the client asks FindCoordinator again),
+/// COORDINATOR_LOAD_IN_PROGRESS while it has just become its leader and has
+/// not loaded its groups yet (the client retries).
 pub(super) fn wrong_coordinator(broker: &Broker, group_id: &str) -> Option<ResponseError> {
     let topic = broker.topic(crate::coordinator::OFFSETS_TOPIC)?;
     let index = crate::group::partition_for(group_id, topic.partition_count());
-    topic
-        .partition(index)
-        .is_none()
-        .then_some(ResponseError::NotCoordinator)
+    if !topic.partition(index).is_some_and(|p| p.is_leader()) {
+        return Some(ResponseError::NotCoordinator);
+    }
+    (!broker.groups.is_loaded(index)).then_some(ResponseError::CoordinatorLoadInProgress)
 }
 
 pub fn find_coordinator(
@@ -191,7 +193,14 @@ pub async fn sync_group(broker: &Arc<Broker>, request: SyncGroupRequest) -> Sync
                 .map(|a| (a.member_id.to_string(), a.assignment))
                 .collect(),
         };
-        broker.groups.sync(&group_id, sync).await
+        let response = broker.groups.sync(&group_id, sync).await;
+        // The assignment goes out once the group's record holding it is
+        // replicated; Kafka answers REBALANCE_IN_PROGRESS when that times out.
+        if response.error.is_none() && !broker.group_writes_replicated(&group_id).await {
+            group::SyncResponse::error(ResponseError::RebalanceInProgress)
+        } else {
+            response
+        }
     };
     SyncGroupResponse::default()
         .with_error_code(error_code(response.error))

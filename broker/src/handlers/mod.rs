@@ -221,7 +221,7 @@ pub async fn handle(
             ResponseKind::DeleteGroups(groups::delete_groups(broker, request))
         }
         RequestKind::OffsetCommit(request) => {
-            ResponseKind::OffsetCommit(offsets::commit(broker, request))
+            ResponseKind::OffsetCommit(offsets::commit(broker, request).await)
         }
         RequestKind::OffsetFetch(request) => {
             ResponseKind::OffsetFetch(offsets::fetch(broker, request, version))

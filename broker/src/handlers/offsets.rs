@@ -23,7 +23,11 @@ use super::str_bytes;
 use crate::broker::Broker;
 use crate::coordinator::offsets::{CommitOffset, Committer, FetchedOffset};
 
-pub fn commit(broker: &Arc<Broker>, request: OffsetCommitRequest) -> OffsetCommitResponse {
+/// OffsetCommit: answered once the commit is replicated (every in-sync
+/// replica of the group's `__consumer_offsets` partition holds it), or with
+/// COORDINATOR_NOT_AVAILABLE after `offsets.commit.timeout.ms`, as Kafka
+/// answers a commit its replicas did not take in time.
+pub async fn commit(broker: &Arc<Broker>, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let group_id = request.group_id.to_string();
     let committer = Committer {
         member_id: &request.member_id,
@@ -49,8 +53,13 @@ pub fn commit(broker: &Arc<Broker>, request: OffsetCommitRequest) -> OffsetCommi
     let mut results = match super::groups::wrong_coordinator(broker, &group_id) {
         Some(error) => vec![Err(error); offsets.len()],
         None => broker.groups.commit_offsets(&group_id, &committer, offsets),
+    };
+    if results.iter().any(Result::is_ok) && !broker.group_writes_replicated(&group_id).await {
+        for result in results.iter_mut().filter(|r| r.is_ok()) {
+            *result = Err(ResponseError::CoordinatorNotAvailable);
+        }
     }
-    .into_iter();
+    let mut results = results.into_iter();
     let topics = request
         .topics
         .iter()

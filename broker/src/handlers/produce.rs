@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::select_all;
+use futures_util::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
@@ -153,18 +153,15 @@ async fn wait_for_replicas(
     deadline: Instant,
 ) -> Vec<((usize, usize), ApiError)> {
     let reached = Waiting::reached;
-    // Mostly already there (one replica): no watch to set up then.
-    let mut watches = Vec::new();
+    // Mostly already there (one replica): nothing to wait for then.
     if !waiting.iter().all(reached) {
-        watches = waiting.iter().map(|w| w.partition.subscribe()).collect();
-    }
-    let mut parked = None;
-    while !waiting.iter().all(reached) {
-        parked.get_or_insert_with(|| metrics.produce_waiting());
-        let any_move = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
-        if tokio::time::timeout_at(deadline, any_move).await.is_err() {
-            break;
-        }
+        let _parked = metrics.produce_waiting();
+        join_all(
+            waiting
+                .iter()
+                .map(|w| w.partition.replicated_to(w.offset, deadline)),
+        )
+        .await;
     }
     waiting
         .into_iter()
