@@ -450,3 +450,42 @@ fn a_rolling_restart_under_load_loses_nothing_and_the_group_keeps_its_offsets() 
         "the group's offsets"
     );
 }
+
+/// DeleteRecords at the leader reaches the followers (the log start offset
+/// comes with every fetch): each replica starts at the new offset, and so
+/// does the partition once another replica leads it.
+#[test]
+fn deleted_records_are_gone_from_every_replica() {
+    let mut brokers = Broker::start_together(&with_fast_fencing(cluster_settings(3)));
+    let bootstrap = bootstrap_all(&brokers);
+    let topic = unique_topic("deleted");
+    let all: Vec<&Broker> = brokers.iter().collect();
+    create_replicated(&all, &topic, &[&[1, 2, 3]], &[]);
+    let producer = create_producer(&producer_config(&bootstrap));
+    produce_numbered(&producer, &topic, 0, "r", 100);
+    flush_and_check(&producer);
+    let results = delete_records(&bootstrap, &topic, 0, rdkafka::Offset::Offset(60));
+    assert_eq!(
+        results.elements()[0].error(),
+        Ok(()),
+        "DeleteRecords: {results:?}"
+    );
+    wait_until("every replica starts at 60", || {
+        brokers
+            .iter()
+            .all(|b| log_start_offset(b, &topic, 0) == Some(60.0))
+    });
+
+    let leader = view(&brokers[0].bootstrap(), &topic).1[&0];
+    brokers[leader as usize - 1].kill9();
+    let survivor = brokers[leader as usize % 3].bootstrap();
+    wait_until("another replica leads", || {
+        view(&survivor, &topic)
+            .1
+            .get(&0)
+            .is_some_and(|l| *l > 0 && *l != leader)
+    });
+    let received = consume_partition(&survivor, &topic, 0, 40);
+    assert_eq!(received[0].offset, 60, "the first record left");
+    assert_eq!(received[0].value_str(), "r-60");
+}

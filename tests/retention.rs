@@ -131,21 +131,6 @@ fn retention_bytes_keeps_the_newest_segments() {
     assert!(received[0].value_str().starts_with(&format!("{low:04}-")));
 }
 
-/// DeleteRecords through rdkafka's admin client; the per-partition results.
-fn delete_records(
-    bootstrap: &str,
-    topic: &str,
-    partition: i32,
-    offset: Offset,
-) -> TopicPartitionList {
-    let mut offsets = TopicPartitionList::new();
-    offsets
-        .add_partition_offset(topic, partition, offset)
-        .expect("valid partition offset");
-    block_on(admin_client(bootstrap).delete_records(&offsets, &admin_options()))
-        .expect("DeleteRecords request")
-}
-
 /// DeleteRecords sent raw: the (error code, low watermark) of the one partition.
 fn raw_delete_records(
     client: &mut RawClient,

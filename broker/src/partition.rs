@@ -338,6 +338,20 @@ impl Partition {
 
     /// A follower's side: the leader's high watermark, as far as this log
     /// reaches; it never moves back.
+    /// A follower's side of the leader's log start offset (moved by
+    /// DeleteRecords or retention there): its own moves up to it, as far as
+    /// its high watermark, and the segments below go, so that every replica
+    /// keeps the same records. Whether it moved.
+    pub fn follow_log_start(&self, leader_log_start: i64) -> Result<bool, ApiError> {
+        let mut log = self.log();
+        let target = leader_log_start.min(self.high_watermark());
+        if target <= log.log_start_offset() {
+            return Ok(false);
+        }
+        log.delete_records_before(target)?;
+        Ok(true)
+    }
+
     pub fn follow_high_watermark(&self, leader_high_watermark: i64) {
         let log = self.log();
         let high_watermark = leader_high_watermark.min(log.log_end_offset());

@@ -59,10 +59,24 @@ pub fn partitions_of(
 /// The log end offset one broker's `/metrics` reports for a partition of
 /// `topic` (only a broker holding a replica reports it).
 pub fn log_end_offset(broker: &Broker, topic: &str, partition: i32) -> Option<f64> {
+    partition_sample(broker, "strata_partition_log_end_offset", topic, partition)
+}
+
+/// The log start offset one broker's `/metrics` reports for a partition.
+pub fn log_start_offset(broker: &Broker, topic: &str, partition: i32) -> Option<f64> {
+    partition_sample(
+        broker,
+        "strata_partition_log_start_offset",
+        topic,
+        partition,
+    )
+}
+
+fn partition_sample(broker: &Broker, metric: &str, topic: &str, partition: i32) -> Option<f64> {
     let text = get_ok(&broker.metrics_address(), "/metrics");
     sample(
         &text,
-        &format!("strata_partition_log_end_offset{{topic=\"{topic}\",partition=\"{partition}\"}}"),
+        &format!("{metric}{{topic=\"{topic}\",partition=\"{partition}\"}}"),
     )
 }
 

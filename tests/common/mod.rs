@@ -989,6 +989,21 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
+/// DeleteRecords through rdkafka's admin client; the per-partition results.
+pub fn delete_records(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    offset: Offset,
+) -> TopicPartitionList {
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset(topic, partition, offset)
+        .expect("valid partition offset");
+    block_on(admin_client(bootstrap).delete_records(&offsets, &admin_options()))
+        .expect("DeleteRecords request")
+}
+
 /// Creates a topic (replication factor 1) with topic configs, asserts success, and waits
 /// until metadata shows it.
 pub fn create_topic_with(bootstrap: &str, topic: &str, partitions: i32, configs: &[(&str, &str)]) {

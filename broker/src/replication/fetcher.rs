@@ -324,6 +324,9 @@ async fn fetch(
                         }
                     }
                     f.partition.follow_high_watermark(answer.high_watermark);
+                    if let Err(error) = f.partition.follow_log_start(answer.log_start_offset) {
+                        tracing::error!(topic = %key.0, partition = key.1, %error, "could not move the log start offset");
+                    }
                 }
                 Some(ResponseError::OffsetOutOfRange) => {
                     let local_end = f.partition.log().log_end_offset();
