@@ -11,7 +11,8 @@
 //!
 //! CI runs a few cycles; `tools/chaos.sh` runs many in release mode.
 //! `STRATA_CHAOS_CYCLES` sets the number of cycles (default 4),
-//! `STRATA_CHAOS_SEED` replays a run (its seed is printed first).
+//! `STRATA_CHAOS_SEED` replays a run (its seed is printed first),
+//! `STRATA_CHAOS_FAULTS` limits the faults (e.g. `Pause,CutOff`).
 
 mod common;
 
@@ -67,7 +68,24 @@ fn chaos() {
             .unwrap()
             .as_nanos() as u64
     });
-    eprintln!("chaos: {cycles} cycles, STRATA_CHAOS_SEED={seed}");
+    let all = [
+        Nemesis::KillLeader,
+        Nemesis::KillLeaderAhead,
+        Nemesis::CutOff,
+        Nemesis::Pause,
+    ];
+    let nemeses: Vec<Nemesis> = match std::env::var("STRATA_CHAOS_FAULTS") {
+        Ok(names) => names
+            .split(',')
+            .map(|name| {
+                *all.iter()
+                    .find(|n| format!("{n:?}") == name.trim())
+                    .unwrap_or_else(|| panic!("STRATA_CHAOS_FAULTS: no fault {name:?} in {all:?}"))
+            })
+            .collect(),
+        Err(_) => all.to_vec(),
+    };
+    eprintln!("chaos: {cycles} cycles of {nemeses:?}, STRATA_CHAOS_SEED={seed}");
     let mut random = Seeded(seed);
     let started = Instant::now();
 
@@ -93,12 +111,7 @@ fn chaos() {
 
     let mut faults: BTreeMap<Nemesis, usize> = BTreeMap::new();
     for cycle in 0..cycles {
-        let nemesis = match random.below(4) {
-            0 => Nemesis::KillLeader,
-            1 => Nemesis::KillLeaderAhead,
-            2 => Nemesis::CutOff,
-            _ => Nemesis::Pause,
-        };
+        let nemesis = nemeses[random.below(nemeses.len() as u64) as usize];
         *faults.entry(nemesis).or_default() += 1;
         let partition = random.below(PARTITIONS as u64) as i32;
         let leader = view(&cluster.address(0), &topic).1[&partition];
@@ -167,6 +180,7 @@ fn chaos() {
         verdict.reordered.len(),
         verdict.moved.len(),
     );
+    eprintln!("chaos: failed deliveries: {:?}", acks.failures());
     assert!(verdict.is_clean(), "seed {seed}: {verdict:?}");
     assert_all_replicas_identical(&cluster.brokers, &topic, PARTITIONS);
     // Only so the cluster outlives the checks above.

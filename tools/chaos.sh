@@ -7,7 +7,8 @@
 # acknowledged, failed, lost, duplicated, reordered. A failing run prints its seed;
 # SEED replays the same faults.
 #
-# Usage: tools/chaos.sh [CYCLES] [SEED]   (builds the test in release mode)
+# Usage: tools/chaos.sh [CYCLES] [SEED]   (builds the test in release mode;
+# STRATA_CHAOS_FAULTS=Pause,CutOff limits the faults)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export STRATA_CHAOS_CYCLES=${1:-100}

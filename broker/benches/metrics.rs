@@ -17,7 +17,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceResponse, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use strata_broker::metrics::{BrokerMetrics, PartitionSnapshot};
+use strata_broker::metrics::{BrokerMetrics, LeaderSnapshot, PartitionSnapshot};
 
 fn hot_path(c: &mut Criterion) {
     let metrics = BrokerMetrics::new();
@@ -53,6 +53,13 @@ fn hot_path(c: &mut Criterion) {
             high_watermark: 1_000_000 + i64::from(i),
             size_bytes: 1 << 30,
             segments: 1,
+            // Led here with two followers, as with replication factor 3.
+            leader: Some(LeaderSnapshot {
+                replicas: 3,
+                in_sync: 3,
+                min_insync: 2,
+                followers: vec![(2, 0, 0), (3, 10, 10_240)],
+            }),
         })
         .collect();
     for t in 0..100 {

@@ -212,6 +212,14 @@ impl Broker {
         self.partitions.topics()
     }
 
+    /// The topic's `min.insync.replicas` (its own, or the broker's default).
+    pub fn min_insync_replicas(&self, topic: &Topic) -> usize {
+        self.config()
+            .topic_config_value(&topic.stored.configs, "min.insync.replicas")
+            .and_then(|(value, _)| value.parse::<usize>().ok())
+            .unwrap_or(1)
+    }
+
     /// The configuration in force: static, with the dynamic broker configs
     /// over it.
     pub fn config(&self) -> Arc<BrokerConfig> {
@@ -626,11 +634,22 @@ impl Broker {
             isr: Some(proposal.isr.clone()),
             expected_partition_epoch: Some(proposal.partition_epoch),
         });
+        let before = self
+            .image()
+            .topic_by_id(topic.id())
+            .and_then(|t| t.partitions.get(&proposal.partition).map(|p| p.isr.len()));
         let admin = self.lock_admin();
-        if let Err(error) = self.commit(&admin, &[change]) {
-            tracing::warn!(topic = %proposal.topic, partition = proposal.partition, %error, "ISR change refused");
-            if let Some(partition) = topic.partition(proposal.partition) {
-                partition.proposal_refused();
+        match self.commit(&admin, &[change]) {
+            Ok(()) => match before.map(|before| proposal.isr.len().cmp(&before)) {
+                Some(std::cmp::Ordering::Less) => self.metrics.isr_shrunk(),
+                Some(std::cmp::Ordering::Greater) => self.metrics.isr_expanded(),
+                _ => {}
+            },
+            Err(error) => {
+                tracing::warn!(topic = %proposal.topic, partition = proposal.partition, %error, "ISR change refused");
+                if let Some(partition) = topic.partition(proposal.partition) {
+                    partition.proposal_refused();
+                }
             }
         }
     }
@@ -772,6 +791,54 @@ mod tests {
         assert_eq!(isr(&broker), [1]);
         assert_eq!(partition.high_watermark(), 1, "the ISR is the leader alone");
         assert_eq!(partition.isr_size(), 1);
+
+        // A fenced broker cannot be proposed back in (KIP-841); unfenced, it can.
+        let epoch =
+            |broker: &Broker| broker.image().topic("r").unwrap().partitions[&0].partition_epoch;
+        let back_in = |broker: &Broker| IsrProposal {
+            isr: vec![1, 2],
+            partition_epoch: epoch(broker),
+            ..proposal.clone()
+        };
+        let fence = MetadataRecord::FenceBroker { broker_id: 2 };
+        broker.commit(&broker.lock_admin(), &[fence]).unwrap();
+        broker.alter_isr(&back_in(&broker));
+        assert_eq!(isr(&broker), [1], "a fenced broker stays out");
+        let unfence = MetadataRecord::UnfenceBroker { broker_id: 2 };
+        broker.commit(&broker.lock_admin(), &[unfence]).unwrap();
+        broker.alter_isr(&back_in(&broker));
+        assert_eq!(isr(&broker), [1, 2]);
+    }
+
+    /// An acks=all wait for the followers ends as soon as another broker
+    /// leads the partition: this broker's high watermark no longer says
+    /// anything about what it appended (Kafka's delayed produce answers
+    /// NOT_LEADER_OR_FOLLOWER then).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wait_for_replicas_ends_when_another_broker_leads() {
+        let dir = tempfile::tempdir().unwrap();
+        let (broker, partition) = broker_with_follower(dir.path(), BrokerConfig::new());
+        let mut batch = one_record_batch(None, Some("v"), now_ms());
+        partition.append(&mut batch, now_ms()).unwrap();
+        let epoch = partition.leader_epoch();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        let waiting = {
+            let partition = partition.clone();
+            tokio::spawn(async move { partition.replicated_to(1, epoch, deadline).await })
+        };
+        let topic_id = broker.topic("r").unwrap().id();
+        let moved = MetadataRecord::PartitionChange(PartitionChange {
+            topic_id,
+            partition_id: 0,
+            leader: Some(2),
+            isr: None,
+            expected_partition_epoch: None,
+        });
+        tokio::task::block_in_place(|| broker.commit(&broker.lock_admin(), &[moved])).unwrap();
+        assert_eq!(
+            waiting.await.unwrap(),
+            crate::partition::Replicated::LeaderChanged
+        );
     }
 
     #[test]

@@ -56,6 +56,26 @@ pub struct IsrProposal {
     pub partition_epoch: i32,
 }
 
+/// How a led partition's replicas stand: how many there are, how many are
+/// in sync, and how far each follower is behind the leader's log end, in
+/// offsets and in bytes (as of its last fetch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replication {
+    pub replicas: usize,
+    pub in_sync: usize,
+    pub followers: Vec<(i32, i64, u64)>,
+}
+
+/// How a wait for replication ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replicated {
+    Yes,
+    TimedOut,
+    /// This broker stopped leading the partition (or leads it under another
+    /// epoch) before the high watermark got there.
+    LeaderChanged,
+}
+
 /// Where a broker's partitions send their ISR proposals.
 pub type IsrProposals = tokio::sync::mpsc::UnboundedSender<IsrProposal>;
 
@@ -143,9 +163,14 @@ impl Partition {
                 Vec::new()
             }
         };
-        self.leader_epoch
-            .store(leading.map_or(-1, |p| p.leader_epoch), Ordering::Release);
+        let epoch = leading.map_or(-1, |p| p.leader_epoch);
+        let changed = self.leader_epoch.swap(epoch, Ordering::AcqRel) != epoch;
         drop(replica);
+        if changed {
+            // Wakes whoever waits for the high watermark under the old
+            // leadership (acks=all produce): their wait is over.
+            self.high_watermark.send_modify(|_| {});
+        }
         self.take_effects(effects);
     }
 
@@ -474,21 +499,59 @@ impl Partition {
         *self.high_watermark.borrow()
     }
 
+    /// While this broker leads: how the replicas stand, for the metrics.
+    pub fn replication(&self) -> Option<Replication> {
+        let log = self.log();
+        let state = self.lock_replica();
+        let state = state.as_ref()?;
+        let log_end = log.log_end_offset();
+        let followers = state
+            .follower_log_ends()
+            .into_iter()
+            .map(|(id, end)| {
+                let end = end.max(log.log_start_offset());
+                let bytes = log.bytes_from(end).unwrap_or(0);
+                (id, (log_end - end).max(0), bytes)
+            })
+            .collect();
+        Some(Replication {
+            replicas: state.replica_count(),
+            in_sync: state.isr().len(),
+            followers,
+        })
+    }
+
     /// A receiver that sees every move of the high watermark.
     pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.high_watermark.subscribe()
     }
 
     /// Waits until the high watermark reaches `offset` (every in-sync
-    /// replica holds what lies below it) or `deadline` passes; whether it
-    /// did.
-    pub async fn replicated_to(&self, offset: i64, deadline: tokio::time::Instant) -> bool {
+    /// replica holds what lies below it) while this broker leads under
+    /// `leader_epoch` (the epoch the records were appended under), or until
+    /// `deadline` passes.
+    pub async fn replicated_to(
+        &self,
+        offset: i64,
+        leader_epoch: i32,
+        deadline: tokio::time::Instant,
+    ) -> Replicated {
         let mut high_watermark = self.subscribe();
-        let reached =
-            tokio::time::timeout_at(deadline, high_watermark.wait_for(|hw| *hw >= offset))
-                .await
-                .is_ok_and(|seen| seen.is_ok());
-        reached
+        let led = || leader_epoch >= 0 && self.leader_epoch() == leader_epoch;
+        let waited = tokio::time::timeout_at(
+            deadline,
+            high_watermark.wait_for(|hw| *hw >= offset || !led()),
+        )
+        .await;
+        // Leadership first: past a change, this broker's high watermark says
+        // nothing about records it appended as leader.
+        if !led() {
+            Replicated::LeaderChanged
+        } else if waited.is_ok_and(|seen| seen.is_ok()) {
+            Replicated::Yes
+        } else {
+            Replicated::TimedOut
+        }
     }
 
     /// A receiver that sees every append (followers wait on it).

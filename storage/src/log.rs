@@ -767,6 +767,23 @@ impl Log {
         self.segments.iter().map(Segment::size).sum()
     }
 
+    /// Bytes of the batches from the one holding `offset` to the log end:
+    /// how far behind, in bytes, a replica whose log ends at `offset` is.
+    /// 0 at or past the log end; the whole log below its start.
+    pub fn bytes_from(&self, offset: i64) -> Result<u64, StorageError> {
+        if offset >= self.log_end_offset() {
+            return Ok(0);
+        }
+        let index = self.segment_index_for(offset.max(self.log_start_offset));
+        let segment = &self.segments[index];
+        let position = match segment.find_batch(offset)? {
+            Some((position, _)) => position,
+            None => segment.size(),
+        };
+        let later: u64 = self.segments[index + 1..].iter().map(Segment::size).sum();
+        Ok(segment.size().saturating_sub(position) + later)
+    }
+
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }

@@ -206,6 +206,12 @@ fn rolls_by_size_and_reads_across_segments() {
             .collect::<Vec<_>>(),
         vec![6, 9, 12]
     );
+    // What a replica at an offset lacks, in bytes: whole batches from the
+    // one holding it, across segments.
+    assert_eq!(log.bytes_from(21).unwrap(), 0);
+    assert_eq!(log.bytes_from(19).unwrap(), batch_size);
+    assert_eq!(log.bytes_from(7).unwrap(), batch_size * 5);
+    assert_eq!(log.bytes_from(0).unwrap(), log.size_bytes());
     // A batch larger than segment.bytes still goes in, alone in a fresh segment.
     let mut huge = batch(50, 0);
     log.append(&mut huge, 0, 0).expect("huge batch");

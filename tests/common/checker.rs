@@ -40,6 +40,17 @@ pub struct AckLog {
     pub failed: BTreeMap<u64, String>,
 }
 
+impl AckLog {
+    /// How many deliveries failed with each error.
+    pub fn failures(&self) -> BTreeMap<&str, usize> {
+        let mut counts = BTreeMap::new();
+        for error in self.failed.values() {
+            *counts.entry(error.as_str()).or_default() += 1;
+        }
+        counts
+    }
+}
+
 impl ClientContext for Acks {}
 
 impl ProducerContext for Acks {
@@ -168,7 +179,7 @@ impl Load {
 }
 
 /// What reading the partitions back found.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Default, PartialEq, Eq)]
 pub struct Verdict {
     pub acknowledged: usize,
     /// Acknowledged values that are not in the log.
@@ -182,6 +193,23 @@ pub struct Verdict {
     /// Values found whose delivery failed (allowed: not acknowledged is
     /// not a promise that it is absent).
     pub failed_but_present: usize,
+}
+
+/// Counts, and the first few values of each kind (a failed run may have
+/// millions).
+impl std::fmt::Debug for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let first =
+            |values: &[u64]| format!("{} {:?}", values.len(), &values[..values.len().min(10)]);
+        f.debug_struct("Verdict")
+            .field("acknowledged", &self.acknowledged)
+            .field("lost", &first(&self.lost))
+            .field("duplicated", &first(&self.duplicated))
+            .field("reordered", &first(&self.reordered))
+            .field("moved", &first(&self.moved))
+            .field("failed_but_present", &self.failed_but_present)
+            .finish()
+    }
 }
 
 impl Verdict {

@@ -11,7 +11,7 @@ use super::Broker;
 use crate::coordinator::{OffsetsLog, OFFSETS_TOPIC};
 use crate::error::ApiError;
 use crate::group::partition_for;
-use crate::partition::Partition;
+use crate::partition::{Partition, Replicated};
 use crate::partitions::Topic;
 
 impl Broker {
@@ -70,9 +70,10 @@ impl Broker {
         let Some(partition) = topic.partition(index) else {
             return true;
         };
+        let leader_epoch = partition.leader_epoch();
         let end = partition.log().log_end_offset();
         let deadline = tokio::time::Instant::now() + self.config().offsets_commit_timeout();
-        partition.replicated_to(end, deadline).await
+        partition.replicated_to(end, leader_epoch, deadline).await == Replicated::Yes
     }
 }
 

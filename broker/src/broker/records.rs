@@ -322,6 +322,7 @@ pub(super) fn apply_error(error: ApplyError) -> ApiError {
         ApplyError::ClusterIdSet { .. } => ResponseError::InconsistentClusterId,
         ApplyError::UnknownBroker { .. } => ResponseError::BrokerIdNotRegistered,
         ApplyError::StalePartitionEpoch { .. } => ResponseError::InvalidUpdateVersion,
+        ApplyError::IneligibleReplica { .. } => ResponseError::IneligibleReplica,
         ApplyError::DuplicateBrokerRegistration { .. } => {
             ResponseError::DuplicateBrokerRegistration
         }

@@ -2,7 +2,9 @@
 //! ([`ScrapeSource`]): every hosted partition's offsets and sizes, and the
 //! metadata image and quorum.
 
-use crate::metrics::{BrokerMetrics, MetadataSnapshot, PartitionSnapshot, ScrapeSource};
+use crate::metrics::{
+    BrokerMetrics, LeaderSnapshot, MetadataSnapshot, PartitionSnapshot, ScrapeSource,
+};
 
 use super::Broker;
 
@@ -16,8 +18,16 @@ impl ScrapeSource for Broker {
     fn partitions(&self) -> Vec<PartitionSnapshot> {
         let mut snapshots = Vec::new();
         for topic in self.topics() {
+            let min_insync = self.min_insync_replicas(&topic);
             for partition in &topic.partitions {
                 let high_watermark = partition.high_watermark();
+                // Before the log lock below: it takes the log lock itself.
+                let leader = partition.replication().map(|r| LeaderSnapshot {
+                    replicas: r.replicas,
+                    in_sync: r.in_sync,
+                    min_insync,
+                    followers: r.followers,
+                });
                 let log = partition.log();
                 snapshots.push(PartitionSnapshot {
                     topic: topic.name().to_string(),
@@ -27,6 +37,7 @@ impl ScrapeSource for Broker {
                     high_watermark,
                     size_bytes: log.size_bytes(),
                     segments: log.segment_count(),
+                    leader,
                 });
             }
         }

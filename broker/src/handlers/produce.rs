@@ -12,7 +12,7 @@ use crate::broker::{now_ms, Broker};
 use crate::coordinator::OFFSETS_TOPIC;
 use crate::error::ApiError;
 use crate::metrics::BrokerMetrics;
-use crate::partition::Partition;
+use crate::partition::{Partition, Replicated};
 use crate::partitions::partition_of;
 use tokio::time::Instant;
 
@@ -44,17 +44,13 @@ pub fn handle(
     let acks = request.acks;
     let invalid_acks = !matches!(acks, -1..=1);
     let now = now_ms();
-    let config = broker.config();
     let mut waiting = Vec::new();
     let mut responses: Vec<TopicProduceResponse> = Vec::new();
     for (t, topic_data) in request.topic_data.into_iter().enumerate() {
         let topic = broker.topic(&topic_data.name);
-        let min_insync = topic.as_deref().map_or(1, |topic| {
-            config
-                .topic_config_value(&topic.stored.configs, "min.insync.replicas")
-                .and_then(|(value, _)| value.parse::<usize>().ok())
-                .unwrap_or(1)
-        });
+        let min_insync = topic
+            .as_deref()
+            .map_or(1, |topic| broker.min_insync_replicas(topic));
         let mut partition_responses = Vec::new();
         for (p, data) in topic_data.partition_data.into_iter().enumerate() {
             let response = PartitionProduceResponse::default().with_index(data.index);
@@ -70,12 +66,13 @@ pub fn handle(
                 append(topic.as_deref(), data.index, data.records, required, now)
             };
             partition_responses.push(match result {
-                Ok((partition, info, log_start_offset)) => {
+                Ok((partition, leader_epoch, info, log_start_offset)) => {
                     if acks == -1 {
                         waiting.push(Waiting {
                             at: (t, p),
                             partition,
                             offset: info.last_offset + 1,
+                            leader_epoch,
                             min_insync,
                         });
                     }
@@ -135,43 +132,50 @@ struct Waiting {
     at: (usize, usize),
     partition: Arc<Partition>,
     offset: i64,
+    /// The leader epoch it was appended under.
+    leader_epoch: i32,
     min_insync: usize,
 }
 
 impl Waiting {
     fn reached(&self) -> bool {
         self.partition.high_watermark() >= self.offset
+            && self.partition.leader_epoch() == self.leader_epoch
     }
 }
 
 /// Waits until every append's partition has its high watermark at or past
-/// the append (or `timeout` passes); the errors of those that did not make
-/// it, by position in the response.
+/// the append (or the deadline passes, or this broker stops leading it);
+/// the errors of those that did not make it, by position in the response:
+/// REQUEST_TIMED_OUT, NOT_LEADER_OR_FOLLOWER (as Kafka's delayed produce
+/// answers once the partition has another leader), or
+/// NOT_ENOUGH_REPLICAS_AFTER_APPEND.
 async fn wait_for_replicas(
     metrics: &BrokerMetrics,
     waiting: Vec<Waiting>,
     deadline: Instant,
 ) -> Vec<((usize, usize), ApiError)> {
-    let reached = Waiting::reached;
+    let mut outcomes = vec![Replicated::Yes; waiting.len()];
     // Mostly already there (one replica): nothing to wait for then.
-    if !waiting.iter().all(reached) {
+    if !waiting.iter().all(Waiting::reached) {
         let _parked = metrics.produce_waiting();
-        join_all(
-            waiting
-                .iter()
-                .map(|w| w.partition.replicated_to(w.offset, deadline)),
-        )
+        outcomes = join_all(waiting.iter().map(|w| {
+            w.partition
+                .replicated_to(w.offset, w.leader_epoch, deadline)
+        }))
         .await;
     }
     waiting
         .into_iter()
-        .filter_map(|w| {
-            let error = if !reached(&w) {
-                ApiError::from(ResponseError::RequestTimedOut)
-            } else if w.partition.isr_size() < w.min_insync {
-                ApiError::from(ResponseError::NotEnoughReplicasAfterAppend)
-            } else {
-                return None;
+        .zip(outcomes)
+        .filter_map(|(w, outcome)| {
+            let error = match outcome {
+                Replicated::TimedOut => ApiError::from(ResponseError::RequestTimedOut),
+                Replicated::LeaderChanged => ApiError::from(ResponseError::NotLeaderOrFollower),
+                Replicated::Yes if w.partition.isr_size() < w.min_insync => {
+                    ApiError::from(ResponseError::NotEnoughReplicasAfterAppend)
+                }
+                Replicated::Yes => return None,
             };
             Some((w.at, error))
         })
@@ -195,7 +199,7 @@ fn append(
     records: Option<bytes::Bytes>,
     min_insync: Option<usize>,
     now: i64,
-) -> Result<(Arc<Partition>, strata_storage::AppendInfo, i64), ApiError> {
+) -> Result<(Arc<Partition>, i32, strata_storage::AppendInfo, i64), ApiError> {
     let partition = partition_of(topic, index)?;
     if let Some(required) = min_insync {
         let in_sync = partition.isr_size();
@@ -218,6 +222,9 @@ fn append(
     // The one copy of the batch on the way to the log: the request frame is
     // shared and immutable, and the base offset must be patched in place.
     let mut batch = records.to_vec();
+    // The leadership the append happens under (read first: should it end
+    // in between, the wait for replicas says so).
+    let leader_epoch = partition.leader_epoch();
     let (info, log_start_offset) = partition.append(&mut batch, now)?;
     // A retried duplicate of an idempotent producer appends nothing.
     if info.record_count > 0 {
@@ -225,5 +232,5 @@ fn append(
             .metrics
             .record_produce(batch.len(), info.record_count);
     }
-    Ok((partition.clone(), info, log_start_offset))
+    Ok((partition.clone(), leader_epoch, info, log_start_offset))
 }

@@ -98,6 +98,12 @@ pub enum ApplyError {
     },
     #[error("the cluster id is {current} already, not {proposed}")]
     ClusterIdSet { current: String, proposed: String },
+    #[error("broker {broker_id} cannot join the in-sync replicas of partition {partition} of topic {topic_id}: it is fenced or not registered")]
+    IneligibleReplica {
+        topic_id: Uuid,
+        partition: i32,
+        broker_id: i32,
+    },
 }
 
 impl MetadataImage {
@@ -288,6 +294,11 @@ impl MetadataImage {
         delta: &mut MetadataDelta,
     ) -> Result<(), ApplyError> {
         let topic_id = change.topic_id;
+        let eligible = |id: i32| self.brokers.get(&id).is_some_and(|b| !b.fenced);
+        let ineligible: Vec<i32> = match (&change.isr, change.expected_partition_epoch) {
+            (Some(isr), Some(_)) => isr.iter().copied().filter(|id| !eligible(*id)).collect(),
+            _ => Vec::new(),
+        };
         let invalid = |reason: &str| ApplyError::InvalidPartition {
             topic_id,
             partition: change.partition_id,
@@ -310,6 +321,16 @@ impl MetadataImage {
                     current: current.partition_epoch,
                 });
             }
+        }
+        // A leader's proposal (Kafka's AlterPartition) adds only brokers that
+        // are registered and unfenced (KIP-841): a fenced one would hold the
+        // high watermark back until it is dropped again.
+        if let Some(&broker_id) = ineligible.iter().find(|id| !current.isr.contains(id)) {
+            return Err(ApplyError::IneligibleReplica {
+                topic_id,
+                partition: change.partition_id,
+                broker_id,
+            });
         }
         let mut next = current.clone();
         if let Some(isr) = &change.isr {

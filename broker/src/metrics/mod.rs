@@ -51,7 +51,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 pub use groups::{CommittedOffset, GroupMetricsSource, GroupSnapshot};
 pub use metadata::MetadataSnapshot;
-pub use partitions::PartitionSnapshot;
+pub use partitions::{LeaderSnapshot, PartitionSnapshot};
 pub use requests::RequestTimer;
 
 /// What a scrape reads besides the live metrics, at scrape time: the broker
@@ -95,6 +95,8 @@ pub struct BrokerMetrics {
     connections_accepted: Counter,
     fetch_waiting: Gauge,
     produce_waiting: Gauge,
+    isr_shrinks: Counter,
+    isr_expands: Counter,
     groups: RwLock<Option<Arc<dyn GroupMetricsSource>>>,
 }
 
@@ -166,6 +168,19 @@ impl BrokerMetrics {
             })
             .clone();
 
+        let isr_shrinks = Counter::default();
+        registry.register(
+            "isr_shrinks",
+            "In-sync replica sets of partitions this broker leads that the controller shrank at its request (Kafka's IsrShrinksPerSec)",
+            isr_shrinks.clone(),
+        );
+        let isr_expands = Counter::default();
+        registry.register(
+            "isr_expands",
+            "In-sync replica sets of partitions this broker leads that the controller grew at its request (Kafka's IsrExpandsPerSec)",
+            isr_expands.clone(),
+        );
+
         BrokerMetrics {
             registry: root,
             requests,
@@ -176,6 +191,8 @@ impl BrokerMetrics {
             connections_accepted,
             fetch_waiting,
             produce_waiting,
+            isr_shrinks,
+            isr_expands,
             groups: RwLock::new(None),
         }
     }
@@ -226,6 +243,16 @@ impl BrokerMetrics {
     /// dropped.
     pub fn produce_waiting(&self) -> ActiveGuard {
         ActiveGuard::new(&self.produce_waiting)
+    }
+
+    /// The controller took this broker's proposal to shrink a partition's ISR.
+    pub fn isr_shrunk(&self) {
+        self.isr_shrinks.inc();
+    }
+
+    /// The controller took this broker's proposal to grow a partition's ISR.
+    pub fn isr_expanded(&self) {
+        self.isr_expands.inc();
     }
 
     /// Registers what reports consumer groups at scrape time (the group

@@ -7,7 +7,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
 use strata_protocol::Request;
 
 use super::*;
-use crate::broker::Broker;
+use crate::broker::{now_ms, Broker};
 use crate::test_support::{open_broker, produce_request};
 
 /// The value of the sample whose line starts with `series` (name and
@@ -248,6 +248,7 @@ fn groups_are_reported_with_lag_against_the_high_watermark() {
         high_watermark: 100,
         size_bytes: 4096,
         segments: 1,
+        leader: None,
     };
     let text = metrics.encode(vec![partition.clone()], None);
     assert!(
@@ -290,4 +291,70 @@ fn build_info_names_the_version() {
     );
     assert!(text.contains(&expected), "{text}");
     assert!(text.contains("process_resident_memory_bytes "), "{text}");
+}
+
+/// The leader of a replicated partition reports its replicas, in-sync
+/// replicas and each follower's lag; once the controller takes its proposal
+/// to drop a follower that stopped fetching, the partition is under-replicated
+/// and the shrink is counted.
+#[test]
+fn a_led_partition_reports_its_replicas_follower_lag_and_isr_shrinks() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = crate::config::BrokerConfig::new();
+    config.set("replica.lag.time.max.ms", "50").unwrap();
+    let (broker, partition) = crate::test_support::broker_with_follower(dir.path(), config);
+    let mut sizes = Vec::new();
+    for _ in 0..3 {
+        let mut batch = crate::test_support::one_record_batch(None, Some("v"), now_ms());
+        sizes.push(batch.len() as f64);
+        partition.append(&mut batch, now_ms()).unwrap();
+    }
+    // Follower 2 holds the first record.
+    partition
+        .read_for_follower(2, 1, 1 << 20, false, now_ms())
+        .unwrap();
+    let text = scrape(&broker);
+    let series = |name: &str| format!("strata_{name}{{topic=\"r\",partition=\"0\"}}");
+    let lag = |name: &str| format!("strata_{name}{{topic=\"r\",partition=\"0\",replica=\"2\"}}");
+    assert_eq!(sample(&text, &series("partition_replicas")), Some(2.0));
+    assert_eq!(
+        sample(&text, &series("partition_in_sync_replicas")),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(&text, &series("partition_under_replicated")),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&text, &lag("partition_replica_lag_offsets")),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(&text, &lag("partition_replica_lag_bytes")),
+        Some(sizes[1] + sizes[2])
+    );
+    assert_eq!(
+        sample(&text, "strata_under_replicated_partitions"),
+        Some(0.0)
+    );
+    assert_eq!(sample(&text, "strata_isr_shrinks_total"), Some(0.0));
+
+    let mut proposals = broker.take_isr_proposals().unwrap();
+    broker.partitions.tick_replicas(now_ms() + 1_000);
+    broker.alter_isr(&proposals.try_recv().expect("an ISR proposal"));
+    let text = scrape(&broker);
+    assert_eq!(
+        sample(&text, &series("partition_in_sync_replicas")),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, &series("partition_under_replicated")),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "strata_under_replicated_partitions"),
+        Some(1.0)
+    );
+    assert_eq!(sample(&text, "strata_under_min_isr_partitions"), Some(0.0));
+    assert_eq!(sample(&text, "strata_isr_shrinks_total"), Some(1.0));
 }

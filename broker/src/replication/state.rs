@@ -114,6 +114,20 @@ impl ReplicaState {
         self.isr.iter().copied().collect()
     }
 
+    /// How many replicas the partition has, this leader included.
+    pub fn replica_count(&self) -> usize {
+        self.followers.len() + 1
+    }
+
+    /// Each follower's log end offset as its last fetch told (-1 before its
+    /// first fetch under this leader).
+    pub fn follower_log_ends(&self) -> Vec<(i32, i64)> {
+        self.followers
+            .iter()
+            .map(|(id, f)| (*id, f.log_end_offset))
+            .collect()
+    }
+
     /// Whether `replica_id` is one of this partition's followers.
     pub fn has_follower(&self, replica_id: i32) -> bool {
         self.followers.contains_key(&replica_id)
