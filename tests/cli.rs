@@ -142,10 +142,10 @@ fn topic_lifecycle_create_list_describe_alter_grow_delete() {
     assert_eq!(
         table[5..],
         [
-            row(&["PARTITION", "LEADER", "REPLICAS", "ISR"]),
-            row(&["0", "1", "1", "1"]),
-            row(&["1", "1", "1", "1"]),
-            row(&["2", "1", "1", "1"]),
+            row(&["PARTITION", "LEADER", "REPLICAS", "ISR", "STATUS"]),
+            row(&["0", "1", "1", "1", "in-sync"]),
+            row(&["1", "1", "1", "1", "in-sync"]),
+            row(&["2", "1", "1", "1", "in-sync"]),
             vec![],
             row(&["CONFIG", "VALUE"]),
             row(&["cleanup.policy", "compact"]),
@@ -199,7 +199,7 @@ fn topic_lifecycle_create_list_describe_alter_grow_delete() {
     let stdout = success(strata(&bootstrap, &["topic", "describe", &orders]));
     assert!(stdout.contains("partitions:         5\n"), "{stdout}");
     assert!(
-        stdout.contains("\n4          1       1         1\n"),
+        cells(&stdout).contains(&row(&["4", "1", "1", "1", "in-sync"])),
         "{stdout}"
     );
 

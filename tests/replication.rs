@@ -174,6 +174,31 @@ fn acks_all_is_refused_below_min_insync_replicas_while_acks_one_works() {
     wait_until("the ISR is the leader alone", || {
         in_sync_replicas(&bootstrap, &topic, 0) == [1]
     });
+    // Operators see it: the CLI flags the partition, the leader's metrics count it.
+    let described = common::cli::success(common::cli::strata(
+        &bootstrap,
+        &["topic", "describe", &topic],
+    ));
+    let rows = common::cli::cells(&described);
+    assert!(
+        rows.contains(&common::cli::row(&[
+            "0",
+            "1",
+            "1,2,4",
+            "1",
+            "under-replicated"
+        ])),
+        "{described}"
+    );
+    let metrics = get_ok(&brokers[0].metrics_address(), "/metrics");
+    assert_eq!(
+        sample(&metrics, "strata_under_replicated_partitions"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&metrics, "strata_under_min_isr_partitions"),
+        Some(1.0)
+    );
     let (error, _) = client.produce_with(&topic, 0, batch(), -1, 30_000);
     assert_eq!(error, 19, "acks=all: NOT_ENOUGH_REPLICAS");
     let (error, offset) = client.produce_with(&topic, 0, batch(), 1, 30_000);

@@ -257,11 +257,21 @@ fn describe(client: &mut Client, name: &str) -> Result<String> {
             } else {
                 p.leader_id.0.to_string()
             };
+            // What needs an operator: no leader (offline: no reads or
+            // writes), or fewer in-sync replicas than replicas.
+            let status = if p.leader_id.0 < 0 {
+                "offline"
+            } else if p.isr_nodes.len() < p.replica_nodes.len() {
+                "under-replicated"
+            } else {
+                "in-sync"
+            };
             vec![
                 p.partition_index.to_string(),
                 leader,
                 join_ids(&p.replica_nodes),
                 join_ids(&p.isr_nodes),
+                status.to_string(),
             ]
         })
         .collect();
@@ -273,7 +283,7 @@ fn describe(client: &mut Client, name: &str) -> Result<String> {
         replication_factor(topic)
     );
     out.push_str(&render_table(
-        &["PARTITION", "LEADER", "REPLICAS", "ISR"],
+        &["PARTITION", "LEADER", "REPLICAS", "ISR", "STATUS"],
         &rows,
     ));
     out.push('\n');
