@@ -133,8 +133,9 @@ fn acknowledged_writes_survive_repeated_leader_kills() {
 /// (brokers 2 and 4 of three voters and one broker-only node, so the quorum
 /// stays): acks=all gets NOT_ENOUGH_REPLICAS while acks=1 still works; the
 /// two back, acks=all works again.
-#[test]
-fn acks_all_is_refused_below_min_insync_replicas_while_acks_one_works() {
+/// Three voters (1, 2, 3) and a broker-only node 4, with [`FAST_FENCING`]
+/// and `extra` settings: two brokers can be down while the quorum stays.
+fn four_nodes(extra: &[&str]) -> Vec<Broker> {
     let ports = free_ports(4);
     let mut settings = cluster_settings_via(&ports[..3], |_, voter| {
         format!("127.0.0.1:{}", ports[voter - 1])
@@ -154,9 +155,18 @@ fn acks_all_is_refused_below_min_insync_replicas_while_acks_one_works() {
         ),
         "controller.listener.names=CONTROLLER".to_string(),
     ]);
-    let settings = with_fast_fencing(settings);
+    let mut settings = with_fast_fencing(settings);
+    for node in &mut settings {
+        node.extend(extra.iter().map(|s| s.to_string()));
+    }
     let mut brokers = Broker::start_together(&settings[..3]);
     brokers.extend(Broker::start_together(&settings[3..]));
+    brokers
+}
+
+#[test]
+fn acks_all_is_refused_below_min_insync_replicas_while_acks_one_works() {
+    let mut brokers = four_nodes(&[]);
     let topic = unique_topic("min-insync");
     let all: Vec<&Broker> = brokers.iter().collect();
     create_replicated(&all, &topic, &[&[1, 2, 4]], &[("min.insync.replicas", "2")]);
@@ -513,4 +523,127 @@ fn deleted_records_are_gone_from_every_replica() {
     let received = consume_partition(&survivor, &topic, 0, 40);
     assert_eq!(received[0].offset, 60, "the first record left");
     assert_eq!(received[0].value_str(), "r-60");
+}
+
+/// After a failover the partition's first replica (its preferred leader)
+/// is back in sync but does not lead: `strata cluster elect-leaders`
+/// (ElectLeaders) gives it its leadership back, and a second time there is
+/// nothing to do. A partition whose only in-sync replica is down stays
+/// without a leader while an out-of-sync replica is alive, until an unclean
+/// election makes that one leader; the old leader, back, cuts what only it
+/// held.
+#[test]
+fn preferred_and_unclean_leader_elections() {
+    let mut brokers = four_nodes(&["auto.leader.rebalance.enable=false"]);
+    let bootstrap = brokers[0].bootstrap();
+    let preferred = unique_topic("preferred");
+    let unclean = unique_topic("unclean");
+    let all: Vec<&Broker> = brokers.iter().collect();
+    create_replicated(&all, &preferred, &[&[4, 2, 3]], &[]);
+    create_replicated(&all, &unclean, &[&[4, 3]], &[]);
+    brokers[3].kill9();
+    wait_until("2 leads", || {
+        view(&bootstrap, &preferred).1.get(&0) == Some(&2)
+    });
+    brokers[3].restart();
+    wait_until("4 is in sync again", || {
+        in_sync_replicas(&bootstrap, &preferred, 0).len() == 3
+    });
+    assert_eq!(
+        view(&bootstrap, &preferred).1[&0],
+        2,
+        "nothing moves it back by itself"
+    );
+    let elect = |args: &[&str]| {
+        let mut all = vec!["cluster", "elect-leaders"];
+        all.extend_from_slice(args);
+        common::cli::cells(&common::cli::success(common::cli::strata(&bootstrap, &all)))
+    };
+    assert_eq!(
+        elect(&["--topic", &preferred])[1],
+        common::cli::row(&[&preferred, "0", "elected"])
+    );
+    wait_until("4 leads again", || {
+        view(&bootstrap, &preferred).1.get(&0) == Some(&4)
+    });
+    assert_eq!(
+        elect(&["--topic", &preferred, "--partition", "0"])[1],
+        common::cli::row(&[&preferred, "0", "ElectionNotNeeded"])
+    );
+
+    // Unclean: 4 leads alone (3 is down), takes 5 writes, dies; 3 comes back.
+    let producer = create_producer(&producer_config(&bootstrap));
+    let kept = produce_numbered(&producer, &unclean, 0, "kept", 5);
+    flush_and_check(&producer);
+    brokers[2].kill9();
+    wait_until("4 leads alone", || {
+        in_sync_replicas(&bootstrap, &unclean, 0) == [4]
+    });
+    let mut client = RawClient::connect(&brokers[3].bootstrap());
+    for _ in 0..5 {
+        let batch = encode_batch(&[b"only-on-4".as_slice()], now_millis()).freeze();
+        assert_eq!(client.produce_with(&unclean, 0, batch, 1, 30_000).0, 0);
+    }
+    brokers[3].kill9();
+    brokers[2].restart();
+    wait_until("3 is back, the partition has no leader", || {
+        view(&bootstrap, &unclean).0.contains(&3)
+            && view(&bootstrap, &unclean).1.get(&0) == Some(&-1)
+    });
+    assert_eq!(
+        elect(&["--topic", &unclean])[1],
+        common::cli::row(&[&unclean, "0", "PreferredLeaderNotAvailable"])
+    );
+    assert_eq!(
+        elect(&["--unclean", "--topic", &unclean])[1],
+        common::cli::row(&[&unclean, "0", "elected"])
+    );
+    wait_until("3 leads", || {
+        view(&bootstrap, &unclean).1.get(&0) == Some(&3)
+    });
+    let received = consume_partition(&bootstrap, &unclean, 0, 5);
+    assert_values_in_order(&received, &kept);
+    brokers[3].restart();
+    wait_until("4 follows 3 again", || {
+        in_sync_replicas(&bootstrap, &unclean, 0).len() == 2
+    });
+    assert_all_replicas_identical(&brokers[2..], &unclean, 1);
+    assert_eq!(
+        high_watermark(&bootstrap, &unclean, 0),
+        5,
+        "4's writes are gone"
+    );
+}
+
+/// With `auto.leader.rebalance.enable` (Kafka's default), the controller
+/// gives a preferred leader its partition back by itself once it is in
+/// sync again (checked every `leader.imbalance.check.interval.seconds`).
+#[test]
+fn the_controller_moves_leadership_back_to_preferred_leaders() {
+    let mut brokers = Broker::start_together(
+        &with_fast_fencing(cluster_settings(3))
+            .into_iter()
+            .map(|mut node| {
+                node.push("leader.imbalance.check.interval.seconds=1".to_string());
+                node
+            })
+            .collect::<Vec<_>>(),
+    );
+    let bootstrap = bootstrap_all(&brokers);
+    let topic = unique_topic("rebalanced");
+    let all: Vec<&Broker> = brokers.iter().collect();
+    create_replicated(&all, &topic, &[&[3, 1, 2]], &[]);
+    brokers[2].kill9();
+    let survivor = brokers[0].bootstrap();
+    wait_until("another broker leads", || {
+        view(&survivor, &topic)
+            .1
+            .get(&0)
+            .is_some_and(|l| *l > 0 && *l != 3)
+    });
+    brokers[2].restart();
+    wait_until("3, in sync again, leads again", || {
+        view(&survivor, &topic).1.get(&0) == Some(&3)
+    });
+    let _ = bootstrap;
 }

@@ -93,6 +93,8 @@ pub struct Broker {
     /// The ISR proposals of the partitions this broker leads, until the
     /// server takes them to write ([`Broker::alter_isr`]).
     isr_proposals: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<IsrProposal>>>,
+    /// When this node last checked for leader imbalance (as active controller).
+    last_rebalance: Mutex<Option<std::time::Instant>>,
 }
 
 pub use crate::clock::now_ms;
@@ -176,6 +178,8 @@ impl Broker {
             admin: Mutex::new(()),
             apply_failure: Mutex::new(None),
             isr_proposals: Mutex::new(Some(isr_proposals)),
+            // The first check comes one interval after the start, as in Kafka.
+            last_rebalance: Mutex::new(Some(std::time::Instant::now())),
         });
         // From here on the broker acts on every change the quorum applies,
         // starting from the image it was opened with.
@@ -674,7 +678,8 @@ impl Broker {
         // a change proposed from elsewhere missed is put right here.
         if self.quorum.is_leader() {
             let admin = self.lock_admin();
-            let changes = election::reconcile(&self.image());
+            let changes =
+                election::reconcile(&self.image(), config.unclean_leader_election_enable());
             if !changes.is_empty() {
                 match self.commit(&admin, &changes) {
                     Ok(()) => {
@@ -683,7 +688,76 @@ impl Broker {
                     Err(error) => tracing::warn!(%error, "could not elect partition leaders"),
                 }
             }
+            drop(admin);
+            self.maybe_rebalance_leaders(&config);
         }
+    }
+
+    /// On the active controller, every `leader.imbalance.check.interval.seconds`
+    /// (with `auto.leader.rebalance.enable`): leadership back to preferred
+    /// leaders where a broker leads too few of its own.
+    fn maybe_rebalance_leaders(&self, config: &BrokerConfig) {
+        let Some((interval, max_imbalance)) = config.auto_leader_rebalance() else {
+            return;
+        };
+        {
+            let mut last = self
+                .last_rebalance
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if last.is_some_and(|at| at.elapsed() < interval) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let admin = self.lock_admin();
+        let changes = election::rebalance(&self.image(), max_imbalance);
+        if changes.is_empty() {
+            return;
+        }
+        match self.commit(&admin, &changes) {
+            Ok(()) => tracing::info!(
+                partitions = changes.len(),
+                "leadership moved back to preferred leaders"
+            ),
+            Err(error) => tracing::warn!(%error, "could not move leadership to preferred leaders"),
+        }
+    }
+
+    /// ElectLeaders: `elect` for each named partition (every partition when
+    /// `None`), the changes it calls for written at once; the outcome per
+    /// partition, `None` for a topic or partition that does not exist.
+    pub fn elect_leaders(
+        &self,
+        partitions: Option<Vec<(String, i32)>>,
+        elect: election::Elect,
+    ) -> Result<Vec<ElectionOutcome>, ApiError> {
+        let admin = self.lock_admin();
+        let image = self.image();
+        let wanted = partitions.unwrap_or_else(|| {
+            image
+                .topics()
+                .flat_map(|t| t.partitions.keys().map(|p| (t.name.clone(), *p)))
+                .collect()
+        });
+        let outcomes: Vec<_> = wanted
+            .into_iter()
+            .map(|(topic, index)| {
+                let outcome = image
+                    .topic(&topic)
+                    .and_then(|t| t.partitions.get(&index).map(|p| elect(&image, t.id, p)));
+                ((topic, index), outcome)
+            })
+            .collect();
+        let changes: Vec<MetadataRecord> = outcomes
+            .iter()
+            .filter_map(|(_, outcome)| match outcome {
+                Some(election::Election::Elect(record)) => Some(record.clone()),
+                _ => None,
+            })
+            .collect();
+        self.commit(&admin, &changes)?;
+        Ok(outcomes)
     }
 
     /// Clean shutdown: flush every log, record recovery points, then leave
@@ -737,6 +811,10 @@ pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
     }
     Ok(())
 }
+
+/// One partition (topic, index) of an ElectLeaders request and what the
+/// election did there (`None`: no such partition).
+pub type ElectionOutcome = ((String, i32), Option<election::Election>);
 
 impl TopicMetricsSource for BrokerMetrics {
     fn topic(&self, name: &str) -> crate::metrics::TopicMetrics {

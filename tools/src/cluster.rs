@@ -29,6 +29,27 @@ enum ClusterCommand {
     ///
     /// Example: strata cluster info --bootstrap 127.0.0.1:9092
     Info,
+    /// Elect partition leaders (Kafka's kafka-leader-election.sh): give
+    /// leadership back to preferred leaders (each partition's first replica,
+    /// when it is in sync), or with --unclean elect an out-of-sync replica
+    /// where no in-sync one is alive (what only the lost replicas held is
+    /// lost). Every partition unless --topic is given.
+    ///
+    /// Example: strata cluster elect-leaders --topic orders --partition 0
+    ElectLeaders(ElectArgs),
+}
+
+#[derive(clap::Args)]
+struct ElectArgs {
+    /// Only this topic's partitions.
+    #[arg(long)]
+    topic: Option<String>,
+    /// Only this partition of --topic.
+    #[arg(long, requires = "topic")]
+    partition: Option<i32>,
+    /// Unclean election instead of preferred.
+    #[arg(long)]
+    unclean: bool,
 }
 
 /// What `cluster info` prints, from whichever request answered.
@@ -55,10 +76,70 @@ struct Quorum {
 
 /// Runs one `strata cluster` command against `bootstrap`; errors become one line on stderr.
 pub fn run(bootstrap: &str, args: &ClusterArgs) -> ExitCode {
-    let result = match args.command {
+    let result = match &args.command {
         ClusterCommand::Info => info(bootstrap),
+        ClusterCommand::ElectLeaders(elect) => elect_leaders(bootstrap, elect),
     };
     finish(result)
+}
+
+/// Every partition index of `topic`, led or not.
+fn partitions_of(client: &mut Client, topic: &str) -> Result<Vec<i32>> {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(TopicName(topic.to_string().into())))
+        ]))
+        .with_allow_auto_topic_creation(false);
+    let response = client.send(&request)?;
+    let found = response
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == topic))
+        .ok_or_else(|| anyhow::anyhow!("unknown topic {topic:?}"))?;
+    broker_error(found.error_code, None)?;
+    Ok(found.partitions.iter().map(|p| p.partition_index).collect())
+}
+
+/// One row per partition: what the election did there.
+fn elect_leaders(bootstrap: &str, args: &ElectArgs) -> Result<String> {
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    use kafka_protocol::messages::ElectLeadersRequest;
+    let mut client = crate::client::connect(bootstrap)?;
+    let topic_partitions = match &args.topic {
+        None => None,
+        Some(topic) => {
+            let partitions = match args.partition {
+                Some(partition) => vec![partition],
+                None => partitions_of(&mut client, topic)?,
+            };
+            Some(vec![TopicPartitions::default()
+                .with_topic(TopicName(topic.clone().into()))
+                .with_partitions(partitions)])
+        }
+    };
+    let request = ElectLeadersRequest::default()
+        .with_election_type(i8::from(args.unclean))
+        .with_topic_partitions(topic_partitions)
+        .with_timeout_ms(crate::client::REQUEST_TIMEOUT_MS);
+    let response = client.send(&request)?;
+    broker_error(response.error_code, None)?;
+    let mut rows: Vec<Vec<String>> = response
+        .replica_election_results
+        .iter()
+        .flat_map(|t| {
+            t.partition_result.iter().map(|p| {
+                let outcome = match p.error_code {
+                    0 => "elected".to_string(),
+                    code => kafka_protocol::error::ResponseError::try_from_code(code)
+                        .map_or_else(|| format!("error {code}"), |e| format!("{e:?}")),
+                };
+                vec![t.topic.to_string(), p.partition_id.to_string(), outcome]
+            })
+        })
+        .collect();
+    rows.sort();
+    Ok(render_table(&["TOPIC", "PARTITION", "RESULT"], &rows))
 }
 
 fn info(bootstrap: &str) -> Result<String> {

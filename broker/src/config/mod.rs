@@ -362,6 +362,23 @@ impl BrokerConfig {
         usize::try_from(self.integer("group.max.size")).unwrap_or(usize::MAX)
     }
 
+    /// `unclean.leader.election.enable`: the broker default of the topic config.
+    pub fn unclean_leader_election_enable(&self) -> bool {
+        self.boolean("unclean.leader.election.enable")
+    }
+
+    /// With `auto.leader.rebalance.enable`: how often to check, and the
+    /// largest share of a broker's preferred partitions others may lead.
+    pub fn auto_leader_rebalance(&self) -> Option<(Duration, f64)> {
+        self.boolean("auto.leader.rebalance.enable").then(|| {
+            let seconds = u64::try_from(self.integer("leader.imbalance.check.interval.seconds"));
+            (
+                Duration::from_secs(seconds.unwrap_or(300).max(1)),
+                f64::from(self.int("leader.imbalance.per.broker.percentage")) / 100.0,
+            )
+        })
+    }
+
     /// `offsets.commit.timeout.ms` (Kafka's default 5000).
     pub fn offsets_commit_timeout(&self) -> Duration {
         Duration::from_millis(self.millis("offsets.commit.timeout.ms"))

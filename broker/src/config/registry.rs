@@ -250,7 +250,7 @@ pub static TOPIC_CONFIGS: &[ConfigKey] = &[
         SEGMENT_MS_SYNONYMS, Enforced,
         "Age at which the active segment is rolled even if it is not full."),
     key("unclean.leader.election.enable", Boolean, Some("false"), Any,
-        &[same("unclean.leader.election.enable")], Stored,
+        &[same("unclean.leader.election.enable")], Enforced,
         "Allow an out-of-sync replica to become leader, at the price of losing data."),
 ];
 
@@ -271,6 +271,8 @@ pub fn is_dynamic(name: &str) -> bool {
 pub static BROKER_CONFIGS: &[ConfigKey] = &[
     key("advertised.listeners", Str, None, Any, &[], Enforced,
         "NAME://HOST:PORT given to clients for a listener (default: the bound address); --advertise overrides it."),
+    key("auto.leader.rebalance.enable", Boolean, Some("true"), Any, &[], Enforced,
+        "The active controller moves leadership back to preferred leaders (first replicas) when a broker's share of partitions led by others passes leader.imbalance.per.broker.percentage."),
     key("auto.create.topics.enable", Boolean, Some("true"), Any, &[], Enforced,
         "Create a topic when a client asks for metadata of, or produces to, a topic that does not exist."),
     key("broker.heartbeat.interval.ms", Int, Some("2000"), AtLeast(1), &[], Enforced,
@@ -301,6 +303,10 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         "Most members a group may have; more joins get GROUP_MAX_SIZE_REACHED."),
     key("group.min.session.timeout.ms", Int, Some("6000"), AtLeast(1), &[], Enforced,
         "Shortest session timeout a JoinGroup may ask for; shorter gets INVALID_SESSION_TIMEOUT."),
+    key("leader.imbalance.check.interval.seconds", Long, Some("300"), AtLeast(1), &[], Enforced,
+        "How often the active controller checks for leader imbalance (auto.leader.rebalance.enable)."),
+    key("leader.imbalance.per.broker.percentage", Int, Some("10"), AtLeast(0), &[], Enforced,
+        "The share of a broker's preferred partitions that others may lead before leadership is moved back."),
     key("listeners", Str, Some("PLAINTEXT://127.0.0.1:9092"), Any, &[], Enforced,
         "NAME://HOST:PORT to bind: one PLAINTEXT client listener, plus the controller listener of controller.listener.names (bound when there are several voters, and on a broker-only node); --listen overrides it."),
     key("log.cleaner.backoff.ms", Long, Some("15000"), AtLeast(0), &[], Enforced,
@@ -397,8 +403,8 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         "A replica fetcher waiting this long for the leader's answer drops the connection and opens another."),
     key("socket.request.max.bytes", Int, Some("104857600"), AtLeast(1), &[], Enforced,
         "Largest request frame accepted; a larger frame closes the connection."),
-    key("unclean.leader.election.enable", Boolean, Some("false"), Any, &[], Stored,
-        "Broker default of the topic config unclean.leader.election.enable."),
+    key("unclean.leader.election.enable", Boolean, Some("false"), Any, &[], Enforced,
+        "Broker default of the topic config unclean.leader.election.enable (the active controller's counts)."),
 ];
 
 /// The topic property called `name`, if Strata knows it.

@@ -22,6 +22,7 @@ mod api_versions;
 mod cluster;
 mod configs;
 mod delete_records;
+mod elect_leaders;
 mod fetch;
 mod groups;
 mod leader_epoch;
@@ -63,6 +64,7 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::DescribeQuorum, 0, 2),
+    (ApiKey::ElectLeaders, 0, 2),
 ];
 
 /// The advertised version ranges, as ApiVersions carries them.
@@ -231,6 +233,9 @@ pub async fn handle(
         }
         RequestKind::DescribeQuorum(request) => {
             ResponseKind::DescribeQuorum(quorum::describe(broker, request))
+        }
+        RequestKind::ElectLeaders(request) => {
+            ResponseKind::ElectLeaders(off_worker(|| elect_leaders::handle(broker, request)))
         }
         _ => return Err(HandleError::Unsupported { api_key, version }),
     };
