@@ -926,8 +926,9 @@ pub fn append_bytes(path: &Path, bytes: &[u8]) {
     file.write_all(bytes).expect("append to the segment");
 }
 
-/// The active (highest base offset) segment `.log` file of a partition directory.
-pub fn active_segment(partition_dir: &Path) -> PathBuf {
+/// The segment `.log` files (`NNNNNNNNNNNNNNNNNNNN.log`) of a partition directory, in
+/// base offset order.
+pub fn segment_files(partition_dir: &Path) -> Vec<PathBuf> {
     let mut segments: Vec<PathBuf> = std::fs::read_dir(partition_dir)
         .unwrap_or_else(|e| panic!("read {}: {e}", partition_dir.display()))
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -940,7 +941,12 @@ pub fn active_segment(partition_dir: &Path) -> PathBuf {
         })
         .collect();
     segments.sort();
-    segments.pop().unwrap_or_else(|| {
+    segments
+}
+
+/// The active (highest base offset) segment `.log` file of a partition directory.
+pub fn active_segment(partition_dir: &Path) -> PathBuf {
+    segment_files(partition_dir).pop().unwrap_or_else(|| {
         panic!(
             "no NNNNNNNNNNNNNNNNNNNN.log segment in {}",
             partition_dir.display()

@@ -27,6 +27,7 @@ mod fetch;
 mod groups;
 mod leader_epoch;
 mod list_offsets;
+mod log_dirs;
 mod metadata;
 mod offsets;
 mod produce;
@@ -47,6 +48,7 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
@@ -189,6 +191,9 @@ pub async fn handle(
         }
         RequestKind::DeleteRecords(request) => {
             ResponseKind::DeleteRecords(delete_records::handle(broker, request))
+        }
+        RequestKind::DescribeLogDirs(request) => {
+            ResponseKind::DescribeLogDirs(log_dirs::describe(broker, request))
         }
         RequestKind::DescribeCluster(request) => {
             ResponseKind::DescribeCluster(cluster::describe(broker, &request))

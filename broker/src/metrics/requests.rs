@@ -209,6 +209,10 @@ fn visit_error_codes(response: &ResponseKind, mut visit: impl FnMut(i16)) {
         }
         ResponseKind::InitProducerId(r) => visit(r.error_code),
         ResponseKind::DescribeCluster(r) => visit(r.error_code),
+        ResponseKind::DescribeLogDirs(r) => {
+            visit(r.error_code);
+            r.results.iter().for_each(|d| visit(d.error_code));
+        }
         ResponseKind::DeleteRecords(r) => r
             .topics
             .iter()
