@@ -253,6 +253,13 @@ fn visit_error_codes(response: &ResponseKind, mut visit: impl FnMut(i16)) {
         ResponseKind::DescribeGroups(r) => r.groups.iter().for_each(|g| visit(g.error_code)),
         ResponseKind::ListGroups(r) => visit(r.error_code),
         ResponseKind::DeleteGroups(r) => r.results.iter().for_each(|g| visit(g.error_code)),
+        ResponseKind::ElectLeaders(r) => {
+            visit(r.error_code);
+            r.replica_election_results
+                .iter()
+                .flat_map(|t| &t.partition_result)
+                .for_each(|p| visit(p.error_code));
+        }
         ResponseKind::DescribeQuorum(r) => {
             visit(r.error_code);
             r.topics
