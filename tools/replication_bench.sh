@@ -2,7 +2,8 @@
 # Replication measurements for docs/benchmarks.md, everything on this one machine
 # (client and three brokers sharing its cores): produce throughput and latency of
 # 1 KiB records with replication factor 1 and acks=1 against replication factor 3 and
-# acks=all (`strata perf`, one partition each), and the time from kill -9 of the
+# acks=all (`strata perf`, one partition each), the followers' lag behind the
+# leader during the acks=all run (from /metrics), and the time from kill -9 of the
 # replicated partition's leader to the first successful acks=all produce through
 # another node.
 #
@@ -32,8 +33,24 @@ done
 sleep 1
 echo "RF 1, acks=1:   $("$strata" --bootstrap "$bootstrap" perf produce rf1 \
   --num-records "$records" --record-size 1024 --acks 1 --json)"
-echo "RF 3, acks=all: $("$strata" --bootstrap "$bootstrap" perf produce rf3 \
-  --num-records "$records" --record-size 1024 --acks all --json)"
+# Replica lag under that load: every node's /metrics sampled every 100 ms while
+# the acks=all run goes on (the leader reports each follower's lag).
+"$strata" --bootstrap "$bootstrap" perf produce rf3 \
+  --num-records "$records" --record-size 1024 --acks all --json >"$dir/rf3.json" &
+perf_run=$!
+: >"$dir/lag"
+while kill -0 "$perf_run" 2>/dev/null; do
+  for port in $((base + 200)) $((base + 201)) $((base + 202)); do
+    curl -s "http://127.0.0.1:$port/metrics" |
+      awk '/^strata_partition_replica_lag_(offsets|bytes)\{topic="rf3"/ {print $1, $2}' >>"$dir/lag"
+  done
+  sleep 0.1
+done
+wait "$perf_run"
+echo "RF 3, acks=all: $(cat "$dir/rf3.json")"
+echo "replica lag under that load (max over 100 ms samples): $(awk '
+  /_offsets/ { if ($2 > o) o = $2; n++ } /_bytes/ { if ($2 > b) b = $2 }
+  END { printf "%d offsets, %d bytes (%d samples)", o, b, n }' "$dir/lag")"
 
 leader=$("$strata" --bootstrap "$bootstrap" topic describe rf3 | awk '$1 == "0" {print $2}')
 survivor=$(( leader == 1 ? 2 : 1 ))

@@ -17,13 +17,20 @@ import signal
 import time
 
 from kafka import KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 from kafka.admin import NewTopic
 
 from strata_test import TIMEOUT_S, admin_client, expect, group_member, run, step, subscribe
 
 
 def leader_of(admin, topic):
-    described = admin.describe_topics([topic])[0]
+    """The partition's leader, -1 while unknown. The admin client does not retry by
+    itself: a request that went to the broker just killed fails, and the next one
+    goes to another broker."""
+    try:
+        described = admin.describe_topics([topic])[0]
+    except KafkaError:
+        return -1
     return described["partitions"][0]["leader_id"]
 
 
@@ -67,6 +74,7 @@ def main(bootstrap, pids):
     consumer.commit()
 
     leader = leader_of(admin, topic)
+    expect(leader in pid_of, f"leader {leader}")
     step(f"kill -9 the leader, broker {leader}")
     os.kill(pid_of[leader], signal.SIGKILL)
     deadline = time.time() + TIMEOUT_S
