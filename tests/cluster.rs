@@ -570,22 +570,8 @@ fn a_broker_only_node_joins_and_new_topics_use_it() {
     let mut settings = cluster_settings_via(&ports[..3], |_, voter| {
         format!("127.0.0.1:{}", ports[voter - 1])
     });
-    let voters = settings[0]
-        .iter()
-        .find(|s| s.starts_with("controller.quorum.voters="))
-        .unwrap()
-        .clone();
     let mut brokers = Broker::start_together(&settings);
-    settings.push(vec![
-        "node.id=4".to_string(),
-        "process.roles=broker".to_string(),
-        voters,
-        format!(
-            "listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{}",
-            ports[3]
-        ),
-        "controller.listener.names=CONTROLLER".to_string(),
-    ]);
+    settings.push(broker_only_settings(&settings[0], 4, ports[3]));
     brokers.extend(Broker::start_together(&settings[3..]));
     let ids: BTreeSet<i32> = (1..=4).collect();
     for broker in &brokers {

@@ -133,37 +133,6 @@ fn acknowledged_writes_survive_repeated_leader_kills() {
 /// (brokers 2 and 4 of three voters and one broker-only node, so the quorum
 /// stays): acks=all gets NOT_ENOUGH_REPLICAS while acks=1 still works; the
 /// two back, acks=all works again.
-/// Three voters (1, 2, 3) and a broker-only node 4, with [`FAST_FENCING`]
-/// and `extra` settings: two brokers can be down while the quorum stays.
-fn four_nodes(extra: &[&str]) -> Vec<Broker> {
-    let ports = free_ports(4);
-    let mut settings = cluster_settings_via(&ports[..3], |_, voter| {
-        format!("127.0.0.1:{}", ports[voter - 1])
-    });
-    let voters = settings[0]
-        .iter()
-        .find(|s| s.starts_with("controller.quorum.voters="))
-        .unwrap()
-        .clone();
-    settings.push(vec![
-        "node.id=4".to_string(),
-        "process.roles=broker".to_string(),
-        voters,
-        format!(
-            "listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{}",
-            ports[3]
-        ),
-        "controller.listener.names=CONTROLLER".to_string(),
-    ]);
-    let mut settings = with_fast_fencing(settings);
-    for node in &mut settings {
-        node.extend(extra.iter().map(|s| s.to_string()));
-    }
-    let mut brokers = Broker::start_together(&settings[..3]);
-    brokers.extend(Broker::start_together(&settings[3..]));
-    brokers
-}
-
 #[test]
 fn acks_all_is_refused_below_min_insync_replicas_while_acks_one_works() {
     let mut brokers = four_nodes(&[]);

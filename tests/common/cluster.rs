@@ -219,3 +219,37 @@ pub fn coordinator_of(bootstrap: &str, group: &str) -> i32 {
     find_coordinator(bootstrap, group)
         .unwrap_or_else(|error| panic!("FindCoordinator for {group}: error {error}"))
 }
+
+/// The settings of broker-only node `node_id`, following the voters that
+/// `voter` (one voter's settings) names, its controller listener on `port`.
+pub fn broker_only_settings(voter: &[String], node_id: i32, port: u16) -> Vec<String> {
+    let voters = voter
+        .iter()
+        .find(|s| s.starts_with("controller.quorum.voters="))
+        .expect("a voter's settings")
+        .clone();
+    vec![
+        format!("node.id={node_id}"),
+        "process.roles=broker".to_string(),
+        voters,
+        format!("listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{port}"),
+        "controller.listener.names=CONTROLLER".to_string(),
+    ]
+}
+
+/// Three voters (1, 2, 3) and a broker-only node 4, with [`FAST_FENCING`]
+/// and `extra` settings: two brokers can be down while the quorum stays.
+pub fn four_nodes(extra: &[&str]) -> Vec<Broker> {
+    let ports = free_ports(4);
+    let mut settings = cluster_settings_via(&ports[..3], |_, voter| {
+        format!("127.0.0.1:{}", ports[voter - 1])
+    });
+    settings.push(broker_only_settings(&settings[0], 4, ports[3]));
+    let mut settings = with_fast_fencing(settings);
+    for node in &mut settings {
+        node.extend(extra.iter().map(|s| s.to_string()));
+    }
+    let mut brokers = Broker::start_together(&settings[..3]);
+    brokers.extend(Broker::start_together(&settings[3..]));
+    brokers
+}
