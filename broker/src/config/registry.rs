@@ -271,10 +271,10 @@ pub fn is_dynamic(name: &str) -> bool {
 pub static BROKER_CONFIGS: &[ConfigKey] = &[
     key("advertised.listeners", Str, None, Any, &[], Enforced,
         "NAME://HOST:PORT given to clients for a listener (default: the bound address); --advertise overrides it."),
-    key("auto.leader.rebalance.enable", Boolean, Some("true"), Any, &[], Enforced,
-        "The active controller moves leadership back to preferred leaders (first replicas) when a broker's share of partitions led by others passes leader.imbalance.per.broker.percentage."),
     key("auto.create.topics.enable", Boolean, Some("true"), Any, &[], Enforced,
         "Create a topic when a client asks for metadata of, or produces to, a topic that does not exist."),
+    key("auto.leader.rebalance.enable", Boolean, Some("true"), Any, &[], Enforced,
+        "The active controller moves leadership back to preferred leaders (first replicas) when a broker's share of partitions led by others passes leader.imbalance.per.broker.percentage."),
     key("broker.heartbeat.interval.ms", Int, Some("2000"), AtLeast(1), &[], Enforced,
         "How often a broker tells the active controller it is alive."),
     key("broker.id", Int, None, AtLeast(0), &[], Enforced,
