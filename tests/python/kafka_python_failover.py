@@ -24,14 +24,25 @@ from strata_test import TIMEOUT_S, admin_client, expect, group_member, run, step
 
 
 def leader_of(admin, topic):
-    """The partition's leader, -1 while unknown. The admin client does not retry by
-    itself: a request that went to the broker just killed fails, and the next one
-    goes to another broker."""
+    """The partition's leader, -1 while unknown: the broker asked may not have the new
+    topic's metadata yet, and the admin client does not retry by itself (a request
+    that went to the broker just killed fails; the next one goes to another)."""
     try:
-        described = admin.describe_topics([topic])[0]
+        partitions = admin.describe_topics([topic])[0]["partitions"]
     except KafkaError:
         return -1
-    return described["partitions"][0]["leader_id"]
+    return partitions[0]["leader_id"] if partitions else -1
+
+
+def wait_for_leader(admin, topic, not_this=-1):
+    """The partition's leader once there is one other than `not_this`."""
+    deadline = time.time() + TIMEOUT_S
+    leader = leader_of(admin, topic)
+    while leader in (not_this, -1) and time.time() < deadline:
+        time.sleep(0.2)
+        leader = leader_of(admin, topic)
+    expect(leader not in (not_this, -1), f"no leader other than {not_this}")
+    return leader
 
 
 def produce(producer, topic, values):
@@ -58,9 +69,7 @@ def main(bootstrap, pids):
     step("create_topics: one partition, replication factor 3")
     result = admin.create_topics([NewTopic(topic, 1, 3)], timeout_ms=TIMEOUT_S * 1000)
     expect(all(t.get("error_code", 0) == 0 for t in result["topics"]), f"{result}")
-    deadline = time.time() + TIMEOUT_S
-    while leader_of(admin, topic) < 0 and time.time() < deadline:
-        time.sleep(0.1)
+    wait_for_leader(admin, topic)
 
     step("produce 50 records with acks=all, a group reads and commits them")
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=20,
@@ -73,14 +82,10 @@ def main(bootstrap, pids):
     expect(seen == before, f"read {len(seen)} of 50: {seen[:3]}...")
     consumer.commit()
 
-    leader = leader_of(admin, topic)
-    expect(leader in pid_of, f"leader {leader}")
+    leader = wait_for_leader(admin, topic)
     step(f"kill -9 the leader, broker {leader}")
     os.kill(pid_of[leader], signal.SIGKILL)
-    deadline = time.time() + TIMEOUT_S
-    while leader_of(admin, topic) in (leader, -1) and time.time() < deadline:
-        time.sleep(0.2)
-    expect(leader_of(admin, topic) not in (leader, -1), "no new leader")
+    wait_for_leader(admin, topic, not_this=leader)
 
     step("the producer goes on with the new leader, the group reads on and commits")
     after = [f"after-{i}" for i in range(50)]
