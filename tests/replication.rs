@@ -140,7 +140,7 @@ fn acks_all_is_refused_below_min_insync_replicas_while_acks_one_works() {
     let all: Vec<&Broker> = brokers.iter().collect();
     create_replicated(&all, &topic, &[&[1, 2, 4]], &[("min.insync.replicas", "2")]);
     let bootstrap = brokers[0].bootstrap();
-    let batch = || encode_batch(&[b"v".as_slice()], now_millis()).freeze();
+    let batch = || encode_batch(&[b"v".as_slice()], now_ms()).freeze();
     let mut client = RawClient::connect(&bootstrap);
     assert_eq!(
         client.produce(&topic, 0, batch()).0,
@@ -191,13 +191,6 @@ fn acks_all_is_refused_below_min_insync_replicas_while_acks_one_works() {
     assert_eq!(client.produce(&topic, 0, batch()), (0, 2), "acks=all again");
 }
 
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 /// The leader of a replicated partition cut off from everyone (clients,
 /// followers and controllers reach each node through fault-injecting proxies
 /// on loopback; the cut black-holes every proxy into and out of it) under
@@ -237,7 +230,7 @@ fn a_leader_cut_off_from_the_others_truncates_what_only_it_took() {
 
     // Straight to the cut-off leader, past its proxy.
     let mut direct = RawClient::connect(&brokers[cut].bootstrap());
-    let stray = encode_batch(&[b"stray".as_slice()], now_millis()).freeze();
+    let stray = encode_batch(&[b"stray".as_slice()], now_ms()).freeze();
     let (error, stray_offset) = direct.produce_with(&topic, 0, stray.clone(), 1, 30_000);
     assert_eq!(error, 0, "acks=1 on the cut-off leader");
     let (error, _) = direct.produce_with(&topic, 0, stray, -1, 2_000);
@@ -550,7 +543,7 @@ fn preferred_and_unclean_leader_elections() {
     });
     let mut client = RawClient::connect(&brokers[3].bootstrap());
     for _ in 0..5 {
-        let batch = encode_batch(&[b"only-on-4".as_slice()], now_millis()).freeze();
+        let batch = encode_batch(&[b"only-on-4".as_slice()], now_ms()).freeze();
         assert_eq!(client.produce_with(&unclean, 0, batch, 1, 30_000).0, 0);
     }
     brokers[3].kill9();

@@ -4,7 +4,8 @@ Usage: python kafka_python_failover.py <bootstrap> <id>=<pid>,...   (driven by
 tests/kafka_python.rs: the bootstrap lists the three nodes, the second argument maps
 each broker id to its process id)
 
-A replication-factor-3 topic; an acks=all producer and a consumer group that commits.
+A replication-factor-3 topic; an acks=all producer and a consumer group that commits;
+every broker reports its replica in DescribeLogDirs.
 The partition's leader is killed (SIGKILL) halfway: the producer's next records go to
 the new leader, the group goes on from where it committed and reads them, and commits
 again.
@@ -81,6 +82,16 @@ def main(bootstrap, pids):
     seen = read(consumer, 50)
     expect(seen == before, f"read {len(seen)} of 50: {seen[:3]}...")
     consumer.commit()
+
+    step("describe_log_dirs: every broker holds a replica with the records' bytes")
+    sizes = {}
+    for broker in admin.describe_log_dirs(topic_partitions=[topic]):
+        for log_dir in broker["log_dirs"]:
+            for t in log_dir["topics"]:
+                for p in t["partitions"]:
+                    if t["name"] == topic:
+                        sizes[broker["broker"]] = p["partition_size"]
+    expect(sorted(sizes) == [1, 2, 3] and min(sizes.values()) > 0, f"replica sizes: {sizes}")
 
     leader = wait_for_leader(admin, topic)
     step(f"kill -9 the leader, broker {leader}")
